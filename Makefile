@@ -1,0 +1,37 @@
+# The two commands: `make serve` (set up, then run the server on the mock driver)
+# and `make test` (set up, then run the whole test suite). Everything else is a step of those.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup serve test proto lint clean
+
+setup: $(STAMP) node_modules/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+serve: setup
+	$(BIN)/deltacloud-server $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerate the committed Python code from protos/ (tests fail if it is stale).
+proto: $(STAMP)
+	$(BIN)/python scripts/genproto.py
+
+lint: setup
+	$(BIN)/ruff check server drivers tests
+	node_modules/.bin/buf lint protos
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,465 @@
+"""BaseDriver: the contract every cloud driver implements, one method per operation.
+
+A driver subclasses :class:`BaseDriver`, declares ``name``, ``collections``, its
+``features``, ``hardware_profiles`` and ``instance_states``, and implements the methods of
+the collections it declares. Methods are plain blocking Python; the server runs them in a
+worker pool. Every method takes a :class:`CallContext` (credentials, provider, deadline)
+first. Methods return the models of :mod:`deltacloud.drivers.models` and raise the errors of
+:mod:`deltacloud.drivers.errors`; they never see protobuf or gRPC.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from . import models as m
+from .capabilities import COLLECTIONS, FEATURES, Feature
+from .errors import (
+    AuthenticationError,
+    DriverDefinitionError,
+    NotFoundError,
+    OperationNotSupportedError,
+    ValidationError,
+)
+from .filters import filter_on
+from .hardware import HardwareProfile, ProfileCatalog
+from .state_machine import StateMachine
+
+Filters = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The caller's credentials (HTTP Basic user and password). Never logged: the repr
+    hides both."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return "Credentials(<redacted>)"
+
+    def __bool__(self) -> bool:
+        return bool(self.user)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a driver method knows about the call it serves."""
+
+    credentials: Credentials
+    provider: str
+    #: time.monotonic() value by which the client wants an answer, or None.
+    deadline: float | None = None
+
+    def time_left(self) -> float | None:
+        """Seconds until the client's deadline (never negative), or None when unbounded."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """Server-side configuration a driver is built with."""
+
+    data_dir: Path
+    #: Driver-specific settings (``--driver-option mock.users=alice:secret``), by key.
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+class BaseDriver:
+    """The driver contract. Subclasses are validated when defined (see
+    :meth:`__init_subclass__`), so a misdeclared driver fails at import with a message that
+    names the driver and the fix."""
+
+    #: The driver's id, as clients name it in ``x-deltacloud-driver``.
+    name: ClassVar[str] = ""
+    #: One line for discovery.
+    description: ClassVar[str] = ""
+    #: The Deltacloud collections this driver serves (see capabilities.COLLECTIONS).
+    collections: ClassVar[frozenset[str]] = frozenset()
+    #: Optional capabilities per collection, e.g. {"instances": [Feature("user_data")]}.
+    features: ClassVar[Mapping[str, Sequence[Feature]]] = {}
+    #: The hardware profiles, in order (the first matching an image's architecture is the
+    #: default).
+    hardware_profiles: ClassVar[Sequence[HardwareProfile]] = ()
+    #: How this cloud's instances move between states.
+    instance_states: ClassVar[StateMachine | None] = None
+
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not abstract:
+            _validate_driver_class(cls)
+
+    def __init__(self, provider: str, config: DriverConfig) -> None:
+        self.provider = provider
+        self.config = config
+
+    # ---- discovery ------------------------------------------------------------------
+
+    @classmethod
+    def providers(cls) -> list[m.Provider]:
+        """The providers (regions, endpoints) this driver can point at."""
+        return [m.Provider(id="default", name="default")]
+
+    @classmethod
+    def accepts_provider(cls, provider: str) -> bool:
+        """Whether ``provider`` names a place this driver can serve. Override when providers
+        are open-ended (e.g. a provider string carrying an endpoint URL)."""
+        return any(p.id == provider for p in cls.providers())
+
+    @classmethod
+    def default_provider(cls) -> str:
+        return cls.providers()[0].id
+
+    @classmethod
+    def supports(cls, collection: str, operation: str = "list") -> bool:
+        """Whether this driver serves ``operation`` on ``collection``."""
+        spec = COLLECTIONS.get(collection)
+        if spec is None or collection not in cls.collections:
+            return False
+        method = spec.operations.get(operation)
+        return method is not None and _overrides(cls, method)
+
+    @classmethod
+    def operations(cls, collection: str) -> list[str]:
+        spec = COLLECTIONS[collection]
+        return [op for op in spec.operations if cls.supports(collection, op)]
+
+    @classmethod
+    def feature(cls, collection: str, name: str) -> Feature | None:
+        return next((f for f in cls.features.get(collection, ()) if f.name == name), None)
+
+    def close(self) -> None:
+        """Release what the driver holds (connections, files). Called at server shutdown."""
+
+    # ---- credentials ----------------------------------------------------------------
+
+    def authenticate(self, ctx: CallContext) -> None:
+        """Raise AuthenticationError unless the credentials may be used. Called by the server
+        before every operation, so keep it cheap (no backend round trip if avoidable)."""
+        if not ctx.credentials:
+            raise AuthenticationError("credentials are required")
+
+    # ---- generic getter -------------------------------------------------------------
+
+    def _get(self, kind: str, items: Sequence[Any], item_id: str) -> Any:
+        found = filter_on(items, {"id": item_id}, "id")
+        if not found:
+            raise NotFoundError(kind, item_id)
+        return found[0]
+
+    def _unsupported(self, collection: str, operation: str) -> OperationNotSupportedError:
+        return OperationNotSupportedError(self.name, collection, operation)
+
+    # ---- realms ---------------------------------------------------------------------
+
+    def list_realms(self, ctx: CallContext, filters: Filters) -> list[m.Realm]:
+        raise self._unsupported("realms", "list")
+
+    def get_realm(self, ctx: CallContext, realm_id: str) -> m.Realm:
+        return self._get("realm", self.list_realms(ctx, {"id": realm_id}), realm_id)  # type: ignore[no-any-return]
+
+    # ---- hardware profiles ----------------------------------------------------------
+
+    def list_hardware_profiles(self, ctx: CallContext, filters: Filters) -> list[HardwareProfile]:
+        """The class-level profiles; override when the cloud lists them at run time."""
+        return list(self.hardware_profiles)
+
+    def get_hardware_profile(self, ctx: CallContext, profile_id: str) -> HardwareProfile:
+        profiles = self.list_hardware_profiles(ctx, {"id": profile_id})
+        return self._get("hardware_profile", profiles, profile_id)  # type: ignore[no-any-return]
+
+    def default_hardware_profile_id(self, ctx: CallContext, image_id: str) -> str:
+        """The profile an instance of ``image_id`` gets when the client names none: by
+        default the first profile matching the image's architecture (as Deltacloud did)."""
+        architecture = self.get_image(ctx, image_id).architecture or None
+        profiles = ProfileCatalog(tuple(self.list_hardware_profiles(ctx, {})))
+        profile = profiles.default_for(architecture)
+        if profile is None:
+            raise ValidationError(
+                f"no hardware profile matches image {image_id!r} ({architecture})",
+                metadata={"image_id": image_id, "architecture": architecture},
+            )
+        return profile.id
+
+    # ---- images ---------------------------------------------------------------------
+
+    def list_images(self, ctx: CallContext, filters: Filters) -> list[m.Image]:
+        raise self._unsupported("images", "list")
+
+    def get_image(self, ctx: CallContext, image_id: str) -> m.Image:
+        return self._get("image", self.list_images(ctx, {"id": image_id}), image_id)  # type: ignore[no-any-return]
+
+    def create_image(self, ctx: CallContext, opts: m.CreateImage) -> m.Image:
+        raise self._unsupported("images", "create")
+
+    def delete_image(self, ctx: CallContext, image_id: str) -> None:
+        raise self._unsupported("images", "destroy")
+
+    # ---- instances ------------------------------------------------------------------
+
+    def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
+        raise self._unsupported("instances", "list")
+
+    def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        instances = self.list_instances(ctx, {"id": instance_id})
+        return self._get("instance", instances, instance_id)  # type: ignore[no-any-return]
+
+    def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:
+        """Create ``opts.instance_count`` instances; the server has already validated the
+        hardware profile overrides and the features the options need."""
+        raise self._unsupported("instances", "create")
+
+    def start_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        raise self._unsupported("instances", "start")
+
+    def stop_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        raise self._unsupported("instances", "stop")
+
+    def reboot_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        raise self._unsupported("instances", "reboot")
+
+    def destroy_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        """Destroy the instance and return it as it is afterwards (often FINISH)."""
+        raise self._unsupported("instances", "destroy")
+
+    # ---- keys -----------------------------------------------------------------------
+
+    def list_keys(self, ctx: CallContext, filters: Filters) -> list[m.Key]:
+        raise self._unsupported("keys", "list")
+
+    def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
+        return self._get("key", self.list_keys(ctx, {"id": key_id}), key_id)  # type: ignore[no-any-return]
+
+    def create_key(self, ctx: CallContext, opts: m.CreateKey) -> m.Key:
+        raise self._unsupported("keys", "create")
+
+    def delete_key(self, ctx: CallContext, key_id: str) -> None:
+        raise self._unsupported("keys", "destroy")
+
+    # ---- storage volumes ------------------------------------------------------------
+
+    def list_storage_volumes(self, ctx: CallContext, filters: Filters) -> list[m.StorageVolume]:
+        raise self._unsupported("storage_volumes", "list")
+
+    def get_storage_volume(self, ctx: CallContext, volume_id: str) -> m.StorageVolume:
+        volumes = self.list_storage_volumes(ctx, {"id": volume_id})
+        return self._get("storage_volume", volumes, volume_id)  # type: ignore[no-any-return]
+
+    def create_storage_volume(
+        self, ctx: CallContext, opts: m.CreateStorageVolume
+    ) -> m.StorageVolume:
+        raise self._unsupported("storage_volumes", "create")
+
+    def delete_storage_volume(self, ctx: CallContext, volume_id: str) -> None:
+        raise self._unsupported("storage_volumes", "destroy")
+
+    def attach_storage_volume(
+        self, ctx: CallContext, volume_id: str, instance_id: str, device: str
+    ) -> m.StorageVolume:
+        raise self._unsupported("storage_volumes", "attach")
+
+    def detach_storage_volume(self, ctx: CallContext, volume_id: str) -> m.StorageVolume:
+        raise self._unsupported("storage_volumes", "detach")
+
+    # ---- storage snapshots ----------------------------------------------------------
+
+    def list_storage_snapshots(self, ctx: CallContext, filters: Filters) -> list[m.StorageSnapshot]:
+        raise self._unsupported("storage_snapshots", "list")
+
+    def get_storage_snapshot(self, ctx: CallContext, snapshot_id: str) -> m.StorageSnapshot:
+        snapshots = self.list_storage_snapshots(ctx, {"id": snapshot_id})
+        return self._get("storage_snapshot", snapshots, snapshot_id)  # type: ignore[no-any-return]
+
+    def create_storage_snapshot(
+        self, ctx: CallContext, opts: m.CreateStorageSnapshot
+    ) -> m.StorageSnapshot:
+        raise self._unsupported("storage_snapshots", "create")
+
+    def delete_storage_snapshot(self, ctx: CallContext, snapshot_id: str) -> None:
+        raise self._unsupported("storage_snapshots", "destroy")
+
+    # ---- buckets and blobs ----------------------------------------------------------
+
+    def list_buckets(self, ctx: CallContext, filters: Filters) -> list[m.Bucket]:
+        raise self._unsupported("buckets", "list")
+
+    def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
+        return self._get("bucket", self.list_buckets(ctx, {"id": bucket_id}), bucket_id)  # type: ignore[no-any-return]
+
+    def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
+        raise self._unsupported("buckets", "create")
+
+    def delete_bucket(self, ctx: CallContext, bucket_id: str) -> None:
+        raise self._unsupported("buckets", "destroy")
+
+    def list_blobs(self, ctx: CallContext, bucket_id: str, filters: Filters) -> list[m.Blob]:
+        raise self._unsupported("buckets", "list_blobs")
+
+    def get_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> m.Blob:
+        raise self._unsupported("buckets", "get_blob")
+
+    def put_blob(self, ctx: CallContext, opts: m.PutBlob) -> m.Blob:
+        raise self._unsupported("buckets", "put_blob")
+
+    def get_blob_content(self, ctx: CallContext, bucket_id: str, blob_id: str) -> Iterator[bytes]:
+        """Yield the blob's content in chunks (any size; the server re-chunks)."""
+        raise self._unsupported("buckets", "download_blob")
+
+    def delete_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> None:
+        raise self._unsupported("buckets", "delete_blob")
+
+    def update_blob_metadata(
+        self, ctx: CallContext, bucket_id: str, blob_id: str, metadata: dict[str, str]
+    ) -> dict[str, str]:
+        """Replace the blob's user metadata; return it as stored."""
+        raise self._unsupported("buckets", "update_blob_metadata")
+
+    # ---- addresses ------------------------------------------------------------------
+
+    def list_addresses(self, ctx: CallContext, filters: Filters) -> list[m.Address]:
+        raise self._unsupported("addresses", "list")
+
+    def get_address(self, ctx: CallContext, address_id: str) -> m.Address:
+        addresses = self.list_addresses(ctx, {"id": address_id})
+        return self._get("address", addresses, address_id)  # type: ignore[no-any-return]
+
+    def create_address(self, ctx: CallContext) -> m.Address:
+        raise self._unsupported("addresses", "create")
+
+    def delete_address(self, ctx: CallContext, address_id: str) -> None:
+        raise self._unsupported("addresses", "destroy")
+
+    def associate_address(self, ctx: CallContext, address_id: str, instance_id: str) -> m.Address:
+        raise self._unsupported("addresses", "associate")
+
+    def disassociate_address(self, ctx: CallContext, address_id: str) -> m.Address:
+        raise self._unsupported("addresses", "disassociate")
+
+    # ---- firewalls ------------------------------------------------------------------
+
+    def list_firewalls(self, ctx: CallContext, filters: Filters) -> list[m.Firewall]:
+        raise self._unsupported("firewalls", "list")
+
+    def get_firewall(self, ctx: CallContext, firewall_id: str) -> m.Firewall:
+        firewalls = self.list_firewalls(ctx, {"id": firewall_id})
+        return self._get("firewall", firewalls, firewall_id)  # type: ignore[no-any-return]
+
+    def create_firewall(self, ctx: CallContext, opts: m.CreateFirewall) -> m.Firewall:
+        raise self._unsupported("firewalls", "create")
+
+    def delete_firewall(self, ctx: CallContext, firewall_id: str) -> None:
+        raise self._unsupported("firewalls", "destroy")
+
+    def create_firewall_rule(
+        self, ctx: CallContext, firewall_id: str, opts: m.CreateFirewallRule
+    ) -> m.Firewall:
+        raise self._unsupported("firewalls", "create_rule")
+
+    def delete_firewall_rule(self, ctx: CallContext, firewall_id: str, rule_id: str) -> m.Firewall:
+        raise self._unsupported("firewalls", "delete_rule")
+
+    # ---- load balancers -------------------------------------------------------------
+
+    def list_load_balancers(self, ctx: CallContext, filters: Filters) -> list[m.LoadBalancer]:
+        raise self._unsupported("load_balancers", "list")
+
+    def get_load_balancer(self, ctx: CallContext, lb_id: str) -> m.LoadBalancer:
+        balancers = self.list_load_balancers(ctx, {"id": lb_id})
+        return self._get("load_balancer", balancers, lb_id)  # type: ignore[no-any-return]
+
+    def create_load_balancer(self, ctx: CallContext, opts: m.CreateLoadBalancer) -> m.LoadBalancer:
+        raise self._unsupported("load_balancers", "create")
+
+    def delete_load_balancer(self, ctx: CallContext, lb_id: str) -> None:
+        raise self._unsupported("load_balancers", "destroy")
+
+    def register_instance(self, ctx: CallContext, lb_id: str, instance_id: str) -> m.LoadBalancer:
+        raise self._unsupported("load_balancers", "register")
+
+    def unregister_instance(self, ctx: CallContext, lb_id: str, instance_id: str) -> m.LoadBalancer:
+        raise self._unsupported("load_balancers", "unregister")
+
+
+def _overrides(cls: type, method: str) -> bool:
+    """True when ``cls`` (or a driver base between it and BaseDriver) defines ``method``."""
+    impl = getattr(cls, method, None)
+    return impl is not None and impl is not getattr(BaseDriver, method, None)
+
+
+def _validate_driver_class(cls: type[BaseDriver]) -> None:
+    label = f"driver class {cls.__module__}.{cls.__qualname__}"
+
+    def fail(problem: str, fix: str) -> None:
+        raise DriverDefinitionError(f"{label}: {problem}. Fix: {fix}.")
+
+    if not isinstance(cls.name, str) or not cls.name:
+        fail("no driver name", 'set the class attribute name = "yourcloud"')
+    label = f"driver {cls.name!r} ({cls.__module__}.{cls.__qualname__})"
+    unknown = set(cls.collections) - set(COLLECTIONS)
+    if unknown:
+        fail(
+            f"unknown collections {sorted(unknown)}",
+            f"use only {', '.join(COLLECTIONS)}",
+        )
+    for collection in sorted(cls.collections):
+        spec = COLLECTIONS[collection]
+        for operation in spec.required:
+            method = spec.operations[operation]
+            if not _overrides(cls, method):
+                fail(
+                    f"declares the {collection} collection but does not implement {method}()",
+                    f"define {method}() or remove {collection!r} from collections",
+                )
+    if "instances" in cls.collections and not isinstance(cls.instance_states, StateMachine):
+        fail(
+            "declares instances but has no instance state machine",
+            "set instance_states = StateMachine('''start -> pending on create ...''')",
+        )
+    if "hardware_profiles" in cls.collections and not (
+        cls.hardware_profiles or _overrides(cls, "list_hardware_profiles")
+    ):
+        fail(
+            "declares hardware_profiles but defines none",
+            "set hardware_profiles = [HardwareProfile(...)] or define list_hardware_profiles()",
+        )
+    machine = cls.instance_states
+    if machine is not None:
+        for action in {t.action for t in machine.transitions if t.action is not None}:
+            operation = "destroy" if action.value == "destroy" else action.value
+            method = COLLECTIONS["instances"].operations[operation]
+            if not _overrides(cls, method):
+                fail(
+                    f"its state machine has the {action.value!r} action but "
+                    f"{method}() is not implemented",
+                    f"define {method}() or remove the {action.value!r} transitions",
+                )
+    for collection, features in cls.features.items():
+        if collection not in cls.collections:
+            fail(
+                f"declares features for {collection!r}, which is not in its collections",
+                f"add {collection!r} to collections or drop those features",
+            )
+        for feature in features:
+            if not isinstance(feature, Feature):
+                fail(f"feature {feature!r} is not a Feature", "use Feature('name')")
+            if (collection, feature.name) not in FEATURES:
+                known = sorted(name for (c, name) in FEATURES if c == collection)
+                fail(
+                    f"unknown feature {feature.name!r} for {collection}",
+                    f"use one of {', '.join(known) or 'none'}",
+                )
+            create = COLLECTIONS[collection].operations.get("create")
+            if FEATURES[(collection, feature.name)].options and (
+                create is None or not _overrides(cls, create)
+            ):
+                fail(
+                    f"declares the {feature.name!r} feature but does not implement {create}()",
+                    f"define {create}() or drop the feature",
+                )

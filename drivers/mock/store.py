@@ -1,0 +1,270 @@
+"""SQLite persistence for the mock driver: one table of JSON records plus blob files.
+
+Every object lives in one row of ``objects``, keyed by (kind, owner, parent, id):
+
+- ``kind`` is the collection ("instance", "key", "blob", ...);
+- ``owner`` is the user that owns it ("" for shared objects such as images);
+- ``parent`` scopes child objects (a blob's bucket), "" otherwise;
+- ``data`` is the record as JSON.
+
+So every getter is a primary-key lookup and tenancy is part of the key. Blob content lives
+in files under ``blobs/`` whose names are random and never reused: a new version of a blob
+is written beside the old one and the row is switched to it in one transaction, so a failed
+upload never damages the old version and a reader holding the old file keeps reading it.
+
+Durability: WAL journal with ``synchronous=FULL`` (a COMMIT returns only after the WAL is
+fsynced), every write inside ``BEGIN IMMEDIATE ... COMMIT``. Thread safety: one connection
+guarded by a re-entrant lock, so transactions of the server's worker threads are serialised
+in-process; ``BEGIN IMMEDIATE`` plus a busy timeout also serialise them against another
+process opening the same database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import InternalDriverError
+
+Record = dict[str, Any]
+
+SCHEMA_VERSION = "1"
+#: Temporary upload files older than this are leftovers of a crash and are removed at open.
+STALE_UPLOAD_SECONDS = 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS objects (
+    kind   TEXT NOT NULL,
+    owner  TEXT NOT NULL,
+    parent TEXT NOT NULL DEFAULT '',
+    id     TEXT NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (kind, owner, parent, id)
+);
+-- id allocation ("first free inst<N>") looks at the ids of every owner
+CREATE INDEX IF NOT EXISTS objects_by_kind_id ON objects (kind, id);
+"""
+
+
+class Tx:
+    """The operations available inside one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, store: Store) -> None:
+        self._conn = conn
+        self.store = store
+        #: Paths of blob files to delete once the transaction has committed (replaced or
+        #: deleted blobs): deleting them earlier would lose data if it rolled back.
+        self.files_to_delete: list[Path] = []
+        #: Paths of blob files written for this transaction, removed if it rolls back.
+        self.files_written: list[Path] = []
+
+    def get(self, kind: str, owner: str, item_id: str, parent: str = "") -> Record | None:
+        row = self._conn.execute(
+            "SELECT data FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",
+            (kind, owner, parent, item_id),
+        ).fetchone()
+        return None if row is None else _load(row[0])
+
+    def list(self, kind: str, owner: str | None, parent: str | None = "") -> list[Record]:
+        """Records of ``kind``; ``owner`` None means every owner, ``parent`` None means
+        every parent."""
+        sql = "SELECT data FROM objects WHERE kind=?"
+        args: list[str] = [kind]
+        if owner is not None:
+            sql += " AND owner=?"
+            args.append(owner)
+        if parent is not None:
+            sql += " AND parent=?"
+            args.append(parent)
+        return [_load(row[0]) for row in self._conn.execute(sql, args)]
+
+    def ids(self, kind: str) -> set[str]:
+        """The ids of ``kind`` across every owner (for global id allocation)."""
+        rows = self._conn.execute("SELECT id FROM objects WHERE kind=?", (kind,))
+        return {row[0] for row in rows}
+
+    def count(self, kind: str, owner: str, parent: str) -> int:
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM objects WHERE kind=? AND owner=? AND parent=?",
+            (kind, owner, parent),
+        ).fetchone()
+        return int(row[0])
+
+    def put(self, kind: str, owner: str, item_id: str, data: Record, parent: str = "") -> None:
+        """Insert or replace one record."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO objects (kind, owner, parent, id, data) VALUES (?, ?, ?, ?, ?)",
+            (kind, owner, parent, item_id, json.dumps(data, sort_keys=True)),
+        )
+
+    def delete(self, kind: str, owner: str, item_id: str, parent: str = "") -> bool:
+        cursor = self._conn.execute(
+            "DELETE FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",
+            (kind, owner, parent, item_id),
+        )
+        return cursor.rowcount > 0
+
+
+def _load(text: str) -> Record:
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise InternalDriverError("mock store holds a malformed record")
+    return data
+
+
+class Store:
+    """The mock driver's database and blob directory under ``root``."""
+
+    def __init__(self, root: Path, seed: Callable[[Tx], None]) -> None:
+        self.root = root
+        self.db_path = root / "mock.sqlite3"
+        self.blob_dir = root / "blobs"
+        self.tmp_dir = root / "tmp"
+        self._seed = seed
+        # One connection shared by every thread, guarded by this lock: simplest way to make
+        # concurrent creates race-free (no duplicate ids, no lost writes) in one process.
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """Open (and on first use create and seed) the database. Caller holds the lock."""
+        if self._conn is not None:
+            return self._conn
+        for directory in (self.root, self.blob_dir, self.tmp_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_uploads()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each method is exactly
+        # one transaction. check_same_thread=False: the lock serialises use across threads.
+        conn = sqlite3.connect(
+            self.db_path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            seeded = conn.execute("SELECT value FROM meta WHERE key='seeded'").fetchone()
+            if seeded is None:
+                # Fixtures go in with the schema in one transaction: a crash mid-seed
+                # leaves an empty database that is seeded again next time.
+                tx = Tx(conn, self)
+                try:
+                    self._seed(tx)
+                except BaseException:
+                    _unlink_all(tx.files_written)
+                    raise
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('seeded', ?), ('schema_version', ?)",
+                    (str(time.time()), SCHEMA_VERSION),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _remove_stale_uploads(self) -> None:
+        now = time.time()
+        for path in self.tmp_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                    path.unlink()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # ---- transactions -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One ``BEGIN IMMEDIATE ... COMMIT``; rolls back on any exception. Storage
+        failures surface as InternalDriverError (never a raw SQLite message)."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise InternalDriverError("the mock driver's storage failed") from exc
+            tx = Tx(conn, self)
+            try:
+                yield tx
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                _unlink_all(tx.files_written)
+                if isinstance(exc, sqlite3.Error):
+                    raise InternalDriverError("the mock driver's storage failed") from exc
+                raise
+            _unlink_all(tx.files_to_delete)
+
+    # ---- blob files -------------------------------------------------------------------
+
+    def write_blob_file(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Stream ``chunks`` into a new blob file: temp file, fsync, rename into place,
+        fsync the directory. Returns (file name, size). Nothing is left behind on failure.
+        Called outside any transaction so a slow upload does not block other callers."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        name = uuid.uuid4().hex
+        tmp = self.tmp_dir / f"{name}.part"
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in chunks:
+                    if not isinstance(chunk, bytes | bytearray | memoryview):
+                        raise TypeError("blob chunks must be bytes")
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.blob_dir / name)
+            _fsync_dir(self.blob_dir)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return name, size
+
+    def blob_path(self, name: str) -> Path:
+        return self.blob_dir / name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_all(paths: Iterable[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+__all__ = ["Record", "Store", "Tx"]

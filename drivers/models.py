@@ -1,0 +1,265 @@
+"""The models drivers return: plain dataclasses, independent of protobuf (the server owns
+the wire format and converts in one place)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .hardware import HardwareOverrides
+from .state_machine import InstanceState
+
+
+@dataclass
+class Provider:
+    """Where a driver can point: a region, an endpoint URL, a datacenter."""
+
+    id: str
+    name: str = ""
+    endpoint: str = ""
+
+
+@dataclass
+class Realm:
+    """A place instances and volumes live in (a datacenter, an availability zone)."""
+
+    id: str
+    name: str = ""
+    state: str = "AVAILABLE"  # AVAILABLE or UNAVAILABLE
+    limit: str = ""
+
+
+@dataclass
+class Image:
+    id: str
+    name: str = ""
+    owner_id: str = ""
+    description: str = ""
+    architecture: str = ""
+    state: str = "AVAILABLE"  # AVAILABLE, PENDING, UNAVAILABLE
+    hardware_profile_ids: list[str] = field(default_factory=list)
+    create_time: datetime | None = None
+    root_type: str = ""
+
+
+@dataclass
+class InstanceAddress:
+    address: str
+    type: str = "ipv4"  # ipv4, ipv6, hostname, mac, vnc
+
+
+@dataclass
+class Instance:
+    """An instance; its allowed ``actions`` are derived by the server from the driver's
+    state machine, so the model does not carry them."""
+
+    id: str
+    state: InstanceState
+    name: str = ""
+    owner_id: str = ""
+    image_id: str = ""
+    realm_id: str = ""
+    hardware_profile_id: str = ""
+    hardware_profile_overrides: HardwareOverrides = field(default_factory=HardwareOverrides)
+    public_addresses: list[InstanceAddress] = field(default_factory=list)
+    private_addresses: list[InstanceAddress] = field(default_factory=list)
+    launch_time: datetime | None = None
+    key_name: str = ""
+    firewall_ids: list[str] = field(default_factory=list)
+    storage_volume_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Key:
+    id: str
+    name: str = ""
+    credential_type: str = "KEY"  # KEY or PASSWORD
+    fingerprint: str = ""
+    username: str = ""
+    password: str = ""
+    pem_rsa_key: str = ""  # set only in the answer to a create that generated the key
+    public_key: str = ""
+    state: str = "AVAILABLE"
+
+
+@dataclass
+class StorageVolume:
+    id: str
+    name: str = ""
+    description: str = ""
+    create_time: datetime | None = None
+    state: str = "AVAILABLE"  # AVAILABLE, IN_USE, CREATING, DELETING, ERROR
+    capacity_gb: float = 0
+    instance_id: str = ""
+    device: str = ""
+    realm_id: str = ""
+    kind: str = ""
+
+
+@dataclass
+class StorageSnapshot:
+    id: str
+    storage_volume_id: str = ""
+    name: str = ""
+    description: str = ""
+    state: str = "COMPLETED"  # COMPLETED, PENDING, ERROR
+    create_time: datetime | None = None
+
+
+@dataclass
+class Bucket:
+    id: str
+    name: str = ""
+    blob_count: int = 0
+    location: str = ""
+
+
+@dataclass
+class Blob:
+    id: str
+    bucket_id: str
+    content_length: int = 0
+    content_type: str = ""
+    last_modified: datetime | None = None
+    user_metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Address:
+    """A public IP address; its id is the address itself."""
+
+    id: str
+    instance_id: str = ""
+
+
+@dataclass
+class RuleSource:
+    """Where firewall traffic may come from: a CIDR block or another firewall (group)."""
+
+    cidr: str = ""
+    firewall_id: str = ""
+
+
+@dataclass
+class FirewallRule:
+    id: str
+    protocol: str  # tcp, udp, icmp
+    port_from: int
+    port_to: int
+    sources: list[RuleSource] = field(default_factory=list)
+    direction: str = "INGRESS"  # INGRESS or EGRESS
+
+
+@dataclass
+class Firewall:
+    id: str
+    name: str = ""
+    description: str = ""
+    owner_id: str = ""
+    rules: list[FirewallRule] = field(default_factory=list)
+
+
+@dataclass
+class Listener:
+    protocol: str
+    load_balancer_port: int
+    instance_port: int
+
+
+@dataclass
+class LoadBalancer:
+    id: str
+    name: str = ""
+    realm_ids: list[str] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    instance_ids: list[str] = field(default_factory=list)
+    public_addresses: list[str] = field(default_factory=list)
+    create_time: datetime | None = None
+
+
+# ---- options of the create operations --------------------------------------------------
+
+
+@dataclass
+class CreateInstance:
+    image_id: str
+    realm_id: str = ""
+    hardware_profile_id: str = ""
+    hardware_profile_overrides: HardwareOverrides = field(default_factory=HardwareOverrides)
+    name: str = ""
+    key_name: str = ""
+    user_data: bytes = b""
+    firewall_ids: list[str] = field(default_factory=list)
+    instance_count: int = 1
+    load_balancer_id: str = ""
+
+
+@dataclass
+class CreateImage:
+    instance_id: str
+    name: str = ""
+    description: str = ""
+
+
+@dataclass
+class CreateKey:
+    name: str
+    public_key: str = ""  # empty: the backend generates a key pair
+
+
+@dataclass
+class CreateStorageVolume:
+    capacity_gb: float = 0
+    realm_id: str = ""
+    name: str = ""
+    description: str = ""
+    snapshot_id: str = ""
+
+
+@dataclass
+class CreateStorageSnapshot:
+    storage_volume_id: str
+    name: str = ""
+    description: str = ""
+
+
+@dataclass
+class CreateBucket:
+    name: str
+    location: str = ""
+
+
+@dataclass
+class PutBlob:
+    """A blob upload; ``chunks`` yields the content as it arrives, so a driver can stream
+    it to the backend without holding it in memory."""
+
+    bucket_id: str
+    blob_id: str
+    chunks: Iterator[bytes]
+    content_type: str = ""
+    user_metadata: dict[str, str] = field(default_factory=dict)
+    content_length: int | None = None
+
+
+@dataclass
+class CreateFirewall:
+    name: str
+    description: str
+
+
+@dataclass
+class CreateFirewallRule:
+    protocol: str
+    port_from: int
+    port_to: int
+    sources: list[RuleSource] = field(default_factory=list)
+    direction: str = "INGRESS"
+
+
+@dataclass
+class CreateLoadBalancer:
+    name: str
+    realm_ids: list[str] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)

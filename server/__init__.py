@@ -1,0 +1,1 @@
+"""The Deltacloud gRPC server: servicers, interceptors, error mapping, configuration."""

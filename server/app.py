@@ -1,0 +1,103 @@
+"""Builds and runs the grpc.aio server: collection services, reflection, health, limits,
+TLS, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from deltacloud.drivers import DriverRegistry
+
+from . import reflection
+from .config import ServerConfig
+from .gateway import Gateway
+from .pagination import PageTokens
+from .servicers import SERVICE_NAMES, register_all
+
+log = logging.getLogger("deltacloud.server")
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    gateway: Gateway
+    health: health.aio.HealthServicer
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.gateway.close()
+
+
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+async def start(config: ServerConfig, registry: DriverRegistry | None = None) -> RunningServer:
+    gateway = Gateway(config, registry or DriverRegistry())
+    # Fail at start, not at the first call, when the default driver is unknown or broken.
+    gateway.resolve_names(config.driver, config.provider)
+    tokens = PageTokens.from_data_dir(config.data_dir)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    register_all(server, gateway, tokens)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable(server, [*SERVICE_NAMES, health.SERVICE_NAME])
+    credentials = _credentials(config)
+    if credentials is None:
+        port = server.add_insecure_port(config.listen)
+    else:
+        port = server.add_secure_port(config.listen, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}")
+    await server.start()
+    for name in ["", *SERVICE_NAMES]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, gateway, health_servicer, port)
+
+
+async def serve(config: ServerConfig) -> None:
+    running = await start(config)
+    host = config.listen.rsplit(":", 1)[0]
+    log.info(
+        "serving",
+        extra={
+            "fields": {
+                "listen": f"{host}:{running.port}",
+                "driver": config.driver,
+                "data_dir": str(config.data_dir),
+                "tls": config.tls_cert is not None,
+            }
+        },
+    )
+    if config.port_file is not None:
+        tmp = config.port_file.with_suffix(".tmp")
+        tmp.write_text(f"{running.port}\n")
+        tmp.replace(config.port_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"fields": {"grace_seconds": config.shutdown_grace}})
+    await running.stop(config.shutdown_grace)
+    log.info("stopped")

@@ -1,0 +1,143 @@
+"""The gateway between servicers and drivers: resolves each call's driver, provider and
+credentials, keeps one driver instance per (driver, provider), and runs driver methods in a
+bounded thread pool so the event loop never blocks on a backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+
+from deltacloud.drivers import (
+    BaseDriver,
+    CallContext,
+    CollectionNotSupportedError,
+    DriverConfig,
+    DriverRegistry,
+    OperationNotSupportedError,
+)
+
+from .config import ServerConfig
+from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
+from .errors import ApiError
+
+T = TypeVar("T")
+log = logging.getLogger("deltacloud.server.gateway")
+
+#: The current call's driver and provider, for error metadata and logs.
+current_scope: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("current_scope")
+
+
+@dataclass
+class Call:
+    """One RPC's resolved backend: the driver instance and the driver's call context."""
+
+    gateway: Gateway
+    driver: BaseDriver
+    ctx: CallContext
+
+    @property
+    def driver_class(self) -> type[BaseDriver]:
+        return type(self.driver)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking driver method off the event loop, with this call's context."""
+        return await self.gateway.run_blocking(fn, self.ctx, *args)
+
+
+@dataclass
+class Gateway:
+    config: ServerConfig
+    registry: DriverRegistry = field(default_factory=DriverRegistry)
+
+    def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.config.workers, thread_name_prefix="driver"
+        )
+        self._drivers: dict[tuple[str, str], BaseDriver] = {}
+        self._lock = threading.Lock()
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    def driver_class(self, name: str) -> type[BaseDriver]:
+        return self.registry.load(name)
+
+    def _instance(self, cls: type[BaseDriver], provider: str) -> BaseDriver:
+        key = (cls.name, provider)
+        with self._lock:
+            driver = self._drivers.get(key)
+            if driver is None:
+                data_dir = self.config.data_dir
+                driver = cls(provider, DriverConfig(data_dir, self.config.options_for(cls.name)))
+                self._drivers[key] = driver
+            return driver
+
+    def resolve_names(self, driver_name: str, provider: str) -> tuple[type[BaseDriver], str]:
+        """Apply the server's defaults and check the driver and provider exist."""
+        name = driver_name or self.config.driver
+        cls = self.registry.load(name)
+        if not provider:
+            if name == self.config.driver and self.config.provider:
+                provider = self.config.provider
+            else:
+                provider = cls.default_provider()
+        if not cls.accepts_provider(provider):
+            known = [p.id for p in cls.providers()]
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNKNOWN_PROVIDER",
+                f"driver {name!r} has no provider {provider!r}; known: {', '.join(known)}",
+                {"driver": name, "provider": provider, "known_providers": known},
+            )
+        return cls, provider
+
+    async def open(
+        self,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        collection: str | None,
+        operation: str = "list",
+        *,
+        authenticate: bool = True,
+    ) -> Call:
+        """Resolve the call's driver, provider and credentials; refuse collections and
+        operations the driver lacks; check credentials before any driver work; echo the
+        driver and provider in the response's initial metadata."""
+        requested = parse_metadata(context.invocation_metadata())
+        cls, provider = self.resolve_names(requested.driver, requested.provider)
+        scope = {"driver": cls.name, "provider": provider}
+        current_scope.set(scope)
+        await context.send_initial_metadata(((DRIVER_KEY, cls.name), (PROVIDER_KEY, provider)))
+        if collection is not None:
+            if collection not in cls.collections:
+                raise CollectionNotSupportedError(cls.name, collection)
+            if not cls.supports(collection, operation):
+                raise OperationNotSupportedError(cls.name, collection, operation)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        ctx = CallContext(requested.credentials, provider, deadline)
+        driver = await self.run_blocking(self._instance, cls, provider)
+        if authenticate:
+            await self.run_blocking(driver.authenticate, ctx)
+        return Call(self, driver, ctx)
+
+    def close(self) -> None:
+        with self._lock:
+            drivers = list(self._drivers.values())
+            self._drivers.clear()
+        for driver in drivers:
+            try:
+                driver.close()
+            except Exception:
+                log.exception("closing driver %s failed", driver.name)
+        self.executor.shutdown(wait=False, cancel_futures=True)

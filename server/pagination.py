@@ -1,0 +1,132 @@
+"""Opaque, tamper-evident page tokens and the paging of a driver's list.
+
+A token records the id of the last item served and a digest of the query it belongs to
+(collection, driver, provider, filters), signed with a key kept in the data directory so
+tokens outlive a restart. Items are served in the natural order of their ids, so paging is
+stable while items are added or removed: nothing is served twice, and an item present for
+the whole walk is served once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from .errors import invalid_argument
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting inst2 before inst10, and 192.168.0.9 before 192.168.0.10."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(text) if part
+    )
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+
+
+class PageTokens:
+    """Signs and checks page tokens."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path) -> PageTokens:
+        """Load the signing key, creating it (mode 0600) on first start."""
+        path = data_dir / "page-token.key"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            key = secrets.token_bytes(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+        if len(key) < 16:
+            raise ValueError(f"{path} holds no usable key; delete it to make a new one")
+        return cls(key)
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+
+    def encode(self, query: str, after: str) -> str:
+        payload = json.dumps({"q": query, "a": after}, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(self._sign(payload) + payload).decode().rstrip("=")
+
+    def decode(self, query: str, token: str) -> str:
+        """The id after which the page starts; INVALID_ARGUMENT for any token that was not
+        issued by this server for this very query."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            mac, payload = raw[:16], raw[16:]
+            if not hmac.compare_digest(mac, self._sign(payload)):
+                raise ValueError("bad signature")
+            data = json.loads(payload)
+            if data["q"] != query:
+                raise ValueError("token of another query")
+            after = data["a"]
+            if not isinstance(after, str):
+                raise ValueError("bad cursor")
+            return after
+        except (ValueError, KeyError, TypeError):
+            raise invalid_argument(
+                "INVALID_PAGE_TOKEN",
+                "page_token was not issued for this request (was it changed, or were the "
+                "filters changed between pages?); start again without a page_token",
+            ) from None
+
+
+def query_digest(parts: Mapping[str, object]) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def page_size_of(requested: int) -> int:
+    if requested < 0:
+        raise invalid_argument(
+            "INVALID_PAGE_SIZE",
+            f"page_size must not be negative (got {requested})",
+            page_size=requested,
+        )
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(requested, MAX_PAGE_SIZE)
+
+
+def paginate(
+    items: Sequence[T],
+    *,
+    id_of: Callable[[T], str],
+    page_size: int,
+    page_token: str,
+    tokens: PageTokens,
+    query: str,
+) -> Page[T]:
+    size = page_size_of(page_size)
+    ordered = sorted(items, key=lambda item: natural_key(id_of(item)))
+    if page_token:
+        after = natural_key(tokens.decode(query, page_token))
+        ordered = [item for item in ordered if natural_key(id_of(item)) > after]
+    page = ordered[:size]
+    more = len(ordered) > size
+    token = tokens.encode(query, id_of(page[-1])) if more and page else ""
+    return Page(page, token)

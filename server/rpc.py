@@ -1,0 +1,108 @@
+"""What every servicer method shares: resolving the call, turning any failure into a
+google.rpc.Status, filtering and paging lists, and checking required fields."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from deltacloud.drivers import COLLECTIONS, filter_on
+
+from .errors import abort, invalid_argument, to_api_error
+from .gateway import Call, Gateway, current_scope
+from .pagination import Page, PageTokens, paginate, query_digest
+
+T = TypeVar("T")
+Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
+
+
+class Servicer:
+    """Base of the collection servicers: thin adapters from messages to driver calls."""
+
+    def __init__(self, gateway: Gateway, tokens: PageTokens) -> None:
+        self.gateway = gateway
+        self.tokens = tokens
+
+    def page(
+        self,
+        call: Call,
+        collection: str,
+        items: Sequence[T],
+        request: Any,
+        filters: dict[str, object],
+        id_of: Callable[[T], str] = lambda item: item.id,  # type: ignore[attr-defined]
+        filter_attrs: Sequence[str] | None = None,
+    ) -> Page[T]:
+        """Apply the collection's filters (filter_on, whatever the driver did) and serve the
+        page the request's token points at."""
+        attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
+        kept = filter_on(items, filters, *attrs)
+        query = query_digest(
+            {
+                "collection": collection,
+                "driver": call.driver.name,
+                "provider": call.ctx.provider,
+                "filters": {k: v for k, v in filters.items() if v not in (None, "")},
+            }
+        )
+        return paginate(
+            kept,
+            id_of=id_of,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            tokens=self.tokens,
+            query=query,
+        )
+
+
+def require(request: Any, *fields: str) -> None:
+    """INVALID_ARGUMENT naming the first required field left empty."""
+    for name in fields:
+        if not getattr(request, name):
+            raise invalid_argument("MISSING_FIELD", f"{name} is required", field=name)
+
+
+def _scope_metadata() -> dict[str, str]:
+    return dict(current_scope.get({}))
+
+
+def unary(
+    fn: Callable[[Any, Any, Context], Awaitable[T]],
+) -> Callable[[Any, Any, Context], Awaitable[T]]:
+    """Wrap a unary (or client-streaming) handler: any failure becomes a status with
+    ErrorInfo; cancellation and aborts pass through."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: Context) -> T:
+        current_scope.set({})
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort(context, to_api_error(exc, _scope_metadata()))
+            raise AssertionError("unreachable: abort raises") from exc
+
+    return wrapper
+
+
+def streaming(
+    fn: Callable[[Any, Any, Context], AsyncIterator[T]],
+) -> Callable[[Any, Any, Context], AsyncIterator[T]]:
+    """The same for server-streaming handlers (async generators)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[T]:
+        current_scope.set({})
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort(context, to_api_error(exc, _scope_metadata()))
+
+    return wrapper

@@ -1,0 +1,198 @@
+"""BucketService: buckets and their blobs, with streamed upload and download so the server's
+memory does not grow with blob size."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+from google.protobuf import empty_pb2
+
+from deltacloud.drivers import check_create_options
+from deltacloud.drivers import models as m
+from deltacloud.v1 import bucket_pb2 as pb
+from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
+
+from .. import convert
+from ..errors import invalid_argument
+from ..rpc import Context, Servicer, require, streaming, unary
+
+#: Size of the chunks DownloadBlob sends, whatever size the driver yields.
+DOWNLOAD_CHUNK = 256 * 1024
+
+
+def _chunks_from_stream(
+    stream: AsyncIterator[pb.UploadBlobRequest],
+    loop: asyncio.AbstractEventLoop,
+    expected_length: int | None,
+) -> Iterator[bytes]:
+    """A blocking iterator (for the driver's thread) pulling chunks from the async request
+    stream one at a time: the client's pace is the driver's pace, nothing is buffered."""
+    received = 0
+    while True:
+        try:
+            message = asyncio.run_coroutine_threadsafe(anext(stream), loop).result()
+        except StopAsyncIteration:
+            break
+        if message.WhichOneof("data") != "chunk":
+            raise invalid_argument(
+                "INVALID_UPLOAD", "only the first UploadBlobRequest may carry a header"
+            )
+        received += len(message.chunk)
+        yield message.chunk
+    if expected_length is not None and received != expected_length:
+        raise invalid_argument(
+            "CONTENT_LENGTH_MISMATCH",
+            f"the header announced {expected_length} bytes but {received} arrived",
+            expected=expected_length,
+            received=received,
+        )
+
+
+class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
+    @unary
+    async def ListBuckets(
+        self, request: pb.ListBucketsRequest, context: Context
+    ) -> pb.ListBucketsResponse:
+        call = await self.gateway.open(context, "buckets")
+        filters: dict[str, object] = {"id": request.id}
+        items = await call.run(call.driver.list_buckets, filters)
+        page = self.page(call, "buckets", items, request, filters)
+        return pb.ListBucketsResponse(
+            buckets=[convert.bucket(b) for b in page.items], next_page_token=page.next_page_token
+        )
+
+    @unary
+    async def GetBucket(self, request: pb.GetBucketRequest, context: Context) -> pb.Bucket:
+        require(request, "id")
+        call = await self.gateway.open(context, "buckets")
+        return convert.bucket(await call.run(call.driver.get_bucket, request.id))
+
+    @unary
+    async def CreateBucket(self, request: pb.CreateBucketRequest, context: Context) -> pb.Bucket:
+        require(request, "name")
+        call = await self.gateway.open(context, "buckets", "create")
+        if request.location:
+            check_create_options(call.driver_class, "buckets", {"location": request.location})
+        opts = m.CreateBucket(name=request.name, location=request.location)
+        return convert.bucket(await call.run(call.driver.create_bucket, opts))
+
+    @unary
+    async def DeleteBucket(
+        self, request: pb.DeleteBucketRequest, context: Context
+    ) -> empty_pb2.Empty:
+        require(request, "id")
+        call = await self.gateway.open(context, "buckets", "destroy")
+        await call.run(call.driver.delete_bucket, request.id)
+        return empty_pb2.Empty()
+
+    @unary
+    async def ListBlobs(
+        self, request: pb.ListBlobsRequest, context: Context
+    ) -> pb.ListBlobsResponse:
+        require(request, "bucket_id")
+        call = await self.gateway.open(context, "buckets", "list_blobs")
+        filters: dict[str, object] = {"prefix": request.prefix}
+        items = await call.run(call.driver.list_blobs, request.bucket_id, filters)
+        if request.prefix:
+            items = [b for b in items if b.id.startswith(request.prefix)]
+        page = self.page(
+            call,
+            "buckets",
+            items,
+            request,
+            {"bucket_id": request.bucket_id, "prefix": request.prefix},
+            filter_attrs=(),
+        )
+        return pb.ListBlobsResponse(
+            blobs=[convert.blob(b) for b in page.items], next_page_token=page.next_page_token
+        )
+
+    @unary
+    async def GetBlob(self, request: pb.GetBlobRequest, context: Context) -> pb.Blob:
+        require(request, "bucket_id", "id")
+        call = await self.gateway.open(context, "buckets", "get_blob")
+        return convert.blob(await call.run(call.driver.get_blob, request.bucket_id, request.id))
+
+    @unary
+    async def UploadBlob(
+        self, request_iterator: AsyncIterator[pb.UploadBlobRequest], context: Context
+    ) -> pb.Blob:
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            raise invalid_argument("INVALID_UPLOAD", "the upload stream was empty") from None
+        if first.WhichOneof("data") != "header":
+            raise invalid_argument(
+                "INVALID_UPLOAD", "the first UploadBlobRequest must carry the header"
+            )
+        header = first.header
+        require(header, "bucket_id", "blob_id")
+        if header.HasField("content_length") and header.content_length < 0:
+            raise invalid_argument(
+                "INVALID_UPLOAD", "content_length must not be negative", field="content_length"
+            )
+        call = await self.gateway.open(context, "buckets", "put_blob")
+        expected = header.content_length if header.HasField("content_length") else None
+        opts = m.PutBlob(
+            bucket_id=header.bucket_id,
+            blob_id=header.blob_id,
+            chunks=_chunks_from_stream(request_iterator, asyncio.get_running_loop(), expected),
+            content_type=header.content_type,
+            user_metadata=dict(header.user_metadata),
+            content_length=expected,
+        )
+        return convert.blob(await call.run(call.driver.put_blob, opts))
+
+    @streaming
+    async def DownloadBlob(
+        self, request: pb.DownloadBlobRequest, context: Context
+    ) -> AsyncIterator[pb.DownloadBlobResponse]:
+        require(request, "bucket_id", "id")
+        call = await self.gateway.open(context, "buckets", "download_blob")
+        blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
+        chunks = await call.run(call.driver.get_blob_content, request.bucket_id, request.id)
+        yield pb.DownloadBlobResponse(blob=convert.blob(blob))
+        pending = b""
+        done = object()
+        while True:
+            piece = await self.gateway.run_blocking(next, chunks, done)
+            if piece is done:
+                break
+            assert isinstance(piece, bytes)
+            pending += piece
+            while len(pending) >= DOWNLOAD_CHUNK:
+                yield pb.DownloadBlobResponse(chunk=pending[:DOWNLOAD_CHUNK])
+                pending = pending[DOWNLOAD_CHUNK:]
+        if pending:
+            yield pb.DownloadBlobResponse(chunk=pending)
+
+    @unary
+    async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:
+        require(request, "bucket_id", "id")
+        call = await self.gateway.open(context, "buckets", "delete_blob")
+        await call.run(call.driver.delete_blob, request.bucket_id, request.id)
+        return empty_pb2.Empty()
+
+    @unary
+    async def GetBlobMetadata(
+        self, request: pb.GetBlobMetadataRequest, context: Context
+    ) -> pb.BlobMetadata:
+        require(request, "bucket_id", "id")
+        call = await self.gateway.open(context, "buckets", "get_blob")
+        blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
+        return pb.BlobMetadata(user_metadata=blob.user_metadata)
+
+    @unary
+    async def UpdateBlobMetadata(
+        self, request: pb.UpdateBlobMetadataRequest, context: Context
+    ) -> pb.BlobMetadata:
+        require(request, "bucket_id", "id")
+        call = await self.gateway.open(context, "buckets", "update_blob_metadata")
+        stored = await call.run(
+            call.driver.update_blob_metadata,
+            request.bucket_id,
+            request.id,
+            dict(request.user_metadata),
+        )
+        return pb.BlobMetadata(user_metadata=stored)

@@ -1,0 +1,99 @@
+"""FirewallService: named groups of ingress/egress rules."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+
+from deltacloud.drivers import models as m
+from deltacloud.v1 import firewall_pb2 as pb
+from deltacloud.v1 import firewall_pb2_grpc as pb_grpc
+
+from .. import convert
+from ..errors import invalid_argument
+from ..rpc import Context, Servicer, require, unary
+
+PROTOCOLS = ("tcp", "udp", "icmp")
+
+
+class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
+    @unary
+    async def ListFirewalls(
+        self, request: pb.ListFirewallsRequest, context: Context
+    ) -> pb.ListFirewallsResponse:
+        call = await self.gateway.open(context, "firewalls")
+        filters: dict[str, object] = {"id": request.id}
+        items = await call.run(call.driver.list_firewalls, filters)
+        page = self.page(call, "firewalls", items, request, filters)
+        return pb.ListFirewallsResponse(
+            firewalls=[convert.firewall(f) for f in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    @unary
+    async def GetFirewall(self, request: pb.GetFirewallRequest, context: Context) -> pb.Firewall:
+        require(request, "id")
+        call = await self.gateway.open(context, "firewalls")
+        return convert.firewall(await call.run(call.driver.get_firewall, request.id))
+
+    @unary
+    async def CreateFirewall(
+        self, request: pb.CreateFirewallRequest, context: Context
+    ) -> pb.Firewall:
+        require(request, "name", "description")
+        call = await self.gateway.open(context, "firewalls", "create")
+        opts = m.CreateFirewall(name=request.name, description=request.description)
+        return convert.firewall(await call.run(call.driver.create_firewall, opts))
+
+    @unary
+    async def DeleteFirewall(
+        self, request: pb.DeleteFirewallRequest, context: Context
+    ) -> empty_pb2.Empty:
+        require(request, "id")
+        call = await self.gateway.open(context, "firewalls", "destroy")
+        await call.run(call.driver.delete_firewall, request.id)
+        return empty_pb2.Empty()
+
+    @unary
+    async def CreateFirewallRule(
+        self, request: pb.CreateFirewallRuleRequest, context: Context
+    ) -> pb.Firewall:
+        require(request, "firewall_id", "protocol")
+        protocol = request.protocol.lower()
+        if protocol not in PROTOCOLS:
+            raise invalid_argument(
+                "INVALID_PROTOCOL",
+                f"protocol {request.protocol!r} is not one of {', '.join(PROTOCOLS)}",
+                protocol=request.protocol,
+            )
+        low = -1 if protocol == "icmp" else 0
+        for name in ("port_from", "port_to"):
+            port = getattr(request, name)
+            if not low <= port <= 65535:
+                raise invalid_argument(
+                    "INVALID_PORT", f"{name}={port} is outside {low}..65535", field=name
+                )
+        if request.port_from > request.port_to:
+            raise invalid_argument(
+                "INVALID_PORT_RANGE",
+                f"port_from {request.port_from} is above port_to {request.port_to}",
+            )
+        call = await self.gateway.open(context, "firewalls", "create_rule")
+        opts = m.CreateFirewallRule(
+            protocol=protocol,
+            port_from=request.port_from,
+            port_to=request.port_to,
+            sources=[convert.rule_source_from_proto(s) for s in request.sources]
+            or [m.RuleSource(cidr="0.0.0.0/0")],
+            direction=convert.direction_from_proto(request.direction),
+        )
+        firewall = await call.run(call.driver.create_firewall_rule, request.firewall_id, opts)
+        return convert.firewall(firewall)
+
+    @unary
+    async def DeleteFirewallRule(
+        self, request: pb.DeleteFirewallRuleRequest, context: Context
+    ) -> pb.Firewall:
+        require(request, "firewall_id", "id")
+        call = await self.gateway.open(context, "firewalls", "delete_rule")
+        firewall = await call.run(call.driver.delete_firewall_rule, request.firewall_id, request.id)
+        return convert.firewall(firewall)

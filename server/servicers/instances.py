@@ -1,0 +1,165 @@
+"""InstanceService: create instances and move them through the driver's state machine.
+
+The server decides whether an action is allowed, from the driver's declared machine and the
+instance's current state, before the driver is called.
+"""
+
+from __future__ import annotations
+
+from deltacloud.drivers import (
+    ActionNotAllowedError,
+    InstanceAction,
+    NotFoundError,
+    StateMachine,
+    ValidationError,
+    check_create_options,
+)
+from deltacloud.drivers import models as m
+from deltacloud.v1 import instance_pb2 as pb
+from deltacloud.v1 import instance_pb2_grpc as pb_grpc
+
+from .. import convert
+from ..errors import invalid_argument
+from ..gateway import Call
+from ..rpc import Context, Servicer, require, unary
+
+MAX_INSTANCE_COUNT = 100
+
+
+def _machine(call: Call) -> StateMachine:
+    machine = call.driver_class.instance_states
+    assert machine is not None  # guaranteed for drivers declaring instances
+    return machine
+
+
+class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
+    @unary
+    async def ListInstances(
+        self, request: pb.ListInstancesRequest, context: Context
+    ) -> pb.ListInstancesResponse:
+        call = await self.gateway.open(context, "instances")
+        state = convert.state_from_proto(request.state)
+        filters: dict[str, object] = {
+            "id": request.id,
+            "state": state.value if state else "",
+            "realm_id": request.realm_id,
+            "owner_id": request.owner_id,
+        }
+        items = await call.run(call.driver.list_instances, filters)
+        page = self.page(call, "instances", items, request, filters)
+        machine = _machine(call)
+        return pb.ListInstancesResponse(
+            instances=[convert.instance(i, machine) for i in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    @unary
+    async def GetInstance(self, request: pb.GetInstanceRequest, context: Context) -> pb.Instance:
+        require(request, "id")
+        call = await self.gateway.open(context, "instances")
+        instance = await call.run(call.driver.get_instance, request.id)
+        return convert.instance(instance, _machine(call))
+
+    @unary
+    async def CreateInstance(
+        self, request: pb.CreateInstanceRequest, context: Context
+    ) -> pb.CreateInstanceResponse:
+        require(request, "image_id")
+        if not 0 <= request.instance_count <= MAX_INSTANCE_COUNT:
+            raise invalid_argument(
+                "INVALID_INSTANCE_COUNT",
+                f"instance_count must be between 1 and {MAX_INSTANCE_COUNT} "
+                f"(0 means 1); got {request.instance_count}",
+                instance_count=request.instance_count,
+            )
+        call = await self.gateway.open(context, "instances", "create")
+        count = max(1, request.instance_count)
+        set_options: dict[str, object] = {
+            "name": request.name,
+            "key_name": request.key_name,
+            "user_data": request.user_data,
+            "firewall_ids": list(request.firewall_ids),
+            "load_balancer_id": request.load_balancer_id,
+        }
+        if count > 1:
+            set_options["instance_count"] = count
+        check_create_options(
+            call.driver_class, "instances", {k: v for k, v in set_options.items() if v}
+        )
+        overrides = convert.overrides_from_proto(request.hardware_profile_overrides)
+        profile_id = request.hardware_profile_id or await call.run(
+            call.driver.default_hardware_profile_id, request.image_id
+        )
+        try:
+            profile = await call.run(call.driver.get_hardware_profile, profile_id)
+        except NotFoundError:
+            raise ValidationError(
+                f"unknown hardware profile {profile_id!r}",
+                reason="UNKNOWN_HARDWARE_PROFILE",
+                metadata={"hardware_profile_id": profile_id},
+            ) from None
+        opts = m.CreateInstance(
+            image_id=request.image_id,
+            realm_id=request.realm_id,
+            hardware_profile_id=profile.id,
+            hardware_profile_overrides=profile.resolve(overrides),
+            name=request.name,
+            key_name=request.key_name,
+            user_data=request.user_data,
+            firewall_ids=list(request.firewall_ids),
+            instance_count=count,
+            load_balancer_id=request.load_balancer_id,
+        )
+        created = await call.run(call.driver.create_instance, opts)
+        machine = _machine(call)
+        return pb.CreateInstanceResponse(instances=[convert.instance(i, machine) for i in created])
+
+    async def _act(self, request_id: str, context: Context, action: InstanceAction) -> pb.Instance:
+        if not request_id:
+            raise invalid_argument("MISSING_FIELD", "id is required", field="id")
+        call = await self.gateway.open(context, "instances", action.value)
+        machine = _machine(call)
+        current = await call.run(call.driver.get_instance, request_id)
+        if not machine.allows(current.state, action):
+            raise ActionNotAllowedError(
+                request_id,
+                action.value,
+                current.state.value,
+                [a.value for a in machine.allowed_actions(current.state)],
+            )
+        method = {
+            InstanceAction.START: call.driver.start_instance,
+            InstanceAction.STOP: call.driver.stop_instance,
+            InstanceAction.REBOOT: call.driver.reboot_instance,
+            InstanceAction.DESTROY: call.driver.destroy_instance,
+        }[action]
+        return convert.instance(await call.run(method, request_id), machine)
+
+    @unary
+    async def StartInstance(
+        self, request: pb.StartInstanceRequest, context: Context
+    ) -> pb.Instance:
+        return await self._act(request.id, context, InstanceAction.START)
+
+    @unary
+    async def StopInstance(self, request: pb.StopInstanceRequest, context: Context) -> pb.Instance:
+        return await self._act(request.id, context, InstanceAction.STOP)
+
+    @unary
+    async def RebootInstance(
+        self, request: pb.RebootInstanceRequest, context: Context
+    ) -> pb.Instance:
+        return await self._act(request.id, context, InstanceAction.REBOOT)
+
+    @unary
+    async def DeleteInstance(
+        self, request: pb.DeleteInstanceRequest, context: Context
+    ) -> pb.Instance:
+        return await self._act(request.id, context, InstanceAction.DESTROY)
+
+    @unary
+    async def ListInstanceStates(
+        self, request: pb.ListInstanceStatesRequest, context: Context
+    ) -> pb.InstanceStateMachine:
+        call = await self.gateway.open(context, "instances", authenticate=False)
+        return convert.state_machine(_machine(call))

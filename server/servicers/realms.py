@@ -1,0 +1,30 @@
+"""RealmService: where instances and volumes live."""
+
+from __future__ import annotations
+
+from deltacloud.v1 import realm_pb2, realm_pb2_grpc
+
+from .. import convert
+from ..rpc import Context, Servicer, require, unary
+
+
+class RealmServicer(Servicer, realm_pb2_grpc.RealmServiceServicer):
+    @unary
+    async def ListRealms(
+        self, request: realm_pb2.ListRealmsRequest, context: Context
+    ) -> realm_pb2.ListRealmsResponse:
+        call = await self.gateway.open(context, "realms")
+        filters: dict[str, object] = {"id": request.id}
+        items = await call.run(call.driver.list_realms, filters)
+        page = self.page(call, "realms", items, request, filters)
+        return realm_pb2.ListRealmsResponse(
+            realms=[convert.realm(r) for r in page.items], next_page_token=page.next_page_token
+        )
+
+    @unary
+    async def GetRealm(
+        self, request: realm_pb2.GetRealmRequest, context: Context
+    ) -> realm_pb2.Realm:
+        require(request, "id")
+        call = await self.gateway.open(context, "realms")
+        return convert.realm(await call.run(call.driver.get_realm, request.id))
