@@ -4,6 +4,8 @@ google.rpc.Status, filtering and paging lists, and checking required fields."""
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +18,7 @@ from .gateway import Call, Gateway, current_scope
 from .pagination import Page, PageTokens, paginate, query_digest
 
 T = TypeVar("T")
+access_log = logging.getLogger("deltacloud.server.access")
 Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
 
 
@@ -78,15 +81,33 @@ def unary(
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Context) -> T:
         current_scope.set({})
+        started = time.perf_counter()
+        code = "OK"
         try:
             return await fn(self, request, context)
         except grpc.aio.AbortError:
+            code = "ABORTED"
             raise
         except Exception as exc:
-            await abort(context, to_api_error(exc, _scope_metadata()))
+            error = to_api_error(exc, _scope_metadata())
+            code = error.code.name
+            await abort(context, error)
             raise AssertionError("unreachable: abort raises") from exc
+        finally:
+            _log_access(fn.__name__, code, started)
 
     return wrapper
+
+
+def _log_access(method: str, code: str, started: float) -> None:
+    if access_log.isEnabledFor(logging.DEBUG):
+        fields = {
+            "method": method,
+            "code": code,
+            "ms": round((time.perf_counter() - started) * 1000, 3),
+            **_scope_metadata(),
+        }
+        access_log.debug("call", extra={"fields": fields})
 
 
 def streaming(
@@ -97,12 +118,19 @@ def streaming(
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[T]:
         current_scope.set({})
+        started = time.perf_counter()
+        code = "OK"
         try:
             async for item in fn(self, request, context):
                 yield item
         except grpc.aio.AbortError:
+            code = "ABORTED"
             raise
         except Exception as exc:
-            await abort(context, to_api_error(exc, _scope_metadata()))
+            error = to_api_error(exc, _scope_metadata())
+            code = error.code.name
+            await abort(context, error)
+        finally:
+            _log_access(fn.__name__, code, started)
 
     return wrapper

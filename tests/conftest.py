@@ -44,6 +44,10 @@ class ServerProcess:
 
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    #: Extra environment variables (DELTACLOUD_* from the caller's environment are dropped).
+    env: dict[str, str] = field(default_factory=dict)
+    #: False to start with only ``extra_args`` and ``env`` (no --listen, --data-dir, ...).
+    default_args: bool = True
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -53,32 +57,16 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, port: int = 0, timeout: float = 30.0) -> ServerProcess:
-        port_file = self.data_dir / "port"
+        port_file = Path(self.env.get("DELTACLOUD_PORT_FILE", self.data_dir / "port"))
         port_file.unlink(missing_ok=True)
-        users = ",".join(f"{u}:{p}" for u, p in EXTRA_USERS.items())
-        args = [
-            sys.executable,
-            "-m",
-            "deltacloud.server.main",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--port-file",
-            str(port_file),
-            "--data-dir",
-            str(self.data_dir),
-            "--driver-option",
-            f"mock.users={users}",
-            "--driver-option",
-            f"mock.pending_delay={PENDING_DELAY}",
-            "--driver-option",
-            f"mock.stopping_delay={STOPPING_DELAY}",
-            "--shutdown-grace",
-            "2",
-            *self.extra_args,
-        ]
+        args = [sys.executable, "-m", "deltacloud.server.main"]
+        if self.default_args:
+            args += self._default_args(port, port_file)
+        args += self.extra_args  # last, so they override the defaults
         self.log_path = self.data_dir / f"server-{time.time_ns()}.log"
         log = self.log_path.open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
+        env.update(self.env)
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while not port_file.exists():
@@ -94,6 +82,25 @@ class ServerProcess:
             status = health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
             assert status.status == health_pb2.HealthCheckResponse.SERVING
         return self
+
+    def _default_args(self, port: int, port_file: Path) -> list[str]:
+        users = ",".join(f"{u}:{p}" for u, p in EXTRA_USERS.items())
+        return [
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--port-file",
+            str(port_file),
+            "--data-dir",
+            str(self.data_dir),
+            "--driver-option",
+            f"mock.users={users}",
+            "--driver-option",
+            f"mock.pending_delay={PENDING_DELAY}",
+            "--driver-option",
+            f"mock.stopping_delay={STOPPING_DELAY}",
+            "--shutdown-grace",
+            "2",
+        ]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""

