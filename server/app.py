@@ -15,6 +15,7 @@ from deltacloud.drivers import DriverRegistry
 
 from . import reflection
 from .config import ServerConfig
+from .events.hub import EventHub, EventSettings
 from .gateway import Gateway
 from .pagination import PageTokens
 from .servicers import SERVICE_NAMES, register_all
@@ -26,11 +27,15 @@ log = logging.getLogger("deltacloud.server")
 class RunningServer:
     server: grpc.aio.Server
     gateway: Gateway
+    events: EventHub
     health: health.aio.HealthServicer
     port: int
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
+        # Watch streams end first, each with its last revision, so clients resume cleanly;
+        # then in-flight calls get the grace period.
+        await self.events.shutdown()
         await self.server.stop(grace)
         self.gateway.close()
 
@@ -51,6 +56,18 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     # Fail at start, not at the first call, when the default driver is unknown or broken.
     gateway.resolve_names(config.driver, config.provider)
     tokens = PageTokens.from_data_dir(config.data_dir)
+    events = EventHub(
+        gateway,
+        config.data_dir,
+        EventSettings(
+            poll_interval=config.watch_poll_interval,
+            fast_poll_interval=config.watch_fast_poll_interval,
+            progress_interval=config.watch_progress_interval,
+            buffer=config.watch_buffer,
+            max_events=config.journal_max_events,
+            max_age=config.journal_max_age,
+        ),
+    )
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -58,7 +75,7 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
             ("grpc.so_reuseport", 0),
         ],
     )
-    register_all(server, gateway, tokens)
+    register_all(server, gateway, tokens, events)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, [*SERVICE_NAMES, health.SERVICE_NAME])
@@ -70,9 +87,10 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
     await server.start()
+    events.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, gateway, health_servicer, port)
+    return RunningServer(server, gateway, events, health_servicer, port)
 
 
 async def serve(config: ServerConfig) -> None:

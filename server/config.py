@@ -33,6 +33,12 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    watch_poll_interval: float = 2.0
+    watch_fast_poll_interval: float = 0.25
+    watch_progress_interval: float = 5.0
+    watch_buffer: int = 1000
+    journal_max_events: int = 100_000
+    journal_max_age: float = 7 * 24 * 3600.0
 
     def options_for(self, driver: str) -> dict[str, str]:
         """The driver options meant for ``driver``, with the ``driver.`` prefix removed."""
@@ -126,6 +132,42 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
         default=_env("TLS_CLIENT_CA", env),
         help="require client certificates signed by this CA (mutual TLS)",
     )
+    p.add_argument(
+        "--watch-poll-interval",
+        type=float,
+        default=float(_env("WATCH_POLL_INTERVAL", env) or 2.0),
+        help="seconds between polls of a watched backend while nothing is transitional (2)",
+    )
+    p.add_argument(
+        "--watch-fast-poll-interval",
+        type=float,
+        default=float(_env("WATCH_FAST_POLL_INTERVAL", env) or 0.25),
+        help="seconds between polls while an instance is transitional (0.25)",
+    )
+    p.add_argument(
+        "--watch-progress-interval",
+        type=float,
+        default=float(_env("WATCH_PROGRESS_INTERVAL", env) or 5.0),
+        help="default seconds between progress messages of an idle watch (5)",
+    )
+    p.add_argument(
+        "--watch-buffer",
+        type=int,
+        default=int(_env("WATCH_BUFFER", env) or 1000),
+        help="events a live subscriber may fall behind before it is cut (1000)",
+    )
+    p.add_argument(
+        "--journal-max-events",
+        type=int,
+        default=int(_env("JOURNAL_MAX_EVENTS", env) or 100_000),
+        help="events kept per scope for resuming (100000)",
+    )
+    p.add_argument(
+        "--journal-max-age",
+        type=float,
+        default=float(_env("JOURNAL_MAX_AGE", env) or 7 * 24 * 3600),
+        help="seconds events are kept for resuming (604800, a week)",
+    )
     return p
 
 
@@ -140,6 +182,17 @@ def load(
         p.error(str(exc))
     if args.workers < 1:
         p.error("--workers must be at least 1")
+    positive = {
+        "--watch-poll-interval": args.watch_poll_interval,
+        "--watch-fast-poll-interval": args.watch_fast_poll_interval,
+        "--watch-progress-interval": args.watch_progress_interval,
+        "--watch-buffer": args.watch_buffer,
+        "--journal-max-events": args.journal_max_events,
+        "--journal-max-age": args.journal_max_age,
+    }
+    for flag, value in positive.items():
+        if value <= 0:
+            p.error(f"{flag} must be positive")
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
@@ -158,4 +211,10 @@ def load(
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        watch_poll_interval=args.watch_poll_interval,
+        watch_fast_poll_interval=args.watch_fast_poll_interval,
+        watch_progress_interval=args.watch_progress_interval,
+        watch_buffer=args.watch_buffer,
+        journal_max_events=args.journal_max_events,
+        journal_max_age=args.journal_max_age,
     )

@@ -77,6 +77,10 @@ class PageTokens:
         issued by this server for this very query."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            # Only the exact string we issued: the decoder ignores stray characters and
+            # the unused low bits of the last one, so a changed token could decode alike.
+            if base64.urlsafe_b64encode(raw).decode().rstrip("=") != token:
+                raise ValueError("not a token of ours")
             mac, payload = raw[:16], raw[16:]
             if not hmac.compare_digest(mac, self._sign(payload)):
                 raise ValueError("bad signature")

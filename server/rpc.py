@@ -14,6 +14,7 @@ import grpc
 from deltacloud.drivers import COLLECTIONS, filter_on
 
 from .errors import abort, invalid_argument, to_api_error
+from .events.hub import EventHub
 from .gateway import Call, Gateway, current_scope
 from .pagination import Page, PageTokens, paginate, query_digest
 
@@ -25,9 +26,10 @@ Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
 class Servicer:
     """Base of the collection servicers: thin adapters from messages to driver calls."""
 
-    def __init__(self, gateway: Gateway, tokens: PageTokens) -> None:
+    def __init__(self, gateway: Gateway, tokens: PageTokens, events: EventHub) -> None:
         self.gateway = gateway
         self.tokens = tokens
+        self.events = events
 
     def page(
         self,

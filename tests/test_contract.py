@@ -139,10 +139,11 @@ def test_list_methods_follow_the_paging_convention() -> None:
     assert checked == 14
 
 
-def test_instance_field_numbers_20_to_29_are_free() -> None:
-    """Kept free for the later WatchInstanceEvents data."""
+def test_watch_instance_events_is_server_streaming() -> None:
     _ensure_importable()
     instance_pb2 = importlib.import_module("deltacloud.v1.instance_pb2")
-    for message in instance_pb2.DESCRIPTOR.message_types_by_name.values():
-        used = {f.number for f in message.fields}
-        assert not used & set(range(20, 30)), message.full_name
+    method = instance_pb2.DESCRIPTOR.services_by_name["InstanceService"].methods_by_name[
+        "WatchInstanceEvents"
+    ]
+    assert method.server_streaming and not method.client_streaming
+    assert method.output_type.name == "WatchInstanceEventsResponse"

@@ -21,6 +21,7 @@ from deltacloud.v1 import (
     storage_volume_pb2_grpc,
 )
 
+from ..events.hub import EventHub
 from ..gateway import Gateway
 from ..pagination import PageTokens
 from .addresses import AddressServicer
@@ -74,6 +75,8 @@ _REGISTRATIONS: list[tuple[type, Callable[..., None], str]] = [
 SERVICE_NAMES = [f"deltacloud.v1.{name}" for _, _, name in _REGISTRATIONS]
 
 
-def register_all(server: grpc.aio.Server, gateway: Gateway, tokens: PageTokens) -> None:
+def register_all(
+    server: grpc.aio.Server, gateway: Gateway, tokens: PageTokens, events: EventHub
+) -> None:
     for servicer, add, _ in _REGISTRATIONS:
-        add(servicer(gateway, tokens), server)
+        add(servicer(gateway, tokens, events), server)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from deltacloud.drivers import (
     ActionNotAllowedError,
     InstanceAction,
+    InstanceState,
     NotFoundError,
     StateMachine,
     ValidationError,
@@ -20,6 +21,7 @@ from deltacloud.v1 import instance_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..errors import invalid_argument
+from ..events.subscription import Subscription
 from ..gateway import Call
 from ..rpc import Context, Servicer, require, unary
 
@@ -111,6 +113,8 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             load_balancer_id=request.load_balancer_id,
         )
         created = await call.run(call.driver.create_instance, opts)
+        for instance in created:
+            await self.events.record_action(call, InstanceState.START, instance, "create")
         machine = _machine(call)
         return pb.CreateInstanceResponse(instances=[convert.instance(i, machine) for i in created])
 
@@ -133,7 +137,9 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             InstanceAction.REBOOT: call.driver.reboot_instance,
             InstanceAction.DESTROY: call.driver.destroy_instance,
         }[action]
-        return convert.instance(await call.run(method, request_id), machine)
+        after = await call.run(method, request_id)
+        await self.events.record_action(call, current.state, after, action.value)
+        return convert.instance(after, machine)
 
     @unary
     async def StartInstance(
@@ -163,3 +169,11 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
     ) -> pb.InstanceStateMachine:
         call = await self.gateway.open(context, "instances", authenticate=False)
         return convert.state_machine(_machine(call))
+
+    @unary
+    async def WatchInstanceEvents(
+        self, request: pb.WatchInstanceEventsRequest, context: Context
+    ) -> None:
+        call = await self.gateway.open(context, "instances")
+        scope = await self.events.scope(call)
+        await Subscription(self.events, scope, call, request, context).run()

@@ -23,48 +23,59 @@ _sym_db = _symbol_database.Default()
 
 
 from deltacloud.v1 import common_pb2 as deltacloud_dot_v1_dot_common__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x65ltacloud/v1/instance.proto\x12\rdeltacloud.v1\x1a\x1a\x64\x65ltacloud/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x04\n\x08Instance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x10\n\x08image_id\x18\x04 \x01(\t\x12\x10\n\x08realm_id\x18\x05 \x01(\t\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12.\n\x07\x61\x63tions\x18\x07 \x03(\x0e\x32\x1d.deltacloud.v1.InstanceAction\x12\x38\n\x10public_addresses\x18\x08 \x03(\x0b\x32\x1e.deltacloud.v1.InstanceAddress\x12\x39\n\x11private_addresses\x18\t \x03(\x0b\x32\x1e.deltacloud.v1.InstanceAddress\x12\x1b\n\x13hardware_profile_id\x18\n \x01(\t\x12K\n\x1ahardware_profile_overrides\x18\x0b \x01(\x0b\x32\'.deltacloud.v1.HardwareProfileOverrides\x12/\n\x0blaunch_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08key_name\x18\r \x01(\t\x12\x14\n\x0c\x66irewall_ids\x18\x0e \x03(\t\x12\x1a\n\x12storage_volume_ids\x18\x0f \x03(\t\"\xc0\x01\n\x0fInstanceAddress\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x31\n\x04type\x18\x02 \x01(\x0e\x32#.deltacloud.v1.InstanceAddress.Type\"i\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n\tTYPE_IPV4\x10\x01\x12\r\n\tTYPE_IPV6\x10\x02\x12\x11\n\rTYPE_HOSTNAME\x10\x03\x12\x0c\n\x08TYPE_MAC\x10\x04\x12\x0c\n\x08TYPE_VNC\x10\x05\"\x9a\x01\n\x14ListInstancesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12\x10\n\x08realm_id\x18\x05 \x01(\t\x12\x10\n\x08owner_id\x18\x06 \x01(\t\"\\\n\x15ListInstancesResponse\x12*\n\tinstances\x18\x01 \x03(\x0b\x32\x17.deltacloud.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa0\x02\n\x15\x43reateInstanceRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x10\n\x08realm_id\x18\x02 \x01(\t\x12\x1b\n\x13hardware_profile_id\x18\x03 \x01(\t\x12K\n\x1ahardware_profile_overrides\x18\x04 \x01(\x0b\x32\'.deltacloud.v1.HardwareProfileOverrides\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x10\n\x08key_name\x18\x06 \x01(\t\x12\x11\n\tuser_data\x18\x07 \x01(\x0c\x12\x14\n\x0c\x66irewall_ids\x18\x08 \x03(\t\x12\x16\n\x0einstance_count\x18\t \x01(\x05\x12\x18\n\x10load_balancer_id\x18\n \x01(\t\"D\n\x16\x43reateInstanceResponse\x12*\n\tinstances\x18\x01 \x03(\x0b\x32\x17.deltacloud.v1.Instance\"\"\n\x14StartInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13StopInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n\x15RebootInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n\x15\x44\x65leteInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1b\n\x19ListInstanceStatesRequest\"@\n\x14InstanceStateMachine\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.deltacloud.v1.StateNode\"h\n\tStateNode\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12.\n\x0btransitions\x18\x02 \x03(\x0b\x32\x19.deltacloud.v1.Transition\"x\n\nTransition\x12(\n\x02to\x18\x01 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12-\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1d.deltacloud.v1.InstanceAction\x12\x11\n\tautomatic\x18\x03 \x01(\x08\x32\xba\x05\n\x0fInstanceService\x12Z\n\rListInstances\x12#.deltacloud.v1.ListInstancesRequest\x1a$.deltacloud.v1.ListInstancesResponse\x12I\n\x0bGetInstance\x12!.deltacloud.v1.GetInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12]\n\x0e\x43reateInstance\x12$.deltacloud.v1.CreateInstanceRequest\x1a%.deltacloud.v1.CreateInstanceResponse\x12M\n\rStartInstance\x12#.deltacloud.v1.StartInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12K\n\x0cStopInstance\x12\".deltacloud.v1.StopInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12O\n\x0eRebootInstance\x12$.deltacloud.v1.RebootInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12O\n\x0e\x44\x65leteInstance\x12$.deltacloud.v1.DeleteInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12\x63\n\x12ListInstanceStates\x12(.deltacloud.v1.ListInstanceStatesRequest\x1a#.deltacloud.v1.InstanceStateMachineb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x65ltacloud/v1/instance.proto\x12\rdeltacloud.v1\x1a\x1a\x64\x65ltacloud/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x04\n\x08Instance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x10\n\x08image_id\x18\x04 \x01(\t\x12\x10\n\x08realm_id\x18\x05 \x01(\t\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12.\n\x07\x61\x63tions\x18\x07 \x03(\x0e\x32\x1d.deltacloud.v1.InstanceAction\x12\x38\n\x10public_addresses\x18\x08 \x03(\x0b\x32\x1e.deltacloud.v1.InstanceAddress\x12\x39\n\x11private_addresses\x18\t \x03(\x0b\x32\x1e.deltacloud.v1.InstanceAddress\x12\x1b\n\x13hardware_profile_id\x18\n \x01(\t\x12K\n\x1ahardware_profile_overrides\x18\x0b \x01(\x0b\x32\'.deltacloud.v1.HardwareProfileOverrides\x12/\n\x0blaunch_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08key_name\x18\r \x01(\t\x12\x14\n\x0c\x66irewall_ids\x18\x0e \x03(\t\x12\x1a\n\x12storage_volume_ids\x18\x0f \x03(\t\"\xc0\x01\n\x0fInstanceAddress\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x31\n\x04type\x18\x02 \x01(\x0e\x32#.deltacloud.v1.InstanceAddress.Type\"i\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\r\n\tTYPE_IPV4\x10\x01\x12\r\n\tTYPE_IPV6\x10\x02\x12\x11\n\rTYPE_HOSTNAME\x10\x03\x12\x0c\n\x08TYPE_MAC\x10\x04\x12\x0c\n\x08TYPE_VNC\x10\x05\"\x9a\x01\n\x14ListInstancesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12\x10\n\x08realm_id\x18\x05 \x01(\t\x12\x10\n\x08owner_id\x18\x06 \x01(\t\"\\\n\x15ListInstancesResponse\x12*\n\tinstances\x18\x01 \x03(\x0b\x32\x17.deltacloud.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa0\x02\n\x15\x43reateInstanceRequest\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x10\n\x08realm_id\x18\x02 \x01(\t\x12\x1b\n\x13hardware_profile_id\x18\x03 \x01(\t\x12K\n\x1ahardware_profile_overrides\x18\x04 \x01(\x0b\x32\'.deltacloud.v1.HardwareProfileOverrides\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x10\n\x08key_name\x18\x06 \x01(\t\x12\x11\n\tuser_data\x18\x07 \x01(\x0c\x12\x14\n\x0c\x66irewall_ids\x18\x08 \x03(\t\x12\x16\n\x0einstance_count\x18\t \x01(\x05\x12\x18\n\x10load_balancer_id\x18\n \x01(\t\"D\n\x16\x43reateInstanceResponse\x12*\n\tinstances\x18\x01 \x03(\x0b\x32\x17.deltacloud.v1.Instance\"\"\n\x14StartInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13StopInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n\x15RebootInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"#\n\x15\x44\x65leteInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1b\n\x19ListInstanceStatesRequest\"@\n\x14InstanceStateMachine\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.deltacloud.v1.StateNode\"h\n\tStateNode\x12+\n\x05state\x18\x01 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12.\n\x0btransitions\x18\x02 \x03(\x0b\x32\x19.deltacloud.v1.Transition\"x\n\nTransition\x12(\n\x02to\x18\x01 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12-\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1d.deltacloud.v1.InstanceAction\x12\x11\n\tautomatic\x18\x03 \x01(\x08\"\xaa\x02\n\rInstanceEvent\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x13\n\x0binstance_id\x18\x03 \x01(\t\x12\x34\n\x0eprevious_state\x18\x04 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12(\n\x05\x63\x61use\x18\x06 \x01(\x0e\x32\x19.deltacloud.v1.EventCause\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08instance\x18\x08 \x01(\x0b\x32\x17.deltacloud.v1.Instance\"\xe0\x01\n\x1aWatchInstanceEventsRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12,\n\x06states\x18\x02 \x03(\x0e\x32\x1c.deltacloud.v1.InstanceState\x12\x1b\n\x0e\x61\x66ter_revision\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x10initial_snapshot\x18\x04 \x01(\x08\x12\x34\n\x11progress_interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\n\x0f_after_revision\"\xfa\x01\n\x1bWatchInstanceEventsResponse\x12=\n\x04kind\x18\x01 \x01(\x0e\x32/.deltacloud.v1.WatchInstanceEventsResponse.Kind\x12,\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1c.deltacloud.v1.InstanceEvent\x12\x10\n\x08revision\x18\x03 \x01(\x03\"\\\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_EVENTS\x10\x01\x12\x11\n\rKIND_PROGRESS\x10\x02\x12\x1a\n\x16KIND_SNAPSHOT_COMPLETE\x10\x03*\xee\x01\n\nEventCause\x12\x1b\n\x17\x45VENT_CAUSE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_CAUSE_CREATE\x10\x01\x12\x15\n\x11\x45VENT_CAUSE_START\x10\x02\x12\x14\n\x10\x45VENT_CAUSE_STOP\x10\x03\x12\x16\n\x12\x45VENT_CAUSE_REBOOT\x10\x04\x12\x17\n\x13\x45VENT_CAUSE_DESTROY\x10\x05\x12\x19\n\x15\x45VENT_CAUSE_AUTOMATIC\x10\x06\x12\x18\n\x14\x45VENT_CAUSE_OBSERVED\x10\x07\x12\x18\n\x14\x45VENT_CAUSE_SNAPSHOT\x10\x08\x32\xaa\x06\n\x0fInstanceService\x12Z\n\rListInstances\x12#.deltacloud.v1.ListInstancesRequest\x1a$.deltacloud.v1.ListInstancesResponse\x12I\n\x0bGetInstance\x12!.deltacloud.v1.GetInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12]\n\x0e\x43reateInstance\x12$.deltacloud.v1.CreateInstanceRequest\x1a%.deltacloud.v1.CreateInstanceResponse\x12M\n\rStartInstance\x12#.deltacloud.v1.StartInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12K\n\x0cStopInstance\x12\".deltacloud.v1.StopInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12O\n\x0eRebootInstance\x12$.deltacloud.v1.RebootInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12O\n\x0e\x44\x65leteInstance\x12$.deltacloud.v1.DeleteInstanceRequest\x1a\x17.deltacloud.v1.Instance\x12\x63\n\x12ListInstanceStates\x12(.deltacloud.v1.ListInstanceStatesRequest\x1a#.deltacloud.v1.InstanceStateMachine\x12n\n\x13WatchInstanceEvents\x12).deltacloud.v1.WatchInstanceEventsRequest\x1a*.deltacloud.v1.WatchInstanceEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deltacloud.v1.instance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INSTANCE']._serialized_start=109
-  _globals['_INSTANCE']._serialized_end=632
-  _globals['_INSTANCEADDRESS']._serialized_start=635
-  _globals['_INSTANCEADDRESS']._serialized_end=827
-  _globals['_INSTANCEADDRESS_TYPE']._serialized_start=722
-  _globals['_INSTANCEADDRESS_TYPE']._serialized_end=827
-  _globals['_LISTINSTANCESREQUEST']._serialized_start=830
-  _globals['_LISTINSTANCESREQUEST']._serialized_end=984
-  _globals['_LISTINSTANCESRESPONSE']._serialized_start=986
-  _globals['_LISTINSTANCESRESPONSE']._serialized_end=1078
-  _globals['_GETINSTANCEREQUEST']._serialized_start=1080
-  _globals['_GETINSTANCEREQUEST']._serialized_end=1112
-  _globals['_CREATEINSTANCEREQUEST']._serialized_start=1115
-  _globals['_CREATEINSTANCEREQUEST']._serialized_end=1403
-  _globals['_CREATEINSTANCERESPONSE']._serialized_start=1405
-  _globals['_CREATEINSTANCERESPONSE']._serialized_end=1473
-  _globals['_STARTINSTANCEREQUEST']._serialized_start=1475
-  _globals['_STARTINSTANCEREQUEST']._serialized_end=1509
-  _globals['_STOPINSTANCEREQUEST']._serialized_start=1511
-  _globals['_STOPINSTANCEREQUEST']._serialized_end=1544
-  _globals['_REBOOTINSTANCEREQUEST']._serialized_start=1546
-  _globals['_REBOOTINSTANCEREQUEST']._serialized_end=1581
-  _globals['_DELETEINSTANCEREQUEST']._serialized_start=1583
-  _globals['_DELETEINSTANCEREQUEST']._serialized_end=1618
-  _globals['_LISTINSTANCESTATESREQUEST']._serialized_start=1620
-  _globals['_LISTINSTANCESTATESREQUEST']._serialized_end=1647
-  _globals['_INSTANCESTATEMACHINE']._serialized_start=1649
-  _globals['_INSTANCESTATEMACHINE']._serialized_end=1713
-  _globals['_STATENODE']._serialized_start=1715
-  _globals['_STATENODE']._serialized_end=1819
-  _globals['_TRANSITION']._serialized_start=1821
-  _globals['_TRANSITION']._serialized_end=1941
-  _globals['_INSTANCESERVICE']._serialized_start=1944
-  _globals['_INSTANCESERVICE']._serialized_end=2642
+  _globals['_EVENTCAUSE']._serialized_start=2757
+  _globals['_EVENTCAUSE']._serialized_end=2995
+  _globals['_INSTANCE']._serialized_start=141
+  _globals['_INSTANCE']._serialized_end=664
+  _globals['_INSTANCEADDRESS']._serialized_start=667
+  _globals['_INSTANCEADDRESS']._serialized_end=859
+  _globals['_INSTANCEADDRESS_TYPE']._serialized_start=754
+  _globals['_INSTANCEADDRESS_TYPE']._serialized_end=859
+  _globals['_LISTINSTANCESREQUEST']._serialized_start=862
+  _globals['_LISTINSTANCESREQUEST']._serialized_end=1016
+  _globals['_LISTINSTANCESRESPONSE']._serialized_start=1018
+  _globals['_LISTINSTANCESRESPONSE']._serialized_end=1110
+  _globals['_GETINSTANCEREQUEST']._serialized_start=1112
+  _globals['_GETINSTANCEREQUEST']._serialized_end=1144
+  _globals['_CREATEINSTANCEREQUEST']._serialized_start=1147
+  _globals['_CREATEINSTANCEREQUEST']._serialized_end=1435
+  _globals['_CREATEINSTANCERESPONSE']._serialized_start=1437
+  _globals['_CREATEINSTANCERESPONSE']._serialized_end=1505
+  _globals['_STARTINSTANCEREQUEST']._serialized_start=1507
+  _globals['_STARTINSTANCEREQUEST']._serialized_end=1541
+  _globals['_STOPINSTANCEREQUEST']._serialized_start=1543
+  _globals['_STOPINSTANCEREQUEST']._serialized_end=1576
+  _globals['_REBOOTINSTANCEREQUEST']._serialized_start=1578
+  _globals['_REBOOTINSTANCEREQUEST']._serialized_end=1613
+  _globals['_DELETEINSTANCEREQUEST']._serialized_start=1615
+  _globals['_DELETEINSTANCEREQUEST']._serialized_end=1650
+  _globals['_LISTINSTANCESTATESREQUEST']._serialized_start=1652
+  _globals['_LISTINSTANCESTATESREQUEST']._serialized_end=1679
+  _globals['_INSTANCESTATEMACHINE']._serialized_start=1681
+  _globals['_INSTANCESTATEMACHINE']._serialized_end=1745
+  _globals['_STATENODE']._serialized_start=1747
+  _globals['_STATENODE']._serialized_end=1851
+  _globals['_TRANSITION']._serialized_start=1853
+  _globals['_TRANSITION']._serialized_end=1973
+  _globals['_INSTANCEEVENT']._serialized_start=1976
+  _globals['_INSTANCEEVENT']._serialized_end=2274
+  _globals['_WATCHINSTANCEEVENTSREQUEST']._serialized_start=2277
+  _globals['_WATCHINSTANCEEVENTSREQUEST']._serialized_end=2501
+  _globals['_WATCHINSTANCEEVENTSRESPONSE']._serialized_start=2504
+  _globals['_WATCHINSTANCEEVENTSRESPONSE']._serialized_end=2754
+  _globals['_WATCHINSTANCEEVENTSRESPONSE_KIND']._serialized_start=2662
+  _globals['_WATCHINSTANCEEVENTSRESPONSE_KIND']._serialized_end=2754
+  _globals['_INSTANCESERVICE']._serialized_start=2998
+  _globals['_INSTANCESERVICE']._serialized_end=3808
 # @@protoc_insertion_point(module_scope)

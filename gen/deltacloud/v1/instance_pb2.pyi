@@ -1,6 +1,7 @@
 import datetime
 
 from deltacloud.v1 import common_pb2 as _common_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -10,6 +11,27 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EventCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_CAUSE_UNSPECIFIED: _ClassVar[EventCause]
+    EVENT_CAUSE_CREATE: _ClassVar[EventCause]
+    EVENT_CAUSE_START: _ClassVar[EventCause]
+    EVENT_CAUSE_STOP: _ClassVar[EventCause]
+    EVENT_CAUSE_REBOOT: _ClassVar[EventCause]
+    EVENT_CAUSE_DESTROY: _ClassVar[EventCause]
+    EVENT_CAUSE_AUTOMATIC: _ClassVar[EventCause]
+    EVENT_CAUSE_OBSERVED: _ClassVar[EventCause]
+    EVENT_CAUSE_SNAPSHOT: _ClassVar[EventCause]
+EVENT_CAUSE_UNSPECIFIED: EventCause
+EVENT_CAUSE_CREATE: EventCause
+EVENT_CAUSE_START: EventCause
+EVENT_CAUSE_STOP: EventCause
+EVENT_CAUSE_REBOOT: EventCause
+EVENT_CAUSE_DESTROY: EventCause
+EVENT_CAUSE_AUTOMATIC: EventCause
+EVENT_CAUSE_OBSERVED: EventCause
+EVENT_CAUSE_SNAPSHOT: EventCause
 
 class Instance(_message.Message):
     __slots__ = ("id", "name", "owner_id", "image_id", "realm_id", "state", "actions", "public_addresses", "private_addresses", "hardware_profile_id", "hardware_profile_overrides", "launch_time", "key_name", "firewall_ids", "storage_volume_ids")
@@ -178,3 +200,57 @@ class Transition(_message.Message):
     action: _common_pb2.InstanceAction
     automatic: bool
     def __init__(self, to: _Optional[_Union[_common_pb2.InstanceState, str]] = ..., action: _Optional[_Union[_common_pb2.InstanceAction, str]] = ..., automatic: _Optional[bool] = ...) -> None: ...
+
+class InstanceEvent(_message.Message):
+    __slots__ = ("revision", "event_id", "instance_id", "previous_state", "state", "cause", "time", "instance")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    event_id: str
+    instance_id: str
+    previous_state: _common_pb2.InstanceState
+    state: _common_pb2.InstanceState
+    cause: EventCause
+    time: _timestamp_pb2.Timestamp
+    instance: Instance
+    def __init__(self, revision: _Optional[int] = ..., event_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., previous_state: _Optional[_Union[_common_pb2.InstanceState, str]] = ..., state: _Optional[_Union[_common_pb2.InstanceState, str]] = ..., cause: _Optional[_Union[EventCause, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[_Union[Instance, _Mapping]] = ...) -> None: ...
+
+class WatchInstanceEventsRequest(_message.Message):
+    __slots__ = ("instance_ids", "states", "after_revision", "initial_snapshot", "progress_interval")
+    INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_REVISION_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    instance_ids: _containers.RepeatedScalarFieldContainer[str]
+    states: _containers.RepeatedScalarFieldContainer[_common_pb2.InstanceState]
+    after_revision: int
+    initial_snapshot: bool
+    progress_interval: _duration_pb2.Duration
+    def __init__(self, instance_ids: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[_Union[_common_pb2.InstanceState, str]]] = ..., after_revision: _Optional[int] = ..., initial_snapshot: _Optional[bool] = ..., progress_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class WatchInstanceEventsResponse(_message.Message):
+    __slots__ = ("kind", "events", "revision")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[WatchInstanceEventsResponse.Kind]
+        KIND_EVENTS: _ClassVar[WatchInstanceEventsResponse.Kind]
+        KIND_PROGRESS: _ClassVar[WatchInstanceEventsResponse.Kind]
+        KIND_SNAPSHOT_COMPLETE: _ClassVar[WatchInstanceEventsResponse.Kind]
+    KIND_UNSPECIFIED: WatchInstanceEventsResponse.Kind
+    KIND_EVENTS: WatchInstanceEventsResponse.Kind
+    KIND_PROGRESS: WatchInstanceEventsResponse.Kind
+    KIND_SNAPSHOT_COMPLETE: WatchInstanceEventsResponse.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    kind: WatchInstanceEventsResponse.Kind
+    events: _containers.RepeatedCompositeFieldContainer[InstanceEvent]
+    revision: int
+    def __init__(self, kind: _Optional[_Union[WatchInstanceEventsResponse.Kind, str]] = ..., events: _Optional[_Iterable[_Union[InstanceEvent, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...

@@ -33,7 +33,7 @@ class InstanceServiceStub:
     driver is called: an action not in Instance.actions is FAILED_PRECONDITION with reason
     ACTION_NOT_ALLOWED and ErrorInfo metadata instance_id, action, state and allowed_actions.
     Actions return the instance as it is right after the action was accepted, usually in a
-    transitional state (PENDING, STOPPING); poll GetInstance to follow it.
+    transitional state (PENDING, STOPPING); follow it with WatchInstanceEvents.
     """
 
     def __init__(self, channel):
@@ -82,6 +82,11 @@ class InstanceServiceStub:
                 request_serializer=deltacloud_dot_v1_dot_instance__pb2.ListInstanceStatesRequest.SerializeToString,
                 response_deserializer=deltacloud_dot_v1_dot_instance__pb2.InstanceStateMachine.FromString,
                 _registered_method=True)
+        self.WatchInstanceEvents = channel.unary_stream(
+                '/deltacloud.v1.InstanceService/WatchInstanceEvents',
+                request_serializer=deltacloud_dot_v1_dot_instance__pb2.WatchInstanceEventsRequest.SerializeToString,
+                response_deserializer=deltacloud_dot_v1_dot_instance__pb2.WatchInstanceEventsResponse.FromString,
+                _registered_method=True)
 
 
 class InstanceServiceServicer:
@@ -92,7 +97,7 @@ class InstanceServiceServicer:
     driver is called: an action not in Instance.actions is FAILED_PRECONDITION with reason
     ACTION_NOT_ALLOWED and ErrorInfo metadata instance_id, action, state and allowed_actions.
     Actions return the instance as it is right after the action was accepted, usually in a
-    transitional state (PENDING, STOPPING); poll GetInstance to follow it.
+    transitional state (PENDING, STOPPING); follow it with WatchInstanceEvents.
     """
 
     def ListInstances(self, request, context):
@@ -168,6 +173,29 @@ class InstanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchInstanceEvents(self, request, context):
+        """Streams every instance state transition of the caller's scope (driver, provider and
+        credentials) as it happens: transitions the server caused (create, start, stop, reboot,
+        destroy) and transitions the cloud made on its own or another client caused, observed
+        by the server.
+
+        Guarantees: events carry a revision that increases by one per event within the scope;
+        a subscriber receives them in revision order, with none missing and none repeated
+        (filters aside); resuming with after_revision set to the last revision seen continues
+        exactly after it, across disconnects and server restarts. Several ready events travel
+        in one message. When nothing happens, a PROGRESS message carries the scope's current
+        revision every progress_interval, so a client can save its position.
+
+        Ends with OUT_OF_RANGE (REVISION_COMPACTED) if after_revision is older than the
+        journal keeps (re-list, then watch without after_revision or with initial_snapshot);
+        RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW) if the subscriber falls too far behind;
+        UNAVAILABLE (SERVER_SHUTTING_DOWN) when the server stops. These last two carry the
+        last revision delivered in ErrorInfo metadata last_revision: resume after it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InstanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +239,11 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     request_deserializer=deltacloud_dot_v1_dot_instance__pb2.ListInstanceStatesRequest.FromString,
                     response_serializer=deltacloud_dot_v1_dot_instance__pb2.InstanceStateMachine.SerializeToString,
             ),
+            'WatchInstanceEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchInstanceEvents,
+                    request_deserializer=deltacloud_dot_v1_dot_instance__pb2.WatchInstanceEventsRequest.FromString,
+                    response_serializer=deltacloud_dot_v1_dot_instance__pb2.WatchInstanceEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'deltacloud.v1.InstanceService', rpc_method_handlers)
@@ -227,7 +260,7 @@ class InstanceService:
     driver is called: an action not in Instance.actions is FAILED_PRECONDITION with reason
     ACTION_NOT_ALLOWED and ErrorInfo metadata instance_id, action, state and allowed_actions.
     Actions return the instance as it is right after the action was accepted, usually in a
-    transitional state (PENDING, STOPPING); poll GetInstance to follow it.
+    transitional state (PENDING, STOPPING); follow it with WatchInstanceEvents.
     """
 
     @staticmethod
@@ -436,6 +469,33 @@ class InstanceService:
             '/deltacloud.v1.InstanceService/ListInstanceStates',
             deltacloud_dot_v1_dot_instance__pb2.ListInstanceStatesRequest.SerializeToString,
             deltacloud_dot_v1_dot_instance__pb2.InstanceStateMachine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchInstanceEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/deltacloud.v1.InstanceService/WatchInstanceEvents',
+            deltacloud_dot_v1_dot_instance__pb2.WatchInstanceEventsRequest.SerializeToString,
+            deltacloud_dot_v1_dot_instance__pb2.WatchInstanceEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

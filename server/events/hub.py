@@ -1,0 +1,407 @@
+"""The event hub: one ScopeHub per (driver, provider, credentials) scope orders that
+scope's events, journals them, and wakes the subscribers; a monitor task per active scope
+observes the backend.
+
+Every change goes through ``ScopeHub._append`` under the scope's lock: the journal assigns
+revisions in one transaction, then the events join an in-memory ring that live subscribers
+read. Known instance states are kept per scope (and in the journal) so that each event's
+previous_state is the state the previous event of that instance left it in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from deltacloud.drivers import BaseDriver, CallContext, InstanceState, StateMachine
+from deltacloud.v1 import common_pb2, instance_pb2
+
+from .. import convert
+from ..gateway import Call, Gateway
+from .journal import Journal
+
+log = logging.getLogger("deltacloud.server.events")
+
+START = common_pb2.INSTANCE_STATE_START
+FINISH = common_pb2.INSTANCE_STATE_FINISH
+AUTOMATIC = instance_pb2.EVENT_CAUSE_AUTOMATIC
+OBSERVED = instance_pb2.EVENT_CAUSE_OBSERVED
+
+CAUSE_OF_ACTION = {
+    "create": instance_pb2.EVENT_CAUSE_CREATE,
+    "start": instance_pb2.EVENT_CAUSE_START,
+    "stop": instance_pb2.EVENT_CAUSE_STOP,
+    "reboot": instance_pb2.EVENT_CAUSE_REBOOT,
+    "destroy": instance_pb2.EVENT_CAUSE_DESTROY,
+}
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Tuning of the event system (server flags)."""
+
+    poll_interval: float = 2.0  # while someone watches and nothing is transitional
+    fast_poll_interval: float = 0.25  # while an instance is in a transitional state
+    progress_interval: float = 5.0
+    buffer: int = 1000  # events a live subscriber may lag behind before it is cut
+    max_events: int = 100_000  # journal retention per scope
+    max_age: float = 7 * 24 * 3600.0  # journal retention in seconds
+    compact_every: float = 300.0
+
+
+class ScopeKeys:
+    """Keyed hashes of scopes: the journal can tell scopes apart but learns nothing about
+    the credentials in them."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path) -> ScopeKeys:
+        path = data_dir / "scope.key"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls(path.read_bytes())
+        except FileNotFoundError:
+            key = secrets.token_bytes(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+            return cls(key)
+
+    def of(self, driver: str, provider: str, user: str, password: str) -> str:
+        material = "\0".join((driver, provider, user, password)).encode()
+        return hmac.new(self._key, material, hashlib.sha256).hexdigest()
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _event(
+    instance: instance_pb2.Instance, previous: int, cause: int
+) -> instance_pb2.InstanceEvent:
+    return instance_pb2.InstanceEvent(
+        event_id=uuid.uuid4().hex,
+        instance_id=instance.id,
+        previous_state=previous,
+        state=instance.state,
+        cause=cause,
+        time=_now(),
+        instance=instance,
+    )
+
+
+def _with_state(instance: instance_pb2.Instance, state: int) -> instance_pb2.Instance:
+    copy = instance_pb2.Instance()
+    copy.CopyFrom(instance)
+    copy.state = state
+    del copy.actions[:]
+    return copy
+
+
+class ScopeHub:
+    """The events of one scope."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        key: str,
+        driver_class: type[BaseDriver],
+        head: int,
+        baselined: bool,
+        known: dict[str, instance_pb2.Instance],
+    ) -> None:
+        self.hub = hub
+        self.key = key
+        self.driver_class = driver_class
+        machine = driver_class.instance_states
+        assert machine is not None
+        self.machine: StateMachine = machine
+        self.head = head
+        self.baselined = baselined
+        self.known = known
+        self._known_at: dict[str, float] = {}
+        self.ring: list[instance_pb2.InstanceEvent] = []
+        self.lock = asyncio.Lock()
+        self._signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.subscribers = 0
+        self._monitor: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._poll: tuple[BaseDriver, CallContext] | None = None
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def events_after(self, cursor: int, limit: int) -> list[instance_pb2.InstanceEvent] | None:
+        """Ring events after ``cursor``; None when they have left the ring already."""
+        if cursor >= self.head:
+            return []
+        if not self.ring or cursor < self.ring[0].revision - 1:
+            return None
+        start = cursor - self.ring[0].revision + 1
+        return self.ring[start : start + limit]
+
+    def fell_behind(self, cursor: int) -> bool:
+        return bool(self.ring) and cursor < self.ring[0].revision - 1
+
+    async def wait_after(self, cursor: int, timeout: float) -> None:
+        """Return when an event after ``cursor`` exists, the hub closes, or on timeout."""
+        if cursor < self.head or self.hub.closing:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._signal), timeout)
+
+    def wake(self) -> None:
+        signal, self._signal = self._signal, asyncio.get_running_loop().create_future()
+        if not signal.done():
+            signal.set_result(None)
+
+    # ---- writing -----------------------------------------------------------------------
+
+    async def _append(
+        self,
+        events: list[instance_pb2.InstanceEvent],
+        known: Mapping[str, instance_pb2.Instance | None],
+        baselined: bool,
+    ) -> list[instance_pb2.InstanceEvent]:
+        """Journal, then publish. Caller holds self.lock."""
+        if not events and not known and baselined == self.baselined:
+            return []
+        stored = await self.hub.in_writer(
+            self.hub.journal.append, self.key, events, dict(known), baselined or self.baselined
+        )
+        self.baselined = self.baselined or baselined
+        now = time.monotonic()
+        for instance_id, instance in known.items():
+            if instance is None:
+                self.known.pop(instance_id, None)
+                self._known_at.pop(instance_id, None)
+            else:
+                self.known[instance_id] = instance
+                self._known_at[instance_id] = now
+        if stored:
+            self.ring.extend(stored)
+            self.head = stored[-1].revision
+            if len(self.ring) > 2 * self.hub.settings.buffer:
+                del self.ring[: len(self.ring) - self.hub.settings.buffer]
+            self.wake()
+        return stored
+
+    def _cause_between(self, previous: int, state: int) -> int:
+        before = convert.state_from_proto(previous)
+        after = convert.state_from_proto(state)
+        if before is not None and after in self.machine.automatic_targets(before):
+            return AUTOMATIC
+        return OBSERVED
+
+    async def record_action(self, before: int, after: instance_pb2.Instance, action: str) -> None:
+        """An action this server performed moved an instance from ``before`` to ``after``."""
+        async with self.lock:
+            events = []
+            known = self.known.get(after.id)
+            if known is not None and known.state != before:
+                # The backend moved it on its own since we last looked: say so first, so
+                # every event starts where the previous one of this instance ended.
+                catch_up = _with_state(after, before)
+                events.append(
+                    _event(catch_up, known.state, self._cause_between(known.state, before))
+                )
+            events.append(_event(after, before, CAUSE_OF_ACTION[action]))
+            await self._append(events, {after.id: after}, self.baselined)
+
+    async def observe(self, instances: Iterable[instance_pb2.Instance], started: float) -> None:
+        """Compare what the backend showed (a poll that began at ``started``) with what we
+        know, and record the differences. Instances our own actions touched after the poll
+        began are left alone: the poll saw them before the action."""
+        async with self.lock:
+            events: list[instance_pb2.InstanceEvent] = []
+            changes: dict[str, instance_pb2.Instance | None] = {}
+            seen: set[str] = set()
+            for instance in instances:
+                seen.add(instance.id)
+                if self._known_at.get(instance.id, float("-inf")) > started:
+                    continue
+                known = self.known.get(instance.id)
+                if known is None:
+                    if self.baselined and instance.state != FINISH:
+                        events.append(_event(instance, START, OBSERVED))
+                    changes[instance.id] = instance
+                elif known.state != instance.state:
+                    cause = self._cause_between(known.state, instance.state)
+                    events.append(_event(instance, known.state, cause))
+                    changes[instance.id] = instance
+                else:
+                    self.known[instance.id] = instance  # fresher details, same state
+            for instance_id, known in list(self.known.items()):
+                if instance_id in seen or self._known_at.get(instance_id, float("-inf")) > started:
+                    continue
+                if known.state != FINISH:
+                    gone = _with_state(known, FINISH)
+                    events.append(_event(gone, known.state, OBSERVED))
+                changes[instance_id] = None
+            await self._append(events, changes, True)
+
+    # ---- the monitor -------------------------------------------------------------------
+
+    def transitional(self) -> bool:
+        for instance in self.known.values():
+            state = convert.state_from_proto(instance.state)
+            if state is not None and self.machine.is_transitional(state):
+                return True
+        return False
+
+    def keep_watching(self, call: Call) -> None:
+        """Make sure the backend is being observed, with this call's credentials (held in
+        memory only while the monitor runs)."""
+        ctx = CallContext(call.ctx.credentials, call.ctx.provider, None)
+        self._poll = (call.driver, ctx)
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.get_running_loop().create_task(self._run_monitor())
+        else:
+            self._kick.set()
+
+    async def poll_once(self) -> None:
+        if self._poll is None:
+            return
+        driver, ctx = self._poll
+        started = time.monotonic()
+        models = await self.hub.gateway.run_blocking(driver.list_instances, ctx, {})
+        await self.observe([convert.instance(i, self.machine) for i in models], started)
+
+    async def _run_monitor(self) -> None:
+        settings = self.hub.settings
+        failures = 0
+        try:
+            while not self.hub.closing:
+                if not self.subscribers and not self.transitional() and self.baselined:
+                    return
+                try:
+                    await self.poll_once()
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    log.warning(
+                        "observing instances failed",
+                        extra={"fields": {"error": type(exc).__name__, "failures": failures}},
+                    )
+                fast = self.transitional()
+                interval = settings.fast_poll_interval if fast else settings.poll_interval
+                interval *= min(2**failures, 16) if failures else 1
+                self._kick.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), interval)
+        finally:
+            self._poll = None  # drop the credentials with the monitor
+
+    async def stop(self) -> None:
+        self.wake()
+        if self._monitor is not None and not self._monitor.done():
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor
+
+
+class EventHub:
+    """All scopes of the server."""
+
+    def __init__(self, gateway: Gateway, data_dir: Path, settings: EventSettings) -> None:
+        self.gateway = gateway
+        self.settings = settings
+        self.journal = Journal(
+            data_dir / "events.sqlite3", max_events=settings.max_events, max_age=settings.max_age
+        )
+        self.keys = ScopeKeys.from_data_dir(data_dir)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._scopes: dict[str, ScopeHub] = {}
+        self._creating: dict[str, asyncio.Future[ScopeHub]] = {}
+        self.closing = False
+        self._compactor: asyncio.Task[None] | None = None
+
+    async def in_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    def key_of(self, call: Call) -> str:
+        creds = call.ctx.credentials
+        return self.keys.of(call.driver.name, call.ctx.provider, creds.user, creds.password)
+
+    async def scope(self, call: Call) -> ScopeHub:
+        key = self.key_of(call)
+        found = self._scopes.get(key)
+        if found is not None:
+            return found
+        pending = self._creating.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ScopeHub] = asyncio.get_running_loop().create_future()
+        self._creating[key] = future
+        try:
+            state = await self.in_writer(self.journal.load, key)
+            hub = ScopeHub(self, key, call.driver_class, state.head, state.baselined, state.known)
+            self._scopes[key] = hub
+            future.set_result(hub)
+            return hub
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            del self._creating[key]
+
+    async def record_action(
+        self, call: Call, before: InstanceState, after: Any, action: str
+    ) -> None:
+        """Journal the transition an action caused, and keep observing the scope while the
+        instance is in a transitional state. A journal failure is logged, not raised: the
+        action itself succeeded, and the monitor will observe the state anyway."""
+        try:
+            scope = await self.scope(call)
+            machine = scope.machine
+            await scope.record_action(
+                convert.state_to_proto(before), convert.instance(after, machine), action
+            )
+            if scope.transitional() or scope.subscribers:
+                scope.keep_watching(call)
+        except Exception:
+            log.exception("recording an instance event failed")
+
+    def start(self) -> None:
+        self._compactor = asyncio.get_running_loop().create_task(self._compact_forever())
+
+    async def _compact_forever(self) -> None:
+        while True:
+            try:
+                await self.in_writer(self.journal.compact)
+            except Exception:
+                log.exception("journal compaction failed")
+            await asyncio.sleep(self.settings.compact_every)
+
+    async def shutdown(self, wait: float = 1.0) -> None:
+        """End every watch stream (they answer UNAVAILABLE with their last revision), stop
+        the monitors, close the journal."""
+        self.closing = True
+        for scope in self._scopes.values():
+            scope.wake()
+        deadline = time.monotonic() + wait
+        while any(s.subscribers for s in self._scopes.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for scope in self._scopes.values():
+            await scope.stop()
+        if self._compactor is not None:
+            self._compactor.cancel()
+        await self.in_writer(self.journal.close)
+        self._writer.shutdown(wait=True)

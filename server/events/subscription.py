@@ -1,0 +1,203 @@
+"""One WatchInstanceEvents stream: validate the request, optionally send the snapshot,
+catch up from the journal, then follow the scope's live events, with progress messages
+while nothing happens. Slow subscribers are cut once they fall out of the scope's buffer;
+the others never wait for them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from deltacloud.v1 import common_pb2, instance_pb2
+
+from ..errors import ApiError, invalid_argument
+from ..gateway import Call
+from .hub import EventHub, ScopeHub
+
+#: Most events in one message.
+BATCH = 256
+#: How often a blocked write checks whether its subscriber fell behind.
+SLOW_CHECK = 0.5
+MIN_PROGRESS, MAX_PROGRESS = 0.1, 300.0
+
+Response = instance_pb2.WatchInstanceEventsResponse
+SNAPSHOT = instance_pb2.EVENT_CAUSE_SNAPSHOT
+FINISH_STATE = common_pb2.INSTANCE_STATE_FINISH
+
+
+def _shutting_down(cursor: int) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE,
+        "SERVER_SHUTTING_DOWN",
+        f"the server is shutting down; resume with after_revision={cursor}",
+        {"last_revision": cursor},
+    )
+
+
+def _too_slow(cursor: int, buffer: int) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "SUBSCRIBER_TOO_SLOW",
+        f"the subscriber fell more than {buffer} events behind; "
+        f"resume with after_revision={cursor}",
+        {"last_revision": cursor},
+    )
+
+
+def _compacted(after: int, compacted: int, head: int) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.OUT_OF_RANGE,
+        "REVISION_COMPACTED",
+        f"events after revision {after} are no longer kept (the journal starts after "
+        f"{compacted}); list the instances again, then watch from revision {head}",
+        {"after_revision": after, "compacted_revision": compacted, "current_revision": head},
+    )
+
+
+class Subscription:
+    def __init__(
+        self,
+        hub: EventHub,
+        scope: ScopeHub,
+        call: Call,
+        request: instance_pb2.WatchInstanceEventsRequest,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> None:
+        self.hub = hub
+        self.scope = scope
+        self.call = call
+        self.request = request
+        self.context = context
+        self.ids = set(request.instance_ids)
+        self.states = set(request.states)
+        self.interval = self._interval()
+        self.cursor = 0
+        self.live = False
+
+    def _interval(self) -> float:
+        if not self.request.HasField("progress_interval"):
+            return self.hub.settings.progress_interval
+        seconds = self.request.progress_interval.ToTimedelta().total_seconds()
+        if not MIN_PROGRESS <= seconds <= MAX_PROGRESS:
+            raise invalid_argument(
+                "INVALID_PROGRESS_INTERVAL",
+                f"progress_interval must be between {MIN_PROGRESS} and {MAX_PROGRESS} "
+                f"seconds (got {seconds})",
+                progress_interval=seconds,
+            )
+        return seconds
+
+    def matches(self, event: instance_pb2.InstanceEvent) -> bool:
+        if self.ids and event.instance_id not in self.ids:
+            return False
+        return not self.states or event.state in self.states
+
+    async def send(self, message: Response) -> None:
+        """Write one message; a write the client does not take is abandoned once the
+        subscriber has fallen out of the buffer (or the server closes)."""
+        write = asyncio.ensure_future(self.context.write(message))
+        while True:
+            done, _ = await asyncio.wait({write}, timeout=SLOW_CHECK)
+            if done:
+                write.result()
+                return
+            if self.hub.closing:
+                write.cancel()
+                raise _shutting_down(self.cursor)
+            if self.scope.fell_behind(self.cursor):
+                write.cancel()
+                raise _too_slow(self.cursor, self.hub.settings.buffer)
+
+    async def _start_position(self) -> None:
+        request, scope = self.request, self.scope
+        if request.HasField("after_revision"):
+            if request.initial_snapshot:
+                raise invalid_argument(
+                    "INVALID_WATCH_REQUEST",
+                    "initial_snapshot and after_revision exclude each other",
+                )
+            after = request.after_revision
+            if after < 0 or after > scope.head:
+                raise invalid_argument(
+                    "INVALID_REVISION",
+                    f"after_revision {after} is outside 0..{scope.head} (the current revision)",
+                    after_revision=after,
+                    current_revision=scope.head,
+                )
+            compacted = await self.hub.in_writer(self.hub.journal.compacted, scope.key)
+            if after < compacted:
+                raise _compacted(after, compacted, scope.head)
+            self.cursor = after
+            return
+        if request.initial_snapshot:
+            await scope.poll_once()
+            async with scope.lock:
+                self.cursor = scope.head
+                instances = [i for i in scope.known.values() if i.state != FINISH_STATE]
+            events = [
+                instance_pb2.InstanceEvent(
+                    revision=self.cursor,
+                    event_id=f"snapshot-{self.cursor}-{i.id}",
+                    instance_id=i.id,
+                    previous_state=i.state,
+                    state=i.state,
+                    cause=SNAPSHOT,
+                    instance=i,
+                )
+                for i in sorted(instances, key=lambda i: i.id)
+            ]
+            events = [e for e in events if self.matches(e)]
+            for start in range(0, len(events), BATCH):
+                await self.send(
+                    Response(
+                        kind=Response.KIND_EVENTS,
+                        events=events[start : start + BATCH],
+                        revision=self.cursor,
+                    )
+                )
+            await self.send(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=self.cursor))
+            return
+        self.cursor = scope.head
+
+    async def run(self) -> None:
+        scope = self.scope
+        scope.subscribers += 1
+        try:
+            scope.keep_watching(self.call)
+            await self._start_position()
+            last_sent = time.monotonic()
+            while True:
+                if self.hub.closing:
+                    raise _shutting_down(self.cursor)
+                batch = scope.events_after(self.cursor, BATCH)
+                if batch is None:
+                    if self.live:
+                        raise _too_slow(self.cursor, self.hub.settings.buffer)
+                    batch = await self.hub.in_writer(
+                        self.hub.journal.read, scope.key, self.cursor, scope.head, BATCH
+                    )
+                    if not batch or batch[0].revision != self.cursor + 1:
+                        compacted = await self.hub.in_writer(self.hub.journal.compacted, scope.key)
+                        raise _compacted(self.cursor, compacted, scope.head)
+                if batch:
+                    self.cursor = batch[-1].revision
+                    matching = [e for e in batch if self.matches(e)]
+                    if matching:
+                        await self.send(
+                            Response(
+                                kind=Response.KIND_EVENTS, events=matching, revision=self.cursor
+                            )
+                        )
+                        last_sent = time.monotonic()
+                    continue
+                self.live = True
+                wait = self.interval - (time.monotonic() - last_sent)
+                if wait <= 0:
+                    await self.send(Response(kind=Response.KIND_PROGRESS, revision=self.cursor))
+                    last_sent = time.monotonic()
+                    continue
+                await scope.wait_after(self.cursor, wait)
+        finally:
+            scope.subscribers -= 1
