@@ -151,7 +151,7 @@ class MockDriver(BaseDriver):
             Feature("user_data"),
             Feature("authentication_key"),
             Feature("firewalls"),
-            Feature("instance_count", {"max": str(MAX_INSTANCE_COUNT)}),
+            Feature("instance_count", {"max_count": str(MAX_INSTANCE_COUNT)}),
         ),
         "images": (Feature("image_name"), Feature("image_description")),
         "keys": (Feature("import_key"),),
@@ -666,12 +666,24 @@ class MockDriver(BaseDriver):
             )
         with self._store.transaction() as tx:
             rec = self._volume_rec(tx, owner, volume_id)
-            self._instance_rec(tx, owner, instance_id)
+            inst = self._instance_rec(tx, owner, instance_id)
             if rec.get("state") != "AVAILABLE" or rec.get("instance_id"):
                 raise ConflictError(
                     f"storage volume {volume_id!r} is not available",
                     reason="VOLUME_IN_USE",
                     metadata={"storage_volume_id": volume_id, "instance_id": rec["instance_id"]},
+                )
+            if inst.get("realm_id") != rec.get("realm_id"):
+                raise ConflictError(
+                    f"storage volume {volume_id!r} is in realm {rec.get('realm_id')!r}, "
+                    f"instance {instance_id!r} in realm {inst.get('realm_id')!r}",
+                    reason="REALM_MISMATCH",
+                    metadata={
+                        "storage_volume_id": volume_id,
+                        "instance_id": instance_id,
+                        "volume_realm_id": rec.get("realm_id", ""),
+                        "instance_realm_id": inst.get("realm_id", ""),
+                    },
                 )
             for other in tx.list("volume", owner):
                 if other.get("instance_id") == instance_id and other.get("device") == device:
@@ -1020,6 +1032,23 @@ class MockDriver(BaseDriver):
                     reason="FIREWALL_IN_USE",
                     metadata={"firewall_id": firewall_id, "instance_ids": sorted(users)},
                 )
+            # A rule of another firewall naming this one as its source still needs it.
+            referrers = sorted(
+                fw["id"]
+                for fw in tx.list("firewall", owner)
+                if fw["id"] != firewall_id
+                and any(
+                    src.get("firewall_id") == firewall_id
+                    for rule in fw.get("rules", [])
+                    for src in rule.get("sources", [])
+                )
+            )
+            if referrers:
+                raise ConflictError(
+                    f"firewall {firewall_id!r} is a rule source of other firewalls",
+                    reason="FIREWALL_IN_USE",
+                    metadata={"firewall_id": firewall_id, "firewall_ids": referrers},
+                )
             tx.delete("firewall", owner, firewall_id)
 
     def create_firewall_rule(
@@ -1166,7 +1195,19 @@ class MockDriver(BaseDriver):
         owner = self._owner(ctx)
         with self._store.transaction() as tx:
             rec = self._lb_rec(tx, owner, lb_id)
-            self._instance_rec(tx, owner, instance_id)
+            inst = self._instance_rec(tx, owner, instance_id)
+            if inst.get("realm_id") not in rec["realm_ids"]:
+                raise ConflictError(
+                    f"instance {instance_id!r} is in realm {inst.get('realm_id')!r}, which "
+                    f"load balancer {lb_id!r} does not serve",
+                    reason="REALM_MISMATCH",
+                    metadata={
+                        "load_balancer_id": lb_id,
+                        "instance_id": instance_id,
+                        "realm_id": inst.get("realm_id", ""),
+                        "realm_ids": rec["realm_ids"],
+                    },
+                )
             if instance_id not in rec["instance_ids"]:  # registering twice is harmless
                 rec["instance_ids"].append(instance_id)
                 tx.put("load_balancer", owner, lb_id, rec)

@@ -6,7 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
-from deltacloud.drivers import COLLECTIONS, FEATURES, BaseDriver
+from deltacloud.drivers import (
+    COLLECTIONS,
+    FEATURES,
+    BaseDriver,
+    NotFoundError,
+    UnknownDriverError,
+)
 from deltacloud.v1 import discovery_pb2 as pb
 from deltacloud.v1 import discovery_pb2_grpc as pb_grpc
 
@@ -25,7 +31,12 @@ RPCS: dict[tuple[str, str], tuple[str, ...]] = {
     ("images", "list"): ("ListImages", "GetImage"),
     ("images", "create"): ("CreateImage",),
     ("images", "destroy"): ("DeleteImage",),
-    ("instances", "list"): ("ListInstances", "GetInstance", "ListInstanceStates"),
+    ("instances", "list"): (
+        "ListInstances",
+        "GetInstance",
+        "ListInstanceStates",
+        "WatchInstanceEvents",
+    ),
     ("instances", "create"): ("CreateInstance",),
     ("instances", "start"): ("StartInstance",),
     ("instances", "stop"): ("StopInstance",),
@@ -124,7 +135,10 @@ class DiscoveryServicer(Servicer, pb_grpc.DiscoveryServiceServicer):
     @unary
     async def GetDriver(self, request: pb.GetDriverRequest, context: Context) -> pb.Driver:
         require(request, "id")
-        return convert.driver(self.gateway.driver_class(request.id))
+        try:
+            return convert.driver(self.gateway.driver_class(request.id))
+        except UnknownDriverError as exc:
+            raise NotFoundError("driver", request.id, known_drivers=exc.known) from None
 
     @unary
     async def ListProviders(

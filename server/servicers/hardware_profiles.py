@@ -17,13 +17,13 @@ class HardwareProfileServicer(Servicer, pb_grpc.HardwareProfileServiceServicer):
         call = await self.gateway.open(context, "hardware_profiles")
         filters: dict[str, object] = {"id": request.id, "architecture": request.architecture}
         items = await call.run(call.driver.list_hardware_profiles, filters)
-        # A profile's architecture is a property (fixed or enum), so match its label here;
-        # profiles that do not describe it match any architecture, as in Deltacloud.
+        # A profile's architecture is a property (fixed or enum), so match its values here;
+        # a profile that does not describe one matches no architecture, as in Deltacloud.
         if request.architecture:
             items = [
                 p
                 for p in items
-                if p.architecture is None or p.architecture.allows(request.architecture)
+                if p.architecture is not None and p.architecture.allows(request.architecture)
             ]
         page = self.page(call, "hardware_profiles", items, request, filters, filter_attrs=("id",))
         return pb.ListHardwareProfilesResponse(

@@ -1,0 +1,67 @@
+"""LimitedDriver: a driver package outside the project, registered through the
+``deltacloud.drivers`` entry-point group exactly as a third-party cloud would be.
+
+It serves only the realms and instances collections, and its state machine has no reboot,
+so the server must refuse every other collection and the reboot operation. Its one realm and
+one instance are static: an action answers the instance in its new state, keeping nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from deltacloud.drivers import (
+    BaseDriver,
+    CallContext,
+    Filters,
+    InstanceState,
+    NotFoundError,
+    StateMachine,
+)
+from deltacloud.drivers import models as m
+
+
+class LimitedDriver(BaseDriver):
+    name: ClassVar[str] = "limited"
+    description: ClassVar[str] = "A test driver serving realms and instances only (no reboot)"
+    collections: ClassVar[frozenset[str]] = frozenset({"realms", "instances"})
+    instance_states: ClassVar[StateMachine | None] = StateMachine(
+        """
+        start    -> pending   on create
+        pending  -> running   automatically
+        running  -> stopping  on stop
+        stopping -> stopped   automatically
+        stopped  -> running   on start
+        stopped  -> finish    on destroy
+        """
+    )
+
+    def list_realms(self, ctx: CallContext, filters: Filters) -> list[m.Realm]:
+        return [m.Realm(id="lab", name="Laboratory", state="AVAILABLE")]
+
+    def _instance(self, instance_id: str = "lim1") -> m.Instance:
+        if instance_id != "lim1":
+            raise NotFoundError("instance", instance_id)
+        return m.Instance(id="lim1", name="limited", state=InstanceState.RUNNING, realm_id="lab")
+
+    def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
+        return [self._instance()]
+
+    def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._instance(instance_id)
+
+    def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:
+        return [dataclasses.replace(self._instance(), id="lim2", state=InstanceState.PENDING)]
+
+    def _moved(self, instance_id: str, state: InstanceState) -> m.Instance:
+        return dataclasses.replace(self._instance(instance_id), state=state)
+
+    def stop_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._moved(instance_id, InstanceState.STOPPING)
+
+    def start_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._moved(instance_id, InstanceState.RUNNING)
+
+    def destroy_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._moved(instance_id, InstanceState.FINISH)
