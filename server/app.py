@@ -4,9 +4,13 @@ TLS, and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,6 +34,7 @@ class RunningServer:
     events: EventHub
     health: health.aio.HealthServicer
     port: int
+    data_dir_lock: TextIO
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -38,6 +43,7 @@ class RunningServer:
         await self.events.shutdown()
         await self.server.stop(grace)
         self.gateway.close()
+        self.data_dir_lock.close()
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -51,7 +57,30 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     )
 
 
+def _lock_data_dir(data_dir: Path) -> TextIO:
+    """One server per data directory: the event journal's revisions are assigned by one
+    process. The lock dies with the process, kill -9 included."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "server.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise RuntimeError(
+            f"data directory {data_dir} is in use by another deltacloud-server (pid {owner}); "
+            "give each server its own --data-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 async def start(config: ServerConfig, registry: DriverRegistry | None = None) -> RunningServer:
+    lock = _lock_data_dir(config.data_dir)
     gateway = Gateway(config, registry or DriverRegistry())
     # Fail at start, not at the first call, when the default driver is unknown or broken.
     gateway.resolve_names(config.driver, config.provider)
@@ -90,7 +119,7 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     events.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, gateway, events, health_servicer, port)
+    return RunningServer(server, gateway, events, health_servicer, port, lock)
 
 
 async def serve(config: ServerConfig) -> None:

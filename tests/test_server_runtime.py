@@ -240,3 +240,23 @@ def test_credentials_never_appear_in_logs_or_errors(tmp_path: Path) -> None:
                 assert secret not in message
     finally:
         server.kill()
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deltacloud.server.main",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "is in use by another deltacloud-server" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -13,7 +13,11 @@ Configuration (``DriverConfig.options``, e.g. ``--driver-option mock.users=alice
 - ``pending_delay``: seconds a new instance stays PENDING before RUNNING (float, 1.0).
 - ``stopping_delay``: seconds a stopped instance stays STOPPING before STOPPED (float, 1.0).
 
-Data lives in ``DriverConfig.data_dir / "mock"``: ``mock.sqlite3`` and ``blobs/``.
+- ``data_dir``: where the mock keeps its state, instead of ``DriverConfig.data_dir / "mock"``.
+  Servers pointing at the same directory share one fake cloud, as two gateways in front of
+  one real cloud would.
+
+Data lives in ``mock.sqlite3`` and ``blobs/`` of that directory.
 
 Failure on purpose, for client testing: ``get_realm`` (and ``list_realms`` filtered on the
 id) with the realm ids 400, 401, 403, 404, 405, 409, 429, 500, 501, 502, 503 and 504
@@ -186,7 +190,8 @@ class MockDriver(BaseDriver):
             InstanceState.PENDING: _delay_option(config.options, "pending_delay", 1.0),
             InstanceState.STOPPING: _delay_option(config.options, "stopping_delay", 1.0),
         }
-        self._store = Store(Path(config.data_dir) / "mock", seed_fixtures)
+        location = config.options.get("data_dir") or Path(config.data_dir) / "mock"
+        self._store = Store(Path(location), seed_fixtures)
 
     @property
     def machine(self) -> StateMachine:

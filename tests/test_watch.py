@@ -1,0 +1,524 @@
+"""WatchInstanceEvents: the guarantees of the instance event stream, each tested against a
+real server: order, no gaps and no duplicates across resume (disconnect, graceful restart,
+kill -9), compaction, slow subscribers, shutdown, scopes, fan-out, snapshot, progress."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import PENDING_DELAY, STOPPING_DELAY, Api, ServerProcess
+from google.protobuf import duration_pb2
+from watching import Watcher, transitions
+
+from deltacloud.v1 import common_pb2, instance_pb2
+from support import ALICE, EXTRA_USERS, MD, failure
+
+Request = instance_pb2.WatchInstanceEventsRequest
+Response = instance_pb2.WatchInstanceEventsResponse
+RUNNING = common_pb2.INSTANCE_STATE_RUNNING
+STOPPED = common_pb2.INSTANCE_STATE_STOPPED
+PENDING = common_pb2.INSTANCE_STATE_PENDING
+
+FAST_POLL = 0.05
+WATCH_ARGS = [
+    "--watch-fast-poll-interval",
+    str(FAST_POLL),
+    "--watch-poll-interval",
+    "0.2",
+    "--watch-progress-interval",
+    "0.5",
+]
+
+
+def start(tmp_path: Path, *extra: str) -> ServerProcess:
+    return ServerProcess(tmp_path, extra_args=[*WATCH_ARGS, *extra]).start()
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = start(tmp_path)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def api(proc: ServerProcess) -> Iterator[Api]:
+    channel = grpc.insecure_channel(proc.target)
+    yield Api(channel)
+    channel.close()
+
+
+def create(api: Api, md: list[tuple[str, str]] = MD, image: str = "img1") -> str:
+    request = instance_pb2.CreateInstanceRequest(image_id=image)
+    return str(api.instances.CreateInstance(request, metadata=md).instances[0].id)
+
+
+def wait_state(api: Api, instance_id: str, state: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = api.instances.GetInstance(
+            instance_pb2.GetInstanceRequest(id=instance_id), metadata=MD
+        )
+        if got.state == state:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{instance_id} never reached {state}")
+
+
+def lifecycle(api: Api, md: list[tuple[str, str]] = MD) -> str:
+    """create, (auto) running, stop, (auto) stopped, destroy: five events."""
+    instance_id = create(api, md)
+    wait_state(api, instance_id, RUNNING) if md is MD else time.sleep(PENDING_DELAY + 0.2)
+    api.instances.StopInstance(instance_pb2.StopInstanceRequest(id=instance_id), metadata=md)
+    wait_state(api, instance_id, STOPPED) if md is MD else time.sleep(STOPPING_DELAY + 0.2)
+    api.instances.DeleteInstance(instance_pb2.DeleteInstanceRequest(id=instance_id), metadata=md)
+    return instance_id
+
+
+LIFECYCLE = [
+    "START->PENDING:CREATE",
+    "PENDING->RUNNING:AUTOMATIC",
+    "RUNNING->STOPPING:STOP",
+    "STOPPING->STOPPED:AUTOMATIC",
+    "STOPPED->FINISH:DESTROY",
+]
+
+
+def steps(events: list[instance_pb2.InstanceEvent], instance_id: str) -> list[str]:
+    return [f"{t}:{c}" for i, t, c in transitions(events) if i == instance_id]
+
+
+def assert_consecutive(events: list[instance_pb2.InstanceEvent], first: int) -> None:
+    assert [e.revision for e in events] == list(range(first, first + len(events)))
+    assert len({e.event_id for e in events}) == len(events)
+
+
+# ---- the stream itself -----------------------------------------------------------------
+
+
+def test_a_lifecycle_streams_every_transition_in_order_with_its_cause(
+    proc: ServerProcess, api: Api
+) -> None:
+    watcher = Watcher(api.channel, MD)
+    time.sleep(0.2)  # the subscription is live
+    instance_id = lifecycle(api)
+    events = watcher.wait_for_events(5)
+    watcher.cancel()
+    assert steps(events, instance_id) == LIFECYCLE
+    assert_consecutive(events, 1)
+    final = events[-1]
+    assert (
+        final.instance.id == instance_id
+        and final.instance.state == common_pb2.INSTANCE_STATE_FINISH
+    )
+    assert events[1].instance.actions == [
+        common_pb2.INSTANCE_ACTION_REBOOT,
+        common_pb2.INSTANCE_ACTION_STOP,
+    ]
+
+
+def test_automatic_transition_arrives_within_delay_plus_one_poll(
+    proc: ServerProcess, api: Api
+) -> None:
+    watcher = Watcher(api.channel, MD)
+    time.sleep(0.2)
+    created_at = time.monotonic()
+    create(api)
+    watcher.wait_for_events(2)
+    arrived = time.monotonic() - created_at
+    watcher.cancel()
+    # delay, plus one fast poll, plus generous slack for a loaded CI machine
+    assert arrived < PENDING_DELAY + FAST_POLL + 1.0
+    assert arrived >= PENDING_DELAY * 0.9
+
+
+def test_reboot_is_a_running_to_running_event(proc: ServerProcess, api: Api) -> None:
+    watcher = Watcher(api.channel, MD)
+    time.sleep(0.2)
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst1"), metadata=MD)
+    events = watcher.wait_for_events(1)
+    watcher.cancel()
+    assert transitions(events) == [("inst1", "RUNNING->RUNNING", "REBOOT")]
+
+
+def test_filters_select_instances_and_new_states(proc: ServerProcess, api: Api) -> None:
+    by_state = Watcher(api.channel, MD, Request(states=[RUNNING]))
+    by_id = Watcher(api.channel, MD, Request(instance_ids=["inst2"]))
+    time.sleep(0.2)
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst1"), metadata=MD)
+    api.instances.StopInstance(instance_pb2.StopInstanceRequest(id="inst2"), metadata=MD)
+    by_id.wait_for_events(2)  # STOP, then automatic STOPPED
+    by_state.wait_for_events(1)
+    time.sleep(0.3)
+    assert transitions(by_id.events) == [
+        ("inst2", "RUNNING->STOPPING", "STOP"),
+        ("inst2", "STOPPING->STOPPED", "AUTOMATIC"),
+    ]
+    assert transitions(by_state.events) == [("inst1", "RUNNING->RUNNING", "REBOOT")]
+    by_id.cancel()
+    by_state.cancel()
+
+
+def test_several_ready_events_travel_in_one_message(proc: ServerProcess, api: Api) -> None:
+    for _ in range(5):
+        api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
+    watcher = Watcher(api.channel, MD, Request(after_revision=0))
+    events = watcher.wait_for_events(5)
+    watcher.cancel()
+    first = next(m for m in watcher.messages if m.kind == Response.KIND_EVENTS)
+    assert len(first.events) == 5 and first.revision == 5
+    assert_consecutive(events, 1)
+
+
+def test_idle_stream_sends_progress_with_the_current_revision(
+    proc: ServerProcess, api: Api
+) -> None:
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
+    interval = duration_pb2.Duration(nanos=200_000_000)
+    watcher = Watcher(api.channel, MD, Request(progress_interval=interval))
+    watcher.wait_until(
+        lambda w: sum(m.kind == Response.KIND_PROGRESS for m in w.messages) >= 3, timeout=5
+    )
+    watcher.cancel()
+    progress = [m for m in watcher.messages if m.kind == Response.KIND_PROGRESS]
+    assert {m.revision for m in progress} == {1}
+
+
+def test_bad_progress_interval_is_invalid_argument(proc: ServerProcess, api: Api) -> None:
+    interval = duration_pb2.Duration(seconds=0, nanos=1000)
+    error = Watcher(api.channel, MD, Request(progress_interval=interval)).wait_for_error()
+    f = failure(error)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PROGRESS_INTERVAL")
+
+
+def test_initial_snapshot_lists_then_marks_then_watches(proc: ServerProcess, api: Api) -> None:
+    watcher = Watcher(api.channel, MD, Request(initial_snapshot=True))
+    complete = watcher.wait_for_kind(Response.KIND_SNAPSHOT_COMPLETE)
+    snapshot = list(watcher.events)
+    assert [e.instance_id for e in snapshot] == ["inst0", "inst1", "inst2", "inst3"]
+    assert {instance_pb2.EventCause.Name(e.cause) for e in snapshot} == {"EVENT_CAUSE_SNAPSHOT"}
+    assert all(e.state == RUNNING and e.instance.state == RUNNING for e in snapshot)
+    assert complete.revision == 0
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst3"), metadata=MD)
+    events = watcher.wait_for_events(5)
+    watcher.cancel()
+    assert transitions(events[4:]) == [("inst3", "RUNNING->RUNNING", "REBOOT")]
+    assert events[4].revision == 1
+
+
+def test_snapshot_and_resume_together_are_refused(proc: ServerProcess, api: Api) -> None:
+    error = Watcher(
+        api.channel, MD, Request(initial_snapshot=True, after_revision=0)
+    ).wait_for_error()
+    assert failure(error).reason == "INVALID_WATCH_REQUEST"
+
+
+def test_resume_ahead_of_the_journal_is_invalid_argument(proc: ServerProcess, api: Api) -> None:
+    error = Watcher(api.channel, MD, Request(after_revision=99)).wait_for_error()
+    f = failure(error)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REVISION")
+    assert f.metadata["current_revision"] == "0"
+
+
+def test_watching_needs_valid_credentials(proc: ServerProcess, api: Api) -> None:
+    bad = [("authorization", "Basic bW9ja3VzZXI6bm9wZQ==")]  # mockuser:nope
+    error = Watcher(api.channel, bad).wait_for_error()
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+# ---- sources of events -----------------------------------------------------------------
+
+
+def test_instances_changed_by_another_server_on_the_same_backend_are_observed(
+    proc: ServerProcess, api: Api, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    watcher = Watcher(api.channel, MD)
+    time.sleep(0.3)  # the monitor has seen the backend once (baseline)
+    # A second server process on the same fake cloud (the mock's state directory) and its
+    # own data directory is "another client of the same backend".
+    other = ServerProcess(
+        tmp_path_factory.mktemp("other"),
+        extra_args=[*WATCH_ARGS, "--driver-option", f"mock.data_dir={proc.data_dir / 'mock'}"],
+    ).start()
+    try:
+        with grpc.insecure_channel(other.target) as channel:
+            other_api = Api(channel)
+            foreign = create(other_api)
+            watcher.wait_for_events(2, timeout=10)
+            other_api.instances.StopInstance(
+                instance_pb2.StopInstanceRequest(id="inst3"), metadata=MD
+            )
+            watcher.wait_until(
+                lambda w: (
+                    ("inst3", "STOPPING->STOPPED", "AUTOMATIC") in transitions(w.events)
+                    or ("inst3", "RUNNING->STOPPED", "OBSERVED") in transitions(w.events)
+                ),
+                timeout=10,
+            )
+    finally:
+        other.kill()
+    watcher.cancel()
+    seen = transitions(watcher.events)
+    assert seen[0] == (foreign, "START->PENDING", "OBSERVED")
+    assert seen[1] == (foreign, "PENDING->RUNNING", "AUTOMATIC")
+
+
+# ---- resume ----------------------------------------------------------------------------
+
+
+def test_disconnect_and_resume_from_last_seen_revision_loses_and_repeats_nothing(
+    proc: ServerProcess, api: Api
+) -> None:
+    first = Watcher(api.channel, MD)
+    time.sleep(0.2)
+    for _ in range(3):
+        api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
+    seen = first.wait_for_events(3)
+    first.cancel()
+    last = seen[-1].revision
+    for _ in range(4):  # while disconnected
+        api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst1"), metadata=MD)
+    second = Watcher(api.channel, MD, Request(after_revision=last))
+    more = second.wait_for_events(4)
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst2"), metadata=MD)
+    more = second.wait_for_events(5)
+    second.cancel()
+    everything = seen + more
+    assert_consecutive(everything, 1)
+    assert [e.instance_id for e in everything] == ["inst0"] * 3 + ["inst1"] * 4 + ["inst2"]
+
+
+def test_resume_across_a_graceful_restart(tmp_path: Path) -> None:
+    server = start(tmp_path)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            watcher = Watcher(channel, MD)
+            time.sleep(0.2)
+            instance_id = create(api)
+            seen = watcher.wait_for_events(1)
+            assert server.stop() == 0
+            watcher.wait_for_error()
+        server.restart()
+        with grpc.insecure_channel(server.target) as channel:
+            watcher = Watcher(channel, MD, Request(after_revision=seen[-1].revision))
+            more = watcher.wait_for_events(1)  # the PENDING->RUNNING observed after restart
+            watcher.cancel()
+    finally:
+        server.kill()
+    everything = seen + more
+    assert_consecutive(everything, 1)
+    assert steps(everything, instance_id) == LIFECYCLE[:2]
+
+
+def test_resume_across_kill_9(tmp_path: Path) -> None:
+    server = start(tmp_path)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for _ in range(3):
+                api.instances.RebootInstance(
+                    instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
+                )
+            watcher = Watcher(channel, MD, Request(after_revision=0))
+            seen = watcher.wait_for_events(3)
+            watcher.cancel()
+            api.instances.RebootInstance(
+                instance_pb2.RebootInstanceRequest(id="inst1"), metadata=MD
+            )  # acknowledged, then...
+        server.kill()  # ...kill -9
+        server.restart()
+        with grpc.insecure_channel(server.target) as channel:
+            watcher = Watcher(channel, MD, Request(after_revision=2))
+            more = watcher.wait_for_events(2)
+            watcher.cancel()
+    finally:
+        server.kill()
+    assert_consecutive(seen, 1)
+    assert [(e.revision, e.instance_id) for e in more] == [(3, "inst0"), (4, "inst1")]
+    assert more[0].event_id == seen[2].event_id  # the same event, the same id
+
+
+def test_history_older_than_retention_is_revision_compacted(tmp_path: Path) -> None:
+    server = start(tmp_path, "--journal-max-events", "3")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for _ in range(6):
+                api.instances.RebootInstance(
+                    instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
+                )
+        assert server.stop() == 0
+        server.restart()  # compaction runs at start
+        with grpc.insecure_channel(server.target) as channel:
+            error = Watcher(channel, MD, Request(after_revision=1)).wait_for_error()
+            f = failure(error)
+            assert (f.code, f.reason) == (grpc.StatusCode.OUT_OF_RANGE, "REVISION_COMPACTED")
+            assert f.metadata["compacted_revision"] == "3"
+            assert f.metadata["current_revision"] == "6"
+            kept = Watcher(channel, MD, Request(after_revision=3))
+            events = kept.wait_for_events(3)
+            kept.cancel()
+            assert [e.revision for e in events] == [4, 5, 6]
+    finally:
+        server.kill()
+
+
+# ---- subscribers -----------------------------------------------------------------------
+
+
+def test_graceful_shutdown_ends_streams_unavailable_with_last_revision(tmp_path: Path) -> None:
+    server = start(tmp_path)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            watcher = Watcher(channel, MD)
+            time.sleep(0.2)
+            api.instances.RebootInstance(
+                instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
+            )
+            watcher.wait_for_events(1)
+            assert server.stop() == 0
+            f = failure(watcher.wait_for_error())
+            assert (f.code, f.reason) == (grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN")
+            assert f.metadata["last_revision"] == "1"
+    finally:
+        server.kill()
+
+
+def test_two_subscribers_see_identical_sequences(proc: ServerProcess, api: Api) -> None:
+    a = Watcher(api.channel, MD)
+    b = Watcher(grpc.insecure_channel(proc.target), MD)
+    time.sleep(0.2)
+    instance_id = lifecycle(api)
+    a.wait_for_events(5)
+    b.wait_for_events(5)
+    a.cancel()
+    b.cancel()
+    assert [(e.revision, e.event_id) for e in a.events] == [
+        (e.revision, e.event_id) for e in b.events
+    ]
+    assert steps(a.events, instance_id) == LIFECYCLE
+
+
+def test_a_subscriber_never_sees_another_scopes_events(proc: ServerProcess, api: Api) -> None:
+    alice = Watcher(api.channel, ALICE)
+    mock = Watcher(api.channel, MD)
+    time.sleep(0.2)
+    alice_instance = create(api, ALICE)
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
+    alice.wait_for_events(2)
+    mock.wait_for_events(1)
+    time.sleep(0.3)
+    alice.cancel()
+    mock.cancel()
+    assert {e.instance_id for e in alice.events} == {alice_instance}
+    assert {e.instance_id for e in mock.events} == {"inst0"}
+    assert [e.revision for e in alice.events][:2] == [1, 2]  # revisions count per scope
+
+
+def test_journal_holds_no_credentials(proc: ServerProcess, api: Api) -> None:
+    create(api, ALICE)
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
+    time.sleep(0.2)
+    journal = proc.data_dir / "events.sqlite3"
+    with sqlite3.connect(journal) as db:
+        dumped = "\n".join(db.iterdump())
+    raw = b"".join(p.read_bytes() for p in proc.data_dir.glob("events.sqlite3*"))
+    for secret in ("mockpassword", EXTRA_USERS["alice"]):
+        assert secret not in dumped
+        assert secret.encode() not in raw
+
+
+def test_hundred_concurrent_subscribers_all_receive_every_event(
+    proc: ServerProcess, api: Api
+) -> None:
+    channels = [grpc.insecure_channel(proc.target) for _ in range(4)]
+    watchers = [Watcher(channels[i % 4], MD) for i in range(100)]
+    time.sleep(1.0)
+    for i in range(10):
+        api.instances.RebootInstance(
+            instance_pb2.RebootInstanceRequest(id=f"inst{i % 4}"), metadata=MD
+        )
+    for watcher in watchers:
+        watcher.wait_for_events(10, timeout=20)
+    expected = [(e.revision, e.event_id) for e in watchers[0].events]
+    assert [r for r, _ in expected] == list(range(1, 11))
+    for watcher in watchers:
+        assert [(e.revision, e.event_id) for e in watcher.events] == expected
+        watcher.cancel()
+    for channel in channels:
+        channel.close()
+
+
+def test_slow_subscriber_is_cut_resumably_while_others_keep_pace(tmp_path: Path) -> None:
+    server = start(tmp_path, "--watch-buffer", "5")
+    try:
+        fast_channel = grpc.insecure_channel(server.target)
+        # A client that reads nothing: tiny flow-control window, no window growth.
+        slow_channel = grpc.insecure_channel(
+            server.target,
+            options=[("grpc.http2.lookahead_bytes", 1024), ("grpc.http2.bdp_probe", 0)],
+        )
+        api = Api(fast_channel)
+        fast = Watcher(fast_channel, MD)
+        slow_call = Api(slow_channel).instances.WatchInstanceEvents(Request(), metadata=MD)
+        time.sleep(0.3)
+        total = 120
+        for i in range(total):
+            api.instances.RebootInstance(
+                instance_pb2.RebootInstanceRequest(id=f"inst{i % 4}"), metadata=MD
+            )
+        events = fast.wait_for_events(total, timeout=30)
+        assert_consecutive(events, 1)
+        # Now the slow one reads: what it got, then a resumable error.
+        received: list[instance_pb2.InstanceEvent] = []
+        with pytest.raises(grpc.RpcError) as caught:
+            for message in slow_call:
+                received.extend(message.events)
+        f = failure(caught.value)
+        assert (f.code, f.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "SUBSCRIBER_TOO_SLOW")
+        assert len(received) < total
+        last = received[-1].revision if received else 0
+        resumed = Watcher(slow_channel, MD, Request(after_revision=last))
+        rest = resumed.wait_for_events(total - last, timeout=30)
+        resumed.cancel()
+        fast.cancel()
+        assert_consecutive(received + rest, 1)
+        assert len(received + rest) == total
+        fast_channel.close()
+        slow_channel.close()
+    finally:
+        server.kill()
+
+
+def test_watch_stream_survives_concurrent_actions_without_gaps(
+    proc: ServerProcess, api: Api
+) -> None:
+    watcher = Watcher(api.channel, MD)
+    time.sleep(0.2)
+
+    def reboot(instance_id: str) -> None:
+        for _ in range(10):
+            api.instances.RebootInstance(
+                instance_pb2.RebootInstanceRequest(id=instance_id), metadata=MD
+            )
+
+    threads = [threading.Thread(target=reboot, args=(f"inst{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    events = watcher.wait_for_events(40)
+    watcher.cancel()
+    assert_consecutive(events, 1)
+    for i in range(4):
+        assert sum(e.instance_id == f"inst{i}" for e in events) == 10
