@@ -210,20 +210,22 @@ class ScopeHub:
             return AUTOMATIC
         return OBSERVED
 
-    async def record_action(self, before: int, after: instance_pb2.Instance, action: str) -> None:
-        """An action this server performed moved an instance from ``before`` to ``after``."""
+    async def record_actions(self, actions: list[tuple[int, instance_pb2.Instance, str]]) -> None:
+        """Actions this server performed moved instances from a state ``before`` to the
+        instance ``after``: journal them in one transaction."""
         async with self.lock:
             events = []
-            known = self.known.get(after.id)
-            if known is not None and known.state != before:
-                # The backend moved it on its own since we last looked: say so first, so
-                # every event starts where the previous one of this instance ended.
-                catch_up = _with_state(after, before)
-                events.append(
-                    _event(catch_up, known.state, self._cause_between(known.state, before))
-                )
-            events.append(_event(after, before, CAUSE_OF_ACTION[action]))
-            await self._append(events, {after.id: after}, self.baselined)
+            changes: dict[str, instance_pb2.Instance | None] = {}
+            for before, after, action in actions:
+                known = changes.get(after.id) or self.known.get(after.id)
+                if known is not None and known.state != before:
+                    # The backend moved it on its own since we last looked: say so first, so
+                    # every event starts where the previous one of this instance ended.
+                    cause = self._cause_between(known.state, before)
+                    events.append(_event(_with_state(after, before), known.state, cause))
+                events.append(_event(after, before, CAUSE_OF_ACTION[action]))
+                changes[after.id] = after
+            await self._append(events, changes, self.baselined)
 
     async def observe(self, instances: Iterable[instance_pb2.Instance], started: float) -> None:
         """Compare what the backend showed (a poll that began at ``started``) with what we
@@ -362,22 +364,26 @@ class EventHub:
         finally:
             del self._creating[key]
 
-    async def record_action(
-        self, call: Call, before: InstanceState, after: Any, action: str
+    async def record_actions(
+        self, call: Call, actions: list[tuple[InstanceState, Any, str]]
     ) -> None:
-        """Journal the transition an action caused, and keep observing the scope while the
-        instance is in a transitional state. A journal failure is logged, not raised: the
-        action itself succeeded, and the monitor will observe the state anyway."""
+        """Journal the transitions actions caused (before state, instance model after,
+        action), and keep observing the scope while an instance is transitional. A journal
+        failure is logged, not raised: the actions themselves succeeded, and the monitor
+        will observe the states anyway."""
         try:
             scope = await self.scope(call)
             machine = scope.machine
-            await scope.record_action(
-                convert.state_to_proto(before), convert.instance(after, machine), action
+            await scope.record_actions(
+                [
+                    (convert.state_to_proto(before), convert.instance(after, machine), action)
+                    for before, after, action in actions
+                ]
             )
-            if scope.transitional() or scope.subscribers:
+            if scope.subscribers or scope.transitional():
                 scope.keep_watching(call)
         except Exception:
-            log.exception("recording an instance event failed")
+            log.exception("recording instance events failed")
 
     def start(self) -> None:
         self._compactor = asyncio.get_running_loop().create_task(self._compact_forever())

@@ -113,8 +113,9 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             load_balancer_id=request.load_balancer_id,
         )
         created = await call.run(call.driver.create_instance, opts)
-        for instance in created:
-            await self.events.record_action(call, InstanceState.START, instance, "create")
+        await self.events.record_actions(
+            call, [(InstanceState.START, instance, "create") for instance in created]
+        )
         machine = _machine(call)
         return pb.CreateInstanceResponse(instances=[convert.instance(i, machine) for i in created])
 
@@ -138,7 +139,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             InstanceAction.DESTROY: call.driver.destroy_instance,
         }[action]
         after = await call.run(method, request_id)
-        await self.events.record_action(call, current.state, after, action.value)
+        await self.events.record_actions(call, [(current.state, after, action.value)])
         return convert.instance(after, machine)
 
     @unary

@@ -1,0 +1,513 @@
+"""BucketService over gRPC: the mock's bucket and blob fixtures, streamed upload and
+download, metadata, and the errors of every operation."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import Api, ServerProcess
+from google.protobuf import empty_pb2
+
+from deltacloud.v1 import bucket_pb2 as pb
+from support import MD, failure
+
+CHUNK = 64 * 1024
+
+
+def header(
+    bucket_id: str,
+    blob_id: str,
+    *,
+    content_type: str = "",
+    user_metadata: dict[str, str] | None = None,
+    content_length: int | None = None,
+) -> pb.UploadBlobRequest:
+    h = pb.UploadBlobHeader(
+        bucket_id=bucket_id,
+        blob_id=blob_id,
+        content_type=content_type,
+        user_metadata=user_metadata or {},
+    )
+    if content_length is not None:
+        h.content_length = content_length
+    return pb.UploadBlobRequest(header=h)
+
+
+def chunks(data: bytes, size: int = CHUNK) -> Iterator[pb.UploadBlobRequest]:
+    for start in range(0, len(data), size):
+        yield pb.UploadBlobRequest(chunk=data[start : start + size])
+
+
+def upload(
+    api: Api,
+    bucket_id: str,
+    blob_id: str,
+    data: bytes,
+    **header_fields: object,
+) -> pb.Blob:
+    def stream() -> Iterator[pb.UploadBlobRequest]:
+        yield header(bucket_id, blob_id, **header_fields)  # type: ignore[arg-type]
+        yield from chunks(data)
+
+    return api.buckets.UploadBlob(stream(), metadata=MD, timeout=30)
+
+
+def download(api: Api, bucket_id: str, blob_id: str) -> tuple[pb.Blob, bytes, int]:
+    """The Blob header, the content, and the number of chunk messages."""
+    messages = list(
+        api.buckets.DownloadBlob(
+            pb.DownloadBlobRequest(bucket_id=bucket_id, id=blob_id), metadata=MD, timeout=30
+        )
+    )
+    assert messages, "DownloadBlob sent no message"
+    assert messages[0].WhichOneof("data") == "blob"
+    rest = messages[1:]
+    assert all(msg.WhichOneof("data") == "chunk" for msg in rest), "a header after the first"
+    return messages[0].blob, b"".join(msg.chunk for msg in rest), len(rest)
+
+
+def blob_ids(api: Api, bucket_id: str, prefix: str = "") -> list[str]:
+    response = api.buckets.ListBlobs(
+        pb.ListBlobsRequest(bucket_id=bucket_id, prefix=prefix), metadata=MD
+    )
+    assert response.next_page_token == ""
+    return [b.id for b in response.blobs]
+
+
+def stored_files(server: ServerProcess) -> set[str]:
+    """Blob content files on disk (finished and temporary), to prove nothing was kept."""
+    root = Path(server.data_dir) / "mock"
+    return {
+        str(p.relative_to(root))
+        for folder in ("blobs", "tmp")
+        if (root / folder).exists()
+        for p in (root / folder).iterdir()
+    }
+
+
+def new_bucket(api: Api, name: str) -> pb.Bucket:
+    return api.buckets.CreateBucket(pb.CreateBucketRequest(name=name), metadata=MD)
+
+
+# ---- fixtures -----------------------------------------------------------------------
+
+
+def test_list_buckets_returns_the_two_fixture_buckets_with_their_blob_counts(api: Api) -> None:
+    response = api.buckets.ListBuckets(pb.ListBucketsRequest(), metadata=MD)
+    found = {b.id: (b.name, b.blob_count) for b in response.buckets}
+    assert found == {"bucket1": ("bucket1", 3), "bucket2": ("bucket2", 2)}
+    assert response.next_page_token == ""
+
+
+def test_list_buckets_filtered_by_id_returns_only_that_bucket(api: Api) -> None:
+    response = api.buckets.ListBuckets(pb.ListBucketsRequest(id="bucket2"), metadata=MD)
+    assert [b.id for b in response.buckets] == ["bucket2"]
+
+
+def test_get_bucket_returns_name_and_blob_count(api: Api) -> None:
+    bucket = api.buckets.GetBucket(pb.GetBucketRequest(id="bucket1"), metadata=MD)
+    assert (bucket.id, bucket.name, bucket.blob_count) == ("bucket1", "bucket1", 3)
+
+
+def test_get_unknown_bucket_is_not_found(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.GetBucket(pb.GetBucketRequest(id="no-such-bucket"), metadata=MD)
+    f = failure(err.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+
+
+def test_list_blobs_of_each_fixture_bucket_in_id_order(api: Api) -> None:
+    assert blob_ids(api, "bucket1") == ["blob1", "blob2", "blob3"]
+    assert blob_ids(api, "bucket2") == ["blob4", "blob5"]
+
+
+def test_list_blobs_prefix_keeps_only_matching_ids(api: Api) -> None:
+    assert blob_ids(api, "bucket1", prefix="blob2") == ["blob2"]
+    assert blob_ids(api, "bucket1", prefix="blob") == ["blob1", "blob2", "blob3"]
+    assert blob_ids(api, "bucket1", prefix="nothing") == []
+
+
+def test_list_blobs_of_unknown_bucket_is_not_found(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.ListBlobs(pb.ListBlobsRequest(bucket_id="no-such-bucket"), metadata=MD)
+    assert failure(err.value).code == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_blobs_without_bucket_id_is_invalid_argument(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.ListBlobs(pb.ListBlobsRequest(), metadata=MD)
+    f = failure(err.value)
+    assert (f.code, f.reason, f.metadata.get("field")) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MISSING_FIELD",
+        "bucket_id",
+    )
+
+
+def test_get_blob1_describes_the_fixture(api: Api) -> None:
+    blob = api.buckets.GetBlob(pb.GetBlobRequest(bucket_id="bucket1", id="blob1"), metadata=MD)
+    assert blob.id == "blob1"
+    assert blob.bucket_id == "bucket1"
+    assert blob.content_length == len(b"content of blob 1")
+    assert blob.content_type == "text/plain"
+    assert dict(blob.user_metadata) == {"SOMENEWKEY": "NEWVALUE"}
+    assert blob.HasField("last_modified")
+
+
+def test_get_blob_in_the_wrong_bucket_is_not_found(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.GetBlob(pb.GetBlobRequest(bucket_id="bucket2", id="blob1"), metadata=MD)
+    f = failure(err.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+
+
+def test_get_blob_metadata_of_blob1(api: Api) -> None:
+    md = api.buckets.GetBlobMetadata(
+        pb.GetBlobMetadataRequest(bucket_id="bucket1", id="blob1"), metadata=MD
+    )
+    assert dict(md.user_metadata) == {"SOMENEWKEY": "NEWVALUE"}
+
+
+def test_get_blob_metadata_of_unknown_blob_is_not_found(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.GetBlobMetadata(
+            pb.GetBlobMetadataRequest(bucket_id="bucket1", id="blob99"), metadata=MD
+        )
+    assert failure(err.value).code == grpc.StatusCode.NOT_FOUND
+
+
+def test_download_blob1_sends_the_header_first_then_its_exact_content(api: Api) -> None:
+    blob, content, _ = download(api, "bucket1", "blob1")
+    assert (blob.id, blob.bucket_id, blob.content_type) == ("blob1", "bucket1", "text/plain")
+    assert blob.content_length == 17
+    assert content == b"content of blob 1"
+
+
+def test_download_of_other_fixture_blobs(api: Api) -> None:
+    assert download(api, "bucket2", "blob5")[1] == b"content of blob 5"
+
+
+def test_download_of_unknown_blob_is_not_found(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        download(api, "bucket1", "blob99")
+    f = failure(err.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+
+
+# ---- upload and download ------------------------------------------------------------
+
+
+def test_multi_mib_upload_round_trips_byte_for_byte(api: Api) -> None:
+    new_bucket(api, "big")
+    data = os.urandom(6 * 1024 * 1024 + 123)
+    stored = upload(
+        api,
+        "big",
+        "dir/random.bin",
+        data,
+        content_type="application/x-test",
+        user_metadata={"origin": "test", "n": "1"},
+        content_length=len(data),
+    )
+    assert (stored.id, stored.bucket_id) == ("dir/random.bin", "big")
+    assert stored.content_length == len(data)
+    assert stored.content_type == "application/x-test"
+    assert dict(stored.user_metadata) == {"origin": "test", "n": "1"}
+
+    blob, content, chunk_count = download(api, "big", "dir/random.bin")
+    assert content == data
+    assert chunk_count > 1
+    assert blob.content_length == len(data)
+    assert blob.content_type == "application/x-test"
+    assert dict(blob.user_metadata) == {"origin": "test", "n": "1"}
+    described = api.buckets.GetBlob(
+        pb.GetBlobRequest(bucket_id="big", id="dir/random.bin"), metadata=MD
+    )
+    assert described.content_length == len(data)
+    assert api.buckets.GetBucket(pb.GetBucketRequest(id="big"), metadata=MD).blob_count == 1
+
+
+def test_upload_without_content_type_is_stored_as_octet_stream(api: Api) -> None:
+    new_bucket(api, "untyped")
+    stored = upload(api, "untyped", "b", b"xyz")
+    assert stored.content_type == "application/octet-stream"
+    assert stored.content_length == 3
+
+
+def test_empty_blob_downloads_as_a_header_without_chunks(api: Api) -> None:
+    new_bucket(api, "empty-blob")
+    assert upload(api, "empty-blob", "nothing", b"", content_length=0).content_length == 0
+    blob, content, chunk_count = download(api, "empty-blob", "nothing")
+    assert (blob.content_length, content, chunk_count) == (0, b"", 0)
+
+
+def test_upload_overwrites_content_type_and_metadata_of_an_existing_blob(api: Api) -> None:
+    new_bucket(api, "overwrite")
+    upload(
+        api,
+        "overwrite",
+        "doc",
+        b"first version",
+        content_type="text/plain",
+        user_metadata={"v": "1", "old": "yes"},
+    )
+    stored = upload(
+        api,
+        "overwrite",
+        "doc",
+        b"second, longer version",
+        content_type="text/markdown",
+        user_metadata={"v": "2"},
+    )
+    assert stored.content_length == len(b"second, longer version")
+    blob, content, _ = download(api, "overwrite", "doc")
+    assert content == b"second, longer version"
+    assert blob.content_type == "text/markdown"
+    assert dict(blob.user_metadata) == {"v": "2"}
+    assert blob_ids(api, "overwrite") == ["doc"]
+
+
+def upload_error(api: Api, messages: list[pb.UploadBlobRequest]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.UploadBlob(iter(messages), metadata=MD, timeout=30)
+    return err.value
+
+
+def assert_old_version_intact(api: Api, bucket_id: str, blob_id: str, content: bytes) -> None:
+    blob, stored, _ = download(api, bucket_id, blob_id)
+    assert stored == content
+    assert blob.content_length == len(content)
+    assert blob.content_type == "text/plain"
+    assert dict(blob.user_metadata) == {"keep": "me"}
+
+
+@pytest.fixture
+def victim(api: Api) -> tuple[str, str, bytes]:
+    """A new bucket holding one blob the failed uploads aim at."""
+    bucket_id = f"victim-{uuid.uuid4().hex[:12]}"
+    new_bucket(api, bucket_id)
+    upload(
+        api,
+        bucket_id,
+        "target",
+        b"the old version",
+        content_type="text/plain",
+        user_metadata={"keep": "me"},
+    )
+    return bucket_id, "target", b"the old version"
+
+
+def test_upload_of_an_empty_stream_is_invalid_argument(api: Api) -> None:
+    f = failure(upload_error(api, []))
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPLOAD")
+
+
+def test_upload_whose_first_message_is_a_chunk_is_refused_and_stores_nothing(
+    api: Api, server: ServerProcess, victim: tuple[str, str, bytes]
+) -> None:
+    bucket_id, blob_id, old = victim
+    files = stored_files(server)
+    err = upload_error(
+        api,
+        [pb.UploadBlobRequest(chunk=b"new"), header(bucket_id, blob_id, content_type="x/y")],
+    )
+    f = failure(err)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPLOAD")
+    assert_old_version_intact(api, bucket_id, blob_id, old)
+    assert stored_files(server) == files
+
+
+def test_upload_with_a_second_header_is_refused_and_stores_nothing(
+    api: Api, server: ServerProcess, victim: tuple[str, str, bytes]
+) -> None:
+    bucket_id, blob_id, old = victim
+    files = stored_files(server)
+    err = upload_error(
+        api,
+        [
+            header(bucket_id, blob_id, content_type="x/y"),
+            pb.UploadBlobRequest(chunk=b"new content"),
+            header(bucket_id, blob_id, content_type="x/z"),
+            pb.UploadBlobRequest(chunk=b"more"),
+        ],
+    )
+    f = failure(err)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_UPLOAD")
+    assert_old_version_intact(api, bucket_id, blob_id, old)
+    assert stored_files(server) == files
+
+
+@pytest.mark.parametrize("announced", [5, 100])
+def test_upload_whose_bytes_differ_from_content_length_is_refused_and_stores_nothing(
+    api: Api, server: ServerProcess, victim: tuple[str, str, bytes], announced: int
+) -> None:
+    bucket_id, blob_id, old = victim
+    files = stored_files(server)
+    err = upload_error(
+        api,
+        [header(bucket_id, blob_id, content_length=announced), *chunks(b"0123456789" * 3, 7)],
+    )
+    f = failure(err)
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f.reason == "CONTENT_LENGTH_MISMATCH"
+    assert (f.metadata.get("expected"), f.metadata.get("received")) == (str(announced), "30")
+    assert_old_version_intact(api, bucket_id, blob_id, old)
+    assert stored_files(server) == files
+
+
+@pytest.mark.parametrize("missing", ["bucket_id", "blob_id"])
+def test_upload_header_without_bucket_or_blob_id_is_invalid_argument(
+    api: Api, missing: str
+) -> None:
+    fields = {"bucket_id": "bucket1", "blob_id": "x"} | {missing: ""}
+    err = upload_error(api, [header(**fields), pb.UploadBlobRequest(chunk=b"x")])
+    f = failure(err)
+    assert (f.code, f.reason, f.metadata.get("field")) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MISSING_FIELD",
+        missing,
+    )
+
+
+def test_upload_to_unknown_bucket_is_not_found(api: Api, server: ServerProcess) -> None:
+    files = stored_files(server)
+    err = upload_error(api, [header("no-such-bucket", "x"), *chunks(os.urandom(3 * CHUNK))])
+    f = failure(err)
+    assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    assert f.metadata.get("resource_id") == "no-such-bucket"
+    assert stored_files(server) == files
+
+
+# ---- metadata -----------------------------------------------------------------------
+
+
+def test_update_blob_metadata_replaces_all_pairs(api: Api) -> None:
+    new_bucket(api, "meta")
+    upload(api, "meta", "m", b"x", user_metadata={"a": "1", "b": "2"})
+    updated = api.buckets.UpdateBlobMetadata(
+        pb.UpdateBlobMetadataRequest(bucket_id="meta", id="m", user_metadata={"c": "3"}),
+        metadata=MD,
+    )
+    assert dict(updated.user_metadata) == {"c": "3"}
+    read = api.buckets.GetBlobMetadata(
+        pb.GetBlobMetadataRequest(bucket_id="meta", id="m"), metadata=MD
+    )
+    assert dict(read.user_metadata) == {"c": "3"}
+    blob, content, _ = download(api, "meta", "m")
+    assert dict(blob.user_metadata) == {"c": "3"}
+    assert content == b"x"
+
+
+def test_update_blob_metadata_with_an_empty_map_removes_every_pair(api: Api) -> None:
+    new_bucket(api, "meta-empty")
+    upload(api, "meta-empty", "m", b"x", user_metadata={"a": "1"})
+    updated = api.buckets.UpdateBlobMetadata(
+        pb.UpdateBlobMetadataRequest(bucket_id="meta-empty", id="m"), metadata=MD
+    )
+    assert dict(updated.user_metadata) == {}
+    read = api.buckets.GetBlobMetadata(
+        pb.GetBlobMetadataRequest(bucket_id="meta-empty", id="m"), metadata=MD
+    )
+    assert dict(read.user_metadata) == {}
+
+
+def test_update_metadata_of_unknown_blob_is_not_found(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.UpdateBlobMetadata(
+            pb.UpdateBlobMetadataRequest(
+                bucket_id="bucket1", id="blob99", user_metadata={"a": "b"}
+            ),
+            metadata=MD,
+        )
+    assert failure(err.value).code == grpc.StatusCode.NOT_FOUND
+
+
+# ---- buckets: create and delete -----------------------------------------------------
+
+
+def test_create_bucket_returns_an_empty_bucket_that_is_then_listed(api: Api) -> None:
+    bucket = new_bucket(api, "created")
+    assert (bucket.id, bucket.name, bucket.blob_count) == ("created", "created", 0)
+    listed = api.buckets.ListBuckets(pb.ListBucketsRequest(id="created"), metadata=MD)
+    assert [(b.id, b.blob_count) for b in listed.buckets] == [("created", 0)]
+    assert blob_ids(api, "created") == []
+
+
+def test_create_bucket_with_location_keeps_it(api: Api) -> None:
+    bucket = api.buckets.CreateBucket(
+        pb.CreateBucketRequest(name="located", location="eu"), metadata=MD
+    )
+    assert bucket.location == "eu"
+    assert api.buckets.GetBucket(pb.GetBucketRequest(id="located"), metadata=MD).location == "eu"
+
+
+def test_create_duplicate_bucket_is_already_exists(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        new_bucket(api, "bucket1")
+    f = failure(err.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.ALREADY_EXISTS, "RESOURCE_ALREADY_EXISTS")
+    assert api.buckets.GetBucket(pb.GetBucketRequest(id="bucket1"), metadata=MD).blob_count == 3
+
+
+@pytest.mark.parametrize("name", ["", "has/slash", " padded", "-starts-with-dash"])
+def test_create_bucket_with_an_invalid_name_is_invalid_argument(api: Api, name: str) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        new_bucket(api, name)
+    assert failure(err.value).code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_delete_non_empty_bucket_is_refused_with_bucket_not_empty(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.DeleteBucket(pb.DeleteBucketRequest(id="bucket2"), metadata=MD)
+    f = failure(err.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "BUCKET_NOT_EMPTY")
+    assert f.metadata.get("bucket_id") == "bucket2"
+    assert blob_ids(api, "bucket2") == ["blob4", "blob5"]
+
+
+def test_delete_empty_bucket_removes_it(api: Api) -> None:
+    new_bucket(api, "to-delete")
+    result = api.buckets.DeleteBucket(pb.DeleteBucketRequest(id="to-delete"), metadata=MD)
+    assert result == empty_pb2.Empty()
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.GetBucket(pb.GetBucketRequest(id="to-delete"), metadata=MD)
+    assert failure(err.value).code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.DeleteBucket(pb.DeleteBucketRequest(id="to-delete"), metadata=MD)
+    assert failure(err.value).code == grpc.StatusCode.NOT_FOUND
+
+
+def test_delete_blob_then_it_is_not_found_and_the_bucket_can_be_deleted(api: Api) -> None:
+    new_bucket(api, "blob-delete")
+    upload(api, "blob-delete", "only", b"bye")
+    api.buckets.DeleteBlob(pb.DeleteBlobRequest(bucket_id="blob-delete", id="only"), metadata=MD)
+    for call, request in [
+        (api.buckets.GetBlob, pb.GetBlobRequest(bucket_id="blob-delete", id="only")),
+        (api.buckets.DeleteBlob, pb.DeleteBlobRequest(bucket_id="blob-delete", id="only")),
+        (
+            api.buckets.GetBlobMetadata,
+            pb.GetBlobMetadataRequest(bucket_id="blob-delete", id="only"),
+        ),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            call(request, metadata=MD)
+        f = failure(err.value)
+        assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    with pytest.raises(grpc.RpcError) as err:
+        download(api, "blob-delete", "only")
+    assert failure(err.value).code == grpc.StatusCode.NOT_FOUND
+    assert blob_ids(api, "blob-delete") == []
+    api.buckets.DeleteBucket(pb.DeleteBucketRequest(id="blob-delete"), metadata=MD)
+
+
+def test_fixture_buckets_are_unchanged_by_the_tests_above(api: Api) -> None:
+    """Runs last: the module's mutating tests used their own buckets."""
+    assert blob_ids(api, "bucket1") == ["blob1", "blob2", "blob3"]
+    blob, content, _ = download(api, "bucket1", "blob1")
+    assert content == b"content of blob 1"
+    assert dict(blob.user_metadata) == {"SOMENEWKEY": "NEWVALUE"}
