@@ -7,12 +7,16 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import grpc
 import pytest
-from conftest import ServerProcess
+from conftest import Api, ServerProcess
 
 from deltacloud.server.servicers import SERVICE_NAMES
+from deltacloud.v1 import instance_pb2
 from support import basic
 
 
@@ -88,3 +92,56 @@ def test_grpcurl_health_check_is_serving(server: ServerProcess) -> None:
     result = grpcurl(server, server.target, "grpc.health.v1.Health/Check")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"status": "SERVING"}
+
+
+def _json_objects(text: str) -> list[dict[str, object]]:
+    """grpcurl prints one pretty-printed JSON object per stream message."""
+    decoder = json.JSONDecoder()
+    objects, index = [], 0
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+            continue
+        obj, index = decoder.raw_decode(text, index)
+        objects.append(obj)
+    return objects
+
+
+def test_grpcurl_streams_instance_events_as_readable_json(server: ServerProcess) -> None:
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def watch() -> None:
+        result["run"] = grpcurl(
+            server,
+            "-max-time",
+            "3",
+            "-H",
+            f"authorization: {basic('mockuser', 'mockpassword')}",
+            "-d",
+            '{"progress_interval": "0.5s"}',
+            server.target,
+            "deltacloud.v1.InstanceService/WatchInstanceEvents",
+        )
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    time.sleep(1.0)  # grpcurl resolved the method through reflection and subscribed
+    with grpc.insecure_channel(server.target) as channel:
+        Api(channel).instances.RebootInstance(
+            instance_pb2.RebootInstanceRequest(id="inst2"),
+            metadata=[("authorization", basic("mockuser", "mockpassword"))],
+        )
+    thread.join(10)
+    run = result["run"]
+    assert "DeadlineExceeded" in run.stderr  # -max-time ended the endless stream
+    messages = _json_objects(run.stdout)
+    kinds = [m["kind"] for m in messages]
+    assert "KIND_PROGRESS" in kinds
+    events = [e for m in messages if m["kind"] == "KIND_EVENTS" for e in m["events"]]  # type: ignore[attr-defined]
+    assert len(events) == 1
+    event = events[0]
+    assert event["instanceId"] == "inst2"
+    assert event["previousState"] == "INSTANCE_STATE_RUNNING"
+    assert event["state"] == "INSTANCE_STATE_RUNNING"
+    assert event["cause"] == "EVENT_CAUSE_REBOOT"
+    assert event["instance"]["name"] == "AnotherInstance"
