@@ -9,10 +9,14 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP) node_modules/.installed
 
-$(STAMP): pyproject.toml
+TEST_DRIVERS := tests/drivers/limited
+
+$(STAMP): pyproject.toml $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Third-party-style drivers the tests use, installed like any driver package.
+	$(BIN)/pip install --quiet --no-deps $(TEST_DRIVERS)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -10,6 +10,7 @@ first. Methods return the models of :mod:`deltacloud.drivers.models` and raise t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -228,6 +229,18 @@ class BaseDriver:
     def destroy_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         """Destroy the instance and return it as it is afterwards (often FINISH)."""
         raise self._unsupported("instances", "destroy")
+
+    #: True when the driver implements :meth:`watch_instances` (push); otherwise the server
+    #: polls :meth:`list_instances` to observe changes it did not cause.
+    pushes_instance_changes: ClassVar[bool] = False
+
+    def watch_instances(
+        self, ctx: CallContext, stop: threading.Event
+    ) -> Iterator[list[m.Instance]]:
+        """Push: yield the caller's complete instance list first, then again whenever the
+        cloud reports a change, until ``stop`` is set (check it at least every second).
+        Runs on a thread of its own for as long as the scope is watched."""
+        raise self._unsupported("instances", "watch")
 
     # ---- keys -----------------------------------------------------------------------
 

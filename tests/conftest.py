@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import grpc
@@ -179,3 +180,17 @@ def api(server: ServerProcess) -> Iterator[Api]:
 @pytest.fixture
 def fresh_api(fresh_server: ServerProcess) -> Iterator[Api]:
     yield from _api(fresh_server)
+
+
+#: The test driver packages `make setup` installs from tests/drivers/.
+TEST_DRIVERS = ["limited", "pushy"]
+
+
+@pytest.fixture(scope="session")
+def test_drivers() -> list[str]:
+    """The third-party-style test drivers; fails (never skips) when they are missing."""
+    found = {ep.name for ep in entry_points(group="deltacloud.drivers")}
+    missing = [name for name in TEST_DRIVERS if name not in found]
+    if missing:
+        pytest.fail(f"test drivers {missing} are not installed: run `make setup`")
+    return TEST_DRIVERS

@@ -9,10 +9,6 @@ the fixture runs before this module's server."""
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -43,40 +39,8 @@ S = common_pb2.InstanceState
 A = common_pb2.InstanceAction
 
 
-def _limited_installed() -> bool:
-    return bool(entry_points(group="deltacloud.drivers", name="limited")) and (
-        importlib.util.find_spec("deltacloud_limited_driver") is not None
-    )
-
-
 @pytest.fixture(scope="session")
-def limited_driver() -> str:
-    """Install tests/drivers/limited into this venv unless it is installed already."""
-    if not _limited_installed():
-        assert importlib.util.find_spec("setuptools") is not None, (
-            "installing the test driver needs setuptools in the venv"
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                str(LIMITED_PACKAGE),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        # setuptools builds in the source tree: leave it as it was.
-        shutil.rmtree(LIMITED_PACKAGE / "build", ignore_errors=True)
-        for egg_info in LIMITED_PACKAGE.glob("*.egg-info"):
-            shutil.rmtree(egg_info, ignore_errors=True)
-        importlib.invalidate_caches()
-        assert _limited_installed(), "pip installed the test driver but it is not visible"
+def limited_driver(test_drivers: list[str]) -> str:
     return "limited"
 
 

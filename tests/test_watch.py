@@ -522,3 +522,30 @@ def test_watch_stream_survives_concurrent_actions_without_gaps(
     assert_consecutive(events, 1)
     for i in range(4):
         assert sum(e.instance_id == f"inst{i}" for e in events) == 10
+
+
+def test_a_pushing_driver_delivers_changes_without_polling(
+    tmp_path: Path, test_drivers: list[str]
+) -> None:
+    # Polls so slow they cannot explain a prompt event: only the driver's push can.
+    server = ServerProcess(
+        tmp_path,
+        extra_args=["--watch-poll-interval", "60", "--watch-fast-poll-interval", "60"],
+    ).start()
+    pushy = [("x-deltacloud-driver", "pushy"), *MD]
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            watcher = Watcher(channel, pushy)
+            time.sleep(0.3)
+            created = api.instances.CreateInstance(
+                instance_pb2.CreateInstanceRequest(image_id="any"), metadata=pushy
+            ).instances[0]
+            events = watcher.wait_for_events(2, timeout=5)
+            watcher.cancel()
+    finally:
+        server.kill()
+    assert transitions(events) == [
+        (created.id, "START->PENDING", "CREATE"),
+        (created.id, "PENDING->RUNNING", "AUTOMATIC"),
+    ]

@@ -17,9 +17,10 @@ import hmac
 import logging
 import os
 import secrets
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +109,29 @@ def _event(
     )
 
 
-def _with_state(instance: instance_pb2.Instance, state: int) -> instance_pb2.Instance:
+def _with_state(
+    instance: instance_pb2.Instance, state: int, machine: StateMachine
+) -> instance_pb2.Instance:
+    """The instance as it was (or is) in ``state``, with that state's allowed actions."""
     copy = instance_pb2.Instance()
     copy.CopyFrom(instance)
     copy.state = state
     del copy.actions[:]
+    model_state = convert.state_from_proto(state)
+    if model_state is not None:
+        copy.actions.extend(
+            convert.action_to_proto(a) for a in machine.allowed_actions(model_state)
+        )
     return copy
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 class ScopeHub:
@@ -145,6 +163,11 @@ class ScopeHub:
         self._monitor: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._poll: tuple[BaseDriver, CallContext] | None = None
+        # Actions under way: an observation must not report their effect before the action
+        # itself is recorded (it would be attributed to no one, or to the wrong cause).
+        self._acting: dict[str, int] = {}
+        self._creating = 0
+        self._resync = False  # an observation was skipped for an action: look again after
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -210,6 +233,23 @@ class ScopeHub:
             return AUTOMATIC
         return OBSERVED
 
+    @contextlib.contextmanager
+    def acting(self, instance_id: str | None) -> Iterator[None]:
+        """Mark an action on ``instance_id`` (None: a create) as under way."""
+        if instance_id is None:
+            self._creating += 1
+        else:
+            self._acting[instance_id] = self._acting.get(instance_id, 0) + 1
+        try:
+            yield
+        finally:
+            if instance_id is None:
+                self._creating -= 1
+            elif self._acting[instance_id] == 1:
+                del self._acting[instance_id]
+            else:
+                self._acting[instance_id] -= 1
+
     async def record_actions(self, actions: list[tuple[int, instance_pb2.Instance, str]]) -> None:
         """Actions this server performed moved instances from a state ``before`` to the
         instance ``after``: journal them in one transaction."""
@@ -222,7 +262,9 @@ class ScopeHub:
                     # The backend moved it on its own since we last looked: say so first, so
                     # every event starts where the previous one of this instance ended.
                     cause = self._cause_between(known.state, before)
-                    events.append(_event(_with_state(after, before), known.state, cause))
+                    events.append(
+                        _event(_with_state(after, before, self.machine), known.state, cause)
+                    )
                 events.append(_event(after, before, CAUSE_OF_ACTION[action]))
                 changes[after.id] = after
             await self._append(events, changes, self.baselined)
@@ -239,7 +281,13 @@ class ScopeHub:
                 seen.add(instance.id)
                 if self._known_at.get(instance.id, float("-inf")) > started:
                     continue
+                if instance.id in self._acting:
+                    self._resync = True
+                    continue
                 known = self.known.get(instance.id)
+                if known is None and self._creating:
+                    self._resync = True
+                    continue  # perhaps the instance a create under way is making
                 if known is None:
                     if self.baselined and instance.state != FINISH:
                         events.append(_event(instance, START, OBSERVED))
@@ -253,8 +301,11 @@ class ScopeHub:
             for instance_id, known in list(self.known.items()):
                 if instance_id in seen or self._known_at.get(instance_id, float("-inf")) > started:
                     continue
+                if instance_id in self._acting:
+                    self._resync = True
+                    continue
                 if known.state != FINISH:
-                    gone = _with_state(known, FINISH)
+                    gone = _with_state(known, FINISH, self.machine)
                     events.append(_event(gone, known.state, OBSERVED))
                 changes[instance_id] = None
             await self._append(events, changes, True)
@@ -286,12 +337,70 @@ class ScopeHub:
         models = await self.hub.gateway.run_blocking(driver.list_instances, ctx, {})
         await self.observe([convert.instance(i, self.machine) for i in models], started)
 
+    async def resync(self) -> None:
+        """Observe again now (an earlier observation skipped instances under action)."""
+        try:
+            await self.poll_once()
+        except Exception as exc:
+            log.warning("resync failed", extra={"fields": {"error": type(exc).__name__}})
+
+    def _should_stop(self) -> bool:
+        return not self.subscribers and not self.transitional() and self.baselined
+
+    async def _run_push(self, driver: BaseDriver, ctx: CallContext) -> None:
+        """Observe a pushing driver: its blocking iterator runs on a thread of its own and
+        hands each complete instance list to the event loop."""
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def pump() -> None:
+            for models in driver.watch_instances(ctx, stop):
+                started = time.monotonic()
+                instances = [convert.instance(i, self.machine) for i in models]
+                asyncio.run_coroutine_threadsafe(self.observe(instances, started), loop).result()
+                if stop.is_set():
+                    return
+
+        thread: asyncio.Future[None] = loop.create_future()
+
+        def run() -> None:
+            try:
+                pump()
+            except BaseException as exc:  # handed to the event loop, not lost
+                loop.call_soon_threadsafe(_settle, thread, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, thread, None)
+
+        # A thread of its own: a long-lived push must not hold a worker of the pool.
+        threading.Thread(target=run, name=f"push-{self.key[:8]}", daemon=True).start()
+        try:
+            while not self.hub.closing and not thread.done():
+                if self._should_stop():
+                    break
+                await asyncio.wait({thread}, timeout=0.5)
+        finally:
+            stop.set()
+        if thread.done():
+            thread.result()  # surface the driver's error to the monitor
+
     async def _run_monitor(self) -> None:
         settings = self.hub.settings
+        if self.driver_class.pushes_instance_changes and self._poll is not None:
+            driver, ctx = self._poll
+            try:
+                await self._run_push(driver, ctx)
+            except Exception as exc:
+                log.warning(
+                    "push observation failed; polling instead",
+                    extra={"fields": {"error": type(exc).__name__}},
+                )
+            else:
+                self._poll = None
+                return
         failures = 0
         try:
             while not self.hub.closing:
-                if not self.subscribers and not self.transitional() and self.baselined:
+                if self._should_stop():
                     return
                 try:
                     await self.poll_once()
@@ -333,6 +442,7 @@ class EventHub:
         self._scopes: dict[str, ScopeHub] = {}
         self._creating: dict[str, asyncio.Future[ScopeHub]] = {}
         self.closing = False
+        self._background: set[asyncio.Task[None]] = set()
         self._compactor: asyncio.Task[None] | None = None
 
     async def in_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -363,6 +473,24 @@ class EventHub:
             raise
         finally:
             del self._creating[key]
+
+    @contextlib.asynccontextmanager
+    async def acting(self, call: Call, instance_id: str | None) -> AsyncIterator[None]:
+        """Wrap a driver action (``instance_id`` None for a create) so that the monitor
+        does not report its effect before ``record_actions`` does."""
+        try:
+            scope = await self.scope(call)
+        except Exception:
+            log.exception("opening the event scope failed")
+            yield
+            return
+        with scope.acting(instance_id):
+            yield
+        if scope._resync and not scope._acting and not scope._creating:
+            scope._resync = False
+            task = asyncio.get_running_loop().create_task(scope.resync())
+            self._background.add(task)  # the loop holds tasks weakly
+            task.add_done_callback(self._background.discard)
 
     async def record_actions(
         self, call: Call, actions: list[tuple[InstanceState, Any, str]]

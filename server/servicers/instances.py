@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from deltacloud.drivers import (
     ActionNotAllowedError,
+    HardwareOverrides,
     InstanceAction,
     InstanceState,
     NotFoundError,
@@ -88,7 +89,41 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         check_create_options(
             call.driver_class, "instances", {k: v for k, v in set_options.items() if v}
         )
+        profile_id, overrides = await self._hardware(call, request)
+        opts = m.CreateInstance(
+            image_id=request.image_id,
+            realm_id=request.realm_id,
+            hardware_profile_id=profile_id,
+            hardware_profile_overrides=overrides,
+            name=request.name,
+            key_name=request.key_name,
+            user_data=request.user_data,
+            firewall_ids=list(request.firewall_ids),
+            instance_count=count,
+            load_balancer_id=request.load_balancer_id,
+        )
+        async with self.events.acting(call, None):
+            created = await call.run(call.driver.create_instance, opts)
+            await self.events.record_actions(
+                call, [(InstanceState.START, instance, "create") for instance in created]
+            )
+        machine = _machine(call)
+        return pb.CreateInstanceResponse(instances=[convert.instance(i, machine) for i in created])
+
+    async def _hardware(
+        self, call: Call, request: pb.CreateInstanceRequest
+    ) -> tuple[str, HardwareOverrides]:
+        """The profile the instance gets (the client's, else the driver's default for the
+        image) and the validated overrides. Drivers without hardware profiles take none."""
         overrides = convert.overrides_from_proto(request.hardware_profile_overrides)
+        if "hardware_profiles" not in call.driver_class.collections:
+            if request.hardware_profile_id or overrides:
+                raise ValidationError(
+                    f"driver {call.driver.name!r} has no hardware profiles",
+                    reason="UNKNOWN_HARDWARE_PROFILE",
+                    metadata={"hardware_profile_id": request.hardware_profile_id},
+                )
+            return "", HardwareOverrides()
         profile_id = request.hardware_profile_id or await call.run(
             call.driver.default_hardware_profile_id, request.image_id
         )
@@ -100,24 +135,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
                 reason="UNKNOWN_HARDWARE_PROFILE",
                 metadata={"hardware_profile_id": profile_id},
             ) from None
-        opts = m.CreateInstance(
-            image_id=request.image_id,
-            realm_id=request.realm_id,
-            hardware_profile_id=profile.id,
-            hardware_profile_overrides=profile.resolve(overrides),
-            name=request.name,
-            key_name=request.key_name,
-            user_data=request.user_data,
-            firewall_ids=list(request.firewall_ids),
-            instance_count=count,
-            load_balancer_id=request.load_balancer_id,
-        )
-        created = await call.run(call.driver.create_instance, opts)
-        await self.events.record_actions(
-            call, [(InstanceState.START, instance, "create") for instance in created]
-        )
-        machine = _machine(call)
-        return pb.CreateInstanceResponse(instances=[convert.instance(i, machine) for i in created])
+        return profile.id, profile.resolve(overrides)
 
     async def _act(self, request_id: str, context: Context, action: InstanceAction) -> pb.Instance:
         if not request_id:
@@ -138,8 +156,9 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             InstanceAction.REBOOT: call.driver.reboot_instance,
             InstanceAction.DESTROY: call.driver.destroy_instance,
         }[action]
-        after = await call.run(method, request_id)
-        await self.events.record_actions(call, [(current.state, after, action.value)])
+        async with self.events.acting(call, request_id):
+            after = await call.run(method, request_id)
+            await self.events.record_actions(call, [(current.state, after, action.value)])
         return convert.instance(after, machine)
 
     @unary
