@@ -1,1 +1,1 @@
-"""Benchmarks of the deltacloud gRPC server (run as modules, e.g. ``python -m bench.watch_fanout``)."""
+"""Benchmarks of the deltacloud gRPC server, run as modules (python -m bench.watch_fanout)."""

@@ -24,6 +24,7 @@ import base64
 import collections
 import contextlib
 import datetime
+import itertools
 import json
 import math
 import os
@@ -240,13 +241,28 @@ class Fanout:
         if self.finished + self.cut + self.failed_before_ready >= self.n:
             self.all_done.set()
 
+    def set_last(self, revision: int) -> None:
+        """The transitions are over and ``revision`` is the last event they made (fewer than
+        M if some reboots failed): subscribers that have it are complete."""
+        self.last_revision = revision
+        for sub in self.subs:
+            if (
+                sub.ready
+                and not sub.finished
+                and sub.error is None
+                and sub.revisions
+                and max(sub.revisions) >= revision
+            ):
+                sub.finished = True
+                self.finished += 1
+        self._settle()
+
     async def follow(
         self, stub: Any, index: int, request: Any, opening: asyncio.Semaphore | None
     ) -> None:
         sub = self.subs[index]
         revisions = sub.revisions
         latencies = self.latencies
-        last = self.last_revision
         try:
             if opening is not None:
                 # Ramp: at most K calls the server has not picked up yet (the server answers
@@ -275,7 +291,7 @@ class Fanout:
                     if event.cause != REBOOT:
                         sub.unexpected += 1
                 self.last_delivery = now
-                if not sub.finished and message.revision >= last:
+                if not sub.finished and message.revision >= self.last_revision:
                     sub.finished = True
                     self.finished += 1
                     self._settle()
@@ -385,7 +401,7 @@ async def run_one(n: int, args: argparse.Namespace, flags: list[str]) -> dict[st
         request = Request(
             progress_interval=duration_pb2.Duration(
                 seconds=int(args.progress_interval),
-                nanos=int(round((args.progress_interval % 1) * 1e9)),
+                nanos=round((args.progress_interval % 1) * 1e9),
             )
         )
         opening = asyncio.Semaphore(args.open_concurrency) if args.open_concurrency else None
@@ -459,6 +475,11 @@ async def run_one(n: int, args: argparse.Namespace, flags: list[str]) -> dict[st
         )
         drain_deadline = time.monotonic() + args.transitions / args.rate + args.drain_timeout
         while not fanout.all_done.is_set() and time.monotonic() < drain_deadline:
+            if driver.done() and drive_out.get("ok") is not None:
+                fanout.set_last(drive_out["ok"])
+                drain_deadline = min(drain_deadline, time.monotonic() + args.drain_timeout)
+                if fanout.all_done.is_set():
+                    break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(fanout.all_done.wait(), 5)
             if not fanout.all_done.is_set():
@@ -479,7 +500,8 @@ async def run_one(n: int, args: argparse.Namespace, flags: list[str]) -> dict[st
                 profiler.wait(30)
 
         # ---- accounting ------------------------------------------------------------
-        m = args.transitions
+        # Every successful reboot is exactly one event (RUNNING->RUNNING), revisions 1..m.
+        m = drive_out.get("ok") or 0
         expected = fanout.ready * m
         distinct = duplicates = out_of_order = extra = 0
         wrong_sequence = 0
@@ -491,7 +513,7 @@ async def run_one(n: int, args: argparse.Namespace, flags: list[str]) -> dict[st
             distinct += len(seen)
             extra += sum(1 for r in revs if not 1 <= r <= m)
             duplicates += len(revs) - len(set(revs))
-            out_of_order += sum(1 for a, b in zip(revs, revs[1:], strict=False) if b <= a)
+            out_of_order += sum(1 for a, b in itertools.pairwise(revs) if b <= a)
             if revs != list(range(1, m + 1)):
                 wrong_sequence += 1
         lat = sorted(fanout.latencies)
@@ -500,7 +522,8 @@ async def run_one(n: int, args: argparse.Namespace, flags: list[str]) -> dict[st
         )
         result.update(
             {
-                "transitions": m,
+                "transitions": args.transitions,
+                "transitions_done": m,
                 "rate": args.rate,
                 "reboots_ok": drive_out.get("ok"),
                 "reboots_failed": drive_out.get("failed"),
@@ -598,9 +621,9 @@ def print_report(info: dict[str, Any], results: list[dict[str, Any]]) -> None:
     )
     print()
     head1 = (
-        f"{'N':>6} {'live':>6} {'failed':>6} {'cut':>4} {'delivered':>10} {'expected':>10} "
-        f"{'lost':>6} {'dup':>4} {'ooo':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'ev/msg':>6} {'wall s':>7} {'span s':>7}"
+        f"{'N':>6} {'live':>6} {'failed':>6} {'cut':>4} {'M done':>6} {'delivered':>10} "
+        f"{'expected':>10} {'lost':>6} {'dup':>4} {'ooo':>4} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8} {'ev/msg':>6} {'wall s':>7} {'span s':>7}"
     )
     print("delivery and latency (latency = client receive time - event.time stamped by server)")
     print(head1)
@@ -615,7 +638,8 @@ def print_report(info: dict[str, Any], results: list[dict[str, Any]]) -> None:
         )
         print(
             f"{r['subscribers']:>6} {r['ready']:>6} {failed:>6} {r['subscribers_cut']:>4} "
-            f"{r['events_delivered']:>10} {r['events_expected']:>10} {r['lost']:>6} "
+            f"{r['transitions_done']:>6} {r['events_delivered']:>10} "
+            f"{r['events_expected']:>10} {r['lost']:>6} "
             f"{r['duplicates']:>4} {r['out_of_order']:>4} {fmt(r['latency_p50_ms'], '.1f'):>8} "
             f"{fmt(r['latency_p99_ms'], '.1f'):>8} {fmt(r['latency_max_ms'], '.1f'):>8} "
             f"{fmt(ev_per_msg, '.2f'):>6} {r['run_wall_s']:>7.2f} "
@@ -656,9 +680,7 @@ def print_report(info: dict[str, Any], results: list[dict[str, Any]]) -> None:
         if r.get("subscribers_cut"):
             notes.append(f"{r['subscribers_cut']} subscribers cut: {r['cut_codes']}")
         if r.get("subscribers_wrong_sequence"):
-            notes.append(
-                f"{r['subscribers_wrong_sequence']} subscribers did not see exactly 1..M"
-            )
+            notes.append(f"{r['subscribers_wrong_sequence']} subscribers did not see exactly 1..M")
         if r.get("unexpected_revisions") or r.get("non_reboot_events"):
             notes.append(
                 f"{r['unexpected_revisions']} revisions outside 1..M, "
@@ -757,9 +779,14 @@ def main(argv: list[str] | None = None) -> int:
             "streams_per_channel": args.streams_per_channel,
             "open_concurrency": args.open_concurrency,
             "nofile": nofile[0],
-            "command": " ".join([Path(sys.executable).name, "-m", "bench.watch_fanout", *(
-                argv if argv is not None else sys.argv[1:]
-            )]),
+            "command": " ".join(
+                [
+                    Path(sys.executable).name,
+                    "-m",
+                    "bench.watch_fanout",
+                    *(argv if argv is not None else sys.argv[1:]),
+                ]
+            ),
         }
     )
     results = asyncio.run(amain(args))
