@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from . import models as m
 from .capabilities import COLLECTIONS, FEATURES, Feature
@@ -31,6 +31,7 @@ from .hardware import HardwareProfile, ProfileCatalog
 from .state_machine import StateMachine
 
 Filters = Mapping[str, object]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class BaseDriver:
 
     # ---- generic getter -------------------------------------------------------------
 
-    def _get(self, kind: str, items: Sequence[Any], item_id: str) -> Any:
+    def _get(self, kind: str, items: Sequence[T], item_id: str) -> T:
         found = filter_on(items, {"id": item_id}, "id")
         if not found:
             raise NotFoundError(kind, item_id)
@@ -164,7 +165,7 @@ class BaseDriver:
         raise self._unsupported("realms", "list")
 
     def get_realm(self, ctx: CallContext, realm_id: str) -> m.Realm:
-        return self._get("realm", self.list_realms(ctx, {"id": realm_id}), realm_id)  # type: ignore[no-any-return]
+        return self._get("realm", self.list_realms(ctx, {"id": realm_id}), realm_id)
 
     # ---- hardware profiles ----------------------------------------------------------
 
@@ -174,7 +175,7 @@ class BaseDriver:
 
     def get_hardware_profile(self, ctx: CallContext, profile_id: str) -> HardwareProfile:
         profiles = self.list_hardware_profiles(ctx, {"id": profile_id})
-        return self._get("hardware_profile", profiles, profile_id)  # type: ignore[no-any-return]
+        return self._get("hardware_profile", profiles, profile_id)
 
     def default_hardware_profile_id(self, ctx: CallContext, image_id: str) -> str:
         """The profile an instance of ``image_id`` gets when the client names none: by
@@ -195,7 +196,7 @@ class BaseDriver:
         raise self._unsupported("images", "list")
 
     def get_image(self, ctx: CallContext, image_id: str) -> m.Image:
-        return self._get("image", self.list_images(ctx, {"id": image_id}), image_id)  # type: ignore[no-any-return]
+        return self._get("image", self.list_images(ctx, {"id": image_id}), image_id)
 
     def create_image(self, ctx: CallContext, opts: m.CreateImage) -> m.Image:
         raise self._unsupported("images", "create")
@@ -210,7 +211,7 @@ class BaseDriver:
 
     def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         instances = self.list_instances(ctx, {"id": instance_id})
-        return self._get("instance", instances, instance_id)  # type: ignore[no-any-return]
+        return self._get("instance", instances, instance_id)
 
     def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:
         """Create ``opts.instance_count`` instances; the server has already validated the
@@ -248,7 +249,7 @@ class BaseDriver:
         raise self._unsupported("keys", "list")
 
     def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
-        return self._get("key", self.list_keys(ctx, {"id": key_id}), key_id)  # type: ignore[no-any-return]
+        return self._get("key", self.list_keys(ctx, {"id": key_id}), key_id)
 
     def create_key(self, ctx: CallContext, opts: m.CreateKey) -> m.Key:
         raise self._unsupported("keys", "create")
@@ -263,7 +264,7 @@ class BaseDriver:
 
     def get_storage_volume(self, ctx: CallContext, volume_id: str) -> m.StorageVolume:
         volumes = self.list_storage_volumes(ctx, {"id": volume_id})
-        return self._get("storage_volume", volumes, volume_id)  # type: ignore[no-any-return]
+        return self._get("storage_volume", volumes, volume_id)
 
     def create_storage_volume(
         self, ctx: CallContext, opts: m.CreateStorageVolume
@@ -288,7 +289,7 @@ class BaseDriver:
 
     def get_storage_snapshot(self, ctx: CallContext, snapshot_id: str) -> m.StorageSnapshot:
         snapshots = self.list_storage_snapshots(ctx, {"id": snapshot_id})
-        return self._get("storage_snapshot", snapshots, snapshot_id)  # type: ignore[no-any-return]
+        return self._get("storage_snapshot", snapshots, snapshot_id)
 
     def create_storage_snapshot(
         self, ctx: CallContext, opts: m.CreateStorageSnapshot
@@ -304,7 +305,7 @@ class BaseDriver:
         raise self._unsupported("buckets", "list")
 
     def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
-        return self._get("bucket", self.list_buckets(ctx, {"id": bucket_id}), bucket_id)  # type: ignore[no-any-return]
+        return self._get("bucket", self.list_buckets(ctx, {"id": bucket_id}), bucket_id)
 
     def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
         raise self._unsupported("buckets", "create")
@@ -341,7 +342,7 @@ class BaseDriver:
 
     def get_address(self, ctx: CallContext, address_id: str) -> m.Address:
         addresses = self.list_addresses(ctx, {"id": address_id})
-        return self._get("address", addresses, address_id)  # type: ignore[no-any-return]
+        return self._get("address", addresses, address_id)
 
     def create_address(self, ctx: CallContext) -> m.Address:
         raise self._unsupported("addresses", "create")
@@ -362,7 +363,7 @@ class BaseDriver:
 
     def get_firewall(self, ctx: CallContext, firewall_id: str) -> m.Firewall:
         firewalls = self.list_firewalls(ctx, {"id": firewall_id})
-        return self._get("firewall", firewalls, firewall_id)  # type: ignore[no-any-return]
+        return self._get("firewall", firewalls, firewall_id)
 
     def create_firewall(self, ctx: CallContext, opts: m.CreateFirewall) -> m.Firewall:
         raise self._unsupported("firewalls", "create")
@@ -385,7 +386,7 @@ class BaseDriver:
 
     def get_load_balancer(self, ctx: CallContext, lb_id: str) -> m.LoadBalancer:
         balancers = self.list_load_balancers(ctx, {"id": lb_id})
-        return self._get("load_balancer", balancers, lb_id)  # type: ignore[no-any-return]
+        return self._get("load_balancer", balancers, lb_id)
 
     def create_load_balancer(self, ctx: CallContext, opts: m.CreateLoadBalancer) -> m.LoadBalancer:
         raise self._unsupported("load_balancers", "create")

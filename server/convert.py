@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar, cast
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from deltacloud.drivers import (
     BaseDriver,
@@ -43,21 +45,28 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def _enum(enum_type: object, prefix: str, value: str) -> int:
+E = TypeVar("E", bound=int)
+
+
+def _enum(enum_type: type[E], prefix: str, value: str) -> E:
     """Map a model's state string ("IN_USE") onto an enum value (STATE_IN_USE); unknown
     values become UNSPECIFIED rather than failing the call."""
     name = f"{prefix}{value.upper().replace('-', '_')}"
+    # The .pyi stubs present a protobuf enum as an int subclass; at run time it is the
+    # EnumTypeWrapper whose values are plain ints, which enum fields accept.
+    wrapper = cast(EnumTypeWrapper, enum_type)
     try:
-        return int(enum_type.Value(name))  # type: ignore[attr-defined]
+        return cast(E, int(wrapper.Value(name)))
     except ValueError:
-        return 0
+        return cast(E, 0)
 
 
 # ---- instance states and actions ----------------------------------------------------
 
 
-def state_to_proto(state: InstanceState) -> int:
-    return int(common_pb2.InstanceState.Value(f"INSTANCE_STATE_{state.name}"))
+def state_to_proto(state: InstanceState) -> common_pb2.InstanceState:
+    value = common_pb2.InstanceState.Value(f"INSTANCE_STATE_{state.name}")
+    return cast(common_pb2.InstanceState, int(value))
 
 
 def state_from_proto(value: int) -> InstanceState | None:
@@ -67,8 +76,9 @@ def state_from_proto(value: int) -> InstanceState | None:
     return InstanceState[name]
 
 
-def action_to_proto(action: InstanceAction) -> int:
-    return int(common_pb2.InstanceAction.Value(f"INSTANCE_ACTION_{action.name}"))
+def action_to_proto(action: InstanceAction) -> common_pb2.InstanceAction:
+    value = common_pb2.InstanceAction.Value(f"INSTANCE_ACTION_{action.name}")
+    return cast(common_pb2.InstanceAction, int(value))
 
 
 def state_machine(machine: StateMachine) -> instance_pb2.InstanceStateMachine:
@@ -77,7 +87,11 @@ def state_machine(machine: StateMachine) -> instance_pb2.InstanceStateMachine:
         transitions = [
             instance_pb2.Transition(
                 to=state_to_proto(t.target),
-                action=action_to_proto(t.action) if t.action else 0,
+                action=(
+                    action_to_proto(t.action)
+                    if t.action
+                    else common_pb2.INSTANCE_ACTION_UNSPECIFIED
+                ),
                 automatic=t.automatic,
             )
             for t in machine.transitions_from(state)
@@ -288,7 +302,9 @@ def firewall(f: m.Firewall) -> firewall_pb2.Firewall:
                 port_from=r.port_from,
                 port_to=r.port_to,
                 sources=[rule_source(s) for s in r.sources],
-                direction=_DIRECTIONS.get(r.direction.upper(), 0),
+                direction=_DIRECTIONS.get(
+                    r.direction.upper(), firewall_pb2.FirewallRule.DIRECTION_UNSPECIFIED
+                ),
             )
             for r in f.rules
         ],

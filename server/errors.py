@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -103,6 +104,6 @@ def to_status(error: ApiError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-async def abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:  # type: ignore[type-arg]
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -> None:
     status = to_status(error)
     await context.abort(status.code, status.details, status.trailing_metadata)

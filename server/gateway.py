@@ -104,7 +104,7 @@ class Gateway:
 
     async def open(
         self,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        context: grpc.aio.ServicerContext[Any, Any],
         collection: str | None,
         operation: str = "list",
         *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from importlib import resources
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -84,7 +85,7 @@ class ReflectionServicer(reflection_pb2_grpc.ServerReflectionServicer):
     async def ServerReflectionInfo(
         self,
         request_iterator: AsyncIterator[reflection_pb2.ServerReflectionRequest],
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[reflection_pb2.ServerReflectionResponse]:
         async for request in request_iterator:
             yield self._answer(request)

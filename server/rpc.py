@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
 
@@ -20,7 +20,10 @@ from .pagination import Page, PageTokens, paginate, query_digest
 
 T = TypeVar("T")
 access_log = logging.getLogger("deltacloud.server.access")
-Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+else:  # grpc's ServicerContext takes no type arguments at run time
+    Context = grpc.aio.ServicerContext
 
 
 class Servicer:

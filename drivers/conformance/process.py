@@ -69,7 +69,9 @@ class ServerProcess:
         self.port = int(port_file.read_text())
         with grpc.insecure_channel(self.target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            status = health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            # types-grpcio-health-checking declares HealthStub without its methods.
+            check = health.Check  # type: ignore[attr-defined]
+            status = check(health_pb2.HealthCheckRequest(), timeout=timeout)
             assert status.status == health_pb2.HealthCheckResponse.SERVING
         return self
 

@@ -82,7 +82,7 @@ def failure(error: grpc.RpcError) -> Failure:
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
             return Failure(
-                error.code(),  # type: ignore[attr-defined]
+                error.code(),
                 status.message,
                 info.reason,
                 info.domain,

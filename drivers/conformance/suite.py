@@ -567,7 +567,7 @@ class DriverConformance:
                     instance_pb2.GetInstanceRequest(id=instance_id), metadata=self.md
                 )
             except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                if error.code() == grpc.StatusCode.NOT_FOUND:
                     return None
                 raise
             if not machine.is_transitional(_state(instance.state)):
@@ -622,18 +622,18 @@ class DriverConformance:
             state = _state(current.state)
             allowed = machine.allowed_actions(state)
             assert [_action(a) for a in current.actions] == allowed, state
-            for action, (rpc, request_type) in ACTION_CALLS.items():
-                if action in allowed:
+            for refused, (rpc, request_type) in ACTION_CALLS.items():
+                if refused in allowed:
                     continue
                 f = _refusal(getattr(kit_api.instances, rpc), request_type(id=instance_id), self.md)
-                if cls.supports("instances", action.value):
+                if cls.supports("instances", refused.value):
                     assert (f.code, f.reason) == (
                         grpc.StatusCode.FAILED_PRECONDITION,
                         "ACTION_NOT_ALLOWED",
-                    ), (state, action)
+                    ), (state, refused)
                     assert f.metadata["state"] == state.value
                 else:
-                    assert f.reason == "OPERATION_NOT_SUPPORTED", (state, action)
+                    assert f.reason == "OPERATION_NOT_SUPPORTED", (state, refused)
             action = self._next_action(machine, state, done)
             if action is None:
                 break

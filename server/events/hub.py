@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -34,6 +34,8 @@ from deltacloud.v1 import common_pb2, instance_pb2
 from .. import convert
 from ..gateway import Call, Gateway
 from .journal import Journal
+
+T = TypeVar("T")
 
 log = logging.getLogger("deltacloud.server.events")
 
@@ -96,7 +98,9 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 def _event(
-    instance: instance_pb2.Instance, previous: int, cause: int
+    instance: instance_pb2.Instance,
+    previous: common_pb2.InstanceState,
+    cause: instance_pb2.EventCause,
 ) -> instance_pb2.InstanceEvent:
     return instance_pb2.InstanceEvent(
         event_id=uuid.uuid4().hex,
@@ -110,7 +114,7 @@ def _event(
 
 
 def _with_state(
-    instance: instance_pb2.Instance, state: int, machine: StateMachine
+    instance: instance_pb2.Instance, state: common_pb2.InstanceState, machine: StateMachine
 ) -> instance_pb2.Instance:
     """The instance as it was (or is) in ``state``, with that state's allowed actions."""
     copy = instance_pb2.Instance()
@@ -226,7 +230,9 @@ class ScopeHub:
             self.wake()
         return stored
 
-    def _cause_between(self, previous: int, state: int) -> int:
+    def _cause_between(
+        self, previous: common_pb2.InstanceState, state: common_pb2.InstanceState
+    ) -> instance_pb2.EventCause:
         before = convert.state_from_proto(previous)
         after = convert.state_from_proto(state)
         if before is not None and after in self.machine.automatic_targets(before):
@@ -250,7 +256,9 @@ class ScopeHub:
             else:
                 self._acting[instance_id] -= 1
 
-    async def record_actions(self, actions: list[tuple[int, instance_pb2.Instance, str]]) -> None:
+    async def record_actions(
+        self, actions: list[tuple[common_pb2.InstanceState, instance_pb2.Instance, str]]
+    ) -> None:
         """Actions this server performed moved instances from a state ``before`` to the
         instance ``after``: journal them in one transaction."""
         async with self.lock:
@@ -445,7 +453,7 @@ class EventHub:
         self._background: set[asyncio.Task[None]] = set()
         self._compactor: asyncio.Task[None] | None = None
 
-    async def in_writer(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     def key_of(self, call: Call) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import grpc
 
@@ -63,7 +64,7 @@ class Subscription:
         scope: ScopeHub,
         call: Call,
         request: instance_pb2.WatchInstanceEventsRequest,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         self.hub = hub
         self.scope = scope

@@ -4,7 +4,8 @@ memory does not grow with blob size."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, cast
 
 from google.protobuf import empty_pb2
 
@@ -31,7 +32,10 @@ def _chunks_from_stream(
     received = 0
     while True:
         try:
-            message = asyncio.run_coroutine_threadsafe(anext(stream), loop).result()
+            # typeshed types anext() as a mere Awaitable; grpc's request stream gives
+            # coroutines (run_coroutine_threadsafe would raise TypeError otherwise).
+            step = cast("Coroutine[Any, Any, pb.UploadBlobRequest]", anext(stream))
+            message = asyncio.run_coroutine_threadsafe(step, loop).result()
         except StopAsyncIteration:
             break
         if message.WhichOneof("data") != "chunk":
