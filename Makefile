@@ -10,17 +10,13 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP) node_modules/.installed
 
 TEST_DRIVERS := tests/drivers/limited
-# The worked example of docs/writing-a-driver.md, a separate package like any cloud's driver.
-FOO_DRIVER   := examples/foo-driver
 
-$(STAMP): pyproject.toml $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml) \
-		$(wildcard $(FOO_DRIVER)/pyproject.toml $(FOO_DRIVER)/deltacloud_foo/*.py)
+$(STAMP): pyproject.toml $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# Third-party-style drivers the tests use, installed like any driver package.
 	$(BIN)/pip install --quiet --no-deps $(TEST_DRIVERS)
-	$(BIN)/pip install --quiet --no-deps $(FOO_DRIVER)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
