@@ -10,13 +10,18 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP) node_modules/.installed
 
 TEST_DRIVERS := tests/drivers/limited
+# The worked example of docs/writing-a-driver.md, a separate package like any cloud's driver.
+FOO_DRIVER   := examples/foo-driver
 
-$(STAMP): pyproject.toml $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml)
+$(STAMP): pyproject.toml $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml) \
+		$(wildcard $(FOO_DRIVER)/pyproject.toml $(FOO_DRIVER)/README.md \
+		$(FOO_DRIVER)/deltacloud_foo/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# Third-party-style drivers the tests use, installed like any driver package.
 	$(BIN)/pip install --quiet --no-deps $(TEST_DRIVERS)
+	$(BIN)/pip install --quiet --no-deps $(FOO_DRIVER)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -34,7 +39,7 @@ proto: $(STAMP)
 	$(BIN)/python scripts/genproto.py
 
 lint: setup
-	$(BIN)/ruff check server drivers tests scripts
+	$(BIN)/ruff check server drivers tests scripts examples bench
 	node_modules/.bin/buf lint protos
 
 # mypy --strict on deltacloud.server and deltacloud.drivers (see scripts/typecheck.py for why

@@ -402,7 +402,11 @@ class BaseDriver:
 
 
 def _overrides(cls: type, method: str) -> bool:
-    """True when ``cls`` (or a driver base between it and BaseDriver) defines ``method``."""
+    """True when ``cls`` (or a driver base between it and BaseDriver) implements ``method``.
+    Class-level ``hardware_profiles`` implement list_hardware_profiles: the base method
+    serves them."""
+    if method == "list_hardware_profiles" and bool(getattr(cls, "hardware_profiles", None)):
+        return True
     impl = getattr(cls, method, None)
     return impl is not None and impl is not getattr(BaseDriver, method, None)
 

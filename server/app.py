@@ -102,6 +102,11 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # A reconnect storm of watchers after a restart must not be shed: gRPC core
+            # drops calls the application has not picked up beyond these (1000 and 3000 by
+            # default), while the event loop works through them.
+            ("grpc.server.max_pending_requests", 20_000),
+            ("grpc.server.max_pending_requests_hard_limit", 50_000),
         ],
     )
     register_all(server, gateway, tokens, events)

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -64,6 +64,15 @@ class EventSettings:
     max_events: int = 100_000  # journal retention per scope
     max_age: float = 7 * 24 * 3600.0  # journal retention in seconds
     compact_every: float = 300.0
+
+
+class Subscriber(Protocol):
+    """What the hub needs of a live stream (see subscription.Subscription)."""
+
+    live: bool
+    cursor: int
+
+    def cut(self, reason: str) -> None: ...
 
 
 class ScopeKeys:
@@ -163,7 +172,11 @@ class ScopeHub:
         self.ring: list[instance_pb2.InstanceEvent] = []
         self.lock = asyncio.Lock()
         self._signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.subscribers = 0
+        #: The live WatchInstanceEvents streams of this scope.
+        self.subscriptions: set[Subscriber] = set()
+        # Serialized KIND_EVENTS messages by (cursor, last revision): subscribers at the
+        # same position share one encoding instead of one each.
+        self._encoded: dict[tuple[int, int], bytes] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._poll: tuple[BaseDriver, CallContext] | None = None
@@ -187,12 +200,32 @@ class ScopeHub:
     def fell_behind(self, cursor: int) -> bool:
         return bool(self.ring) and cursor < self.ring[0].revision - 1
 
+    @property
+    def subscribers(self) -> int:
+        return len(self.subscriptions)
+
+    def encoded(self, cursor: int, batch: list[instance_pb2.InstanceEvent]) -> bytes:
+        """The serialized KIND_EVENTS message of ``batch`` (the events after ``cursor``)."""
+        key = (cursor, batch[-1].revision)
+        data = self._encoded.get(key)
+        if data is None:
+            if len(self._encoded) >= 256:
+                self._encoded.clear()
+            message = instance_pb2.WatchInstanceEventsResponse(
+                kind=instance_pb2.WatchInstanceEventsResponse.KIND_EVENTS,
+                events=batch,
+                revision=batch[-1].revision,
+            )
+            data = self._encoded[key] = message.SerializeToString()
+        return data
+
     async def wait_after(self, cursor: int, timeout: float) -> None:
         """Return when an event after ``cursor`` exists, the hub closes, or on timeout."""
         if cursor < self.head or self.hub.closing:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._signal), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._signal)
 
     def wake(self) -> None:
         signal, self._signal = self._signal, asyncio.get_running_loop().create_future()
@@ -227,8 +260,17 @@ class ScopeHub:
             self.head = stored[-1].revision
             if len(self.ring) > 2 * self.hub.settings.buffer:
                 del self.ring[: len(self.ring) - self.hub.settings.buffer]
+                self._cut_laggards()
             self.wake()
         return stored
+
+    def _cut_laggards(self) -> None:
+        """Live subscribers whose next event has left the ring are stuck in a write the
+        client does not take: cut them, resumably; the others never wait for them."""
+        floor = self.ring[0].revision - 1
+        for subscriber in list(self.subscriptions):
+            if subscriber.live and subscriber.cursor < floor:
+                subscriber.cut("slow")
 
     def _cause_between(
         self, previous: common_pb2.InstanceState, state: common_pb2.InstanceState
@@ -538,6 +580,8 @@ class EventHub:
         self.closing = True
         for scope in self._scopes.values():
             scope.wake()
+            for subscriber in list(scope.subscriptions):
+                subscriber.cut("shutdown")
         deadline = time.monotonic() + wait
         while any(s.subscribers for s in self._scopes.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

@@ -19,8 +19,6 @@ from .hub import EventHub, ScopeHub
 
 #: Most events in one message.
 BATCH = 256
-#: How often a blocked write checks whether its subscriber fell behind.
-SLOW_CHECK = 0.5
 MIN_PROGRESS, MAX_PROGRESS = 0.1, 300.0
 
 Response = instance_pb2.WatchInstanceEventsResponse
@@ -75,7 +73,10 @@ class Subscription:
         self.states = set(request.states)
         self.interval = self._interval()
         self.cursor = 0
+        self.delivered = 0
         self.live = False
+        self.cut_reason: str | None = None
+        self.task: asyncio.Task[Any] | None = None
 
     def _interval(self) -> float:
         if not self.request.HasField("progress_interval"):
@@ -95,21 +96,18 @@ class Subscription:
             return False
         return not self.states or event.state in self.states
 
-    async def send(self, message: Response) -> None:
-        """Write one message; a write the client does not take is abandoned once the
-        subscriber has fallen out of the buffer (or the server closes)."""
-        write = asyncio.ensure_future(self.context.write(message))
-        while True:
-            done, _ = await asyncio.wait({write}, timeout=SLOW_CHECK)
-            if done:
-                write.result()
-                return
-            if self.hub.closing:
-                write.cancel()
-                raise _shutting_down(self.cursor)
-            if self.scope.fell_behind(self.cursor):
-                write.cancel()
-                raise _too_slow(self.cursor, self.hub.settings.buffer)
+    def cut(self, reason: str) -> None:
+        """End this stream from outside (the hub: "slow" or "shutdown"): the task is
+        cancelled wherever it waits, a blocked write included, and answers resumably."""
+        if self.cut_reason is None and self.task is not None:
+            self.cut_reason = reason
+            self.task.cancel()
+
+    async def send(self, message: Response | bytes) -> None:
+        """Write one message (or its serialized bytes); ``delivered`` follows the writes
+        that completed, so a cut reports a revision the client really has."""
+        await self.context.write(message)
+        self.delivered = self.cursor
 
     async def _start_position(self) -> None:
         request, scope = self.request, self.scope
@@ -163,19 +161,33 @@ class Subscription:
         self.cursor = scope.head
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if self.cut_reason is None:
+                raise
+            if self.task is not None:
+                self.task.uncancel()
+            if self.cut_reason == "slow":
+                raise _too_slow(self.delivered, self.hub.settings.buffer) from None
+            raise _shutting_down(self.delivered) from None
+
+    async def _run(self) -> None:
         scope = self.scope
-        scope.subscribers += 1
+        self.task = asyncio.current_task()
+        scope.subscriptions.add(self)
         try:
             scope.keep_watching(self.call)
             await self._start_position()
+            self.delivered = self.cursor
             last_sent = time.monotonic()
             while True:
                 if self.hub.closing:
-                    raise _shutting_down(self.cursor)
+                    raise _shutting_down(self.delivered)
                 batch = scope.events_after(self.cursor, BATCH)
                 if batch is None:
                     if self.live:
-                        raise _too_slow(self.cursor, self.hub.settings.buffer)
+                        raise _too_slow(self.delivered, self.hub.settings.buffer)
                     batch = await self.hub.in_writer(
                         self.hub.journal.read, scope.key, self.cursor, scope.head, BATCH
                     )
@@ -183,7 +195,11 @@ class Subscription:
                         compacted = await self.hub.in_writer(self.hub.journal.compacted, scope.key)
                         raise _compacted(self.cursor, compacted, scope.head)
                 if batch:
-                    self.cursor = batch[-1].revision
+                    start, self.cursor = self.cursor, batch[-1].revision
+                    if not self.ids and not self.states:
+                        await self.send(scope.encoded(start, batch))
+                        last_sent = time.monotonic()
+                        continue
                     matching = [e for e in batch if self.matches(e)]
                     if matching:
                         await self.send(
@@ -192,6 +208,8 @@ class Subscription:
                             )
                         )
                         last_sent = time.monotonic()
+                    else:
+                        self.delivered = self.cursor  # nothing to send is delivered too
                     continue
                 self.live = True
                 wait = self.interval - (time.monotonic() - last_sent)
@@ -201,4 +219,4 @@ class Subscription:
                     continue
                 await scope.wait_after(self.cursor, wait)
         finally:
-            scope.subscribers -= 1
+            scope.subscriptions.discard(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -75,8 +76,55 @@ _REGISTRATIONS: list[tuple[type, Callable[..., None], str]] = [
 SERVICE_NAMES = [f"deltacloud.v1.{name}" for _, _, name in _REGISTRATIONS]
 
 
+class _Captured:
+    """Stands in for the server while a generated ``add_*_to_server`` registers, to get
+    the method handlers it builds."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def _message_or_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def serializer(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serialize(message)
+
+    return serializer
+
+
+#: Streams that may write pre-serialized messages: one encoding shared by many subscribers.
+_PRESERIALIZED = {"InstanceService": ["WatchInstanceEvents"]}
+
+
+def _add(add: Callable[..., None], servicer: object, server: grpc.aio.Server, service: str) -> None:
+    methods = _PRESERIALIZED.get(service)
+    if not methods:
+        add(servicer, server)
+        return
+    captured = _Captured()
+    add(servicer, captured)
+    handlers = captured.handlers
+    for method in methods:
+        handler = handlers[method]
+        serialize = handler.response_serializer
+        assert serialize is not None
+        handlers[method] = handler._replace(  # type: ignore[attr-defined]
+            response_serializer=_message_or_bytes(serialize)
+        )
+    full_name = f"deltacloud.v1.{service}"
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(full_name, handlers),))
+    server.add_registered_method_handlers(full_name, handlers)
+
+
 def register_all(
     server: grpc.aio.Server, gateway: Gateway, tokens: PageTokens, events: EventHub
 ) -> None:
-    for servicer, add, _ in _REGISTRATIONS:
-        add(servicer(gateway, tokens, events), server)
+    for servicer, add, service in _REGISTRATIONS:
+        _add(add, servicer(gateway, tokens, events), server, service)
