@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,6 +155,13 @@ def test_in_flight_upload_finishes_during_graceful_shutdown(tmp_path: Path) -> N
         worker = threading.Thread(target=upload)
         worker.start()
         assert started.wait(10)
+        # The client library pulls requests ahead of the server: wait until the server is
+        # really in the call (the mock is streaming the blob into its temp file).
+        uploads = tmp_path / "mock" / "tmp"
+        deadline = time.monotonic() + 10
+        while not (uploads.is_dir() and any(uploads.iterdir())):
+            assert time.monotonic() < deadline, "the upload never reached the driver"
+            time.sleep(0.01)
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         release.set()
