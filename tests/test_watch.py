@@ -549,3 +549,26 @@ def test_a_pushing_driver_delivers_changes_without_polling(
         (created.id, "START->PENDING", "CREATE"),
         (created.id, "PENDING->RUNNING", "AUTOMATIC"),
     ]
+
+
+def test_history_older_than_the_age_limit_is_revision_compacted(tmp_path: Path) -> None:
+    server = start(tmp_path, "--journal-max-age", "0.5")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for _ in range(3):
+                api.instances.RebootInstance(
+                    instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
+                )
+        time.sleep(0.6)  # every event is now older than the limit
+        assert server.stop() == 0
+        server.restart()  # compaction runs at start; the newest event is always kept
+        with grpc.insecure_channel(server.target) as channel:
+            f = failure(Watcher(channel, MD, Request(after_revision=0)).wait_for_error())
+            assert (f.code, f.reason) == (grpc.StatusCode.OUT_OF_RANGE, "REVISION_COMPACTED")
+            assert f.metadata["compacted_revision"] == "2"
+            kept = Watcher(channel, MD, Request(after_revision=2))
+            assert [e.revision for e in kept.wait_for_events(1)] == [3]
+            kept.cancel()
+    finally:
+        server.kill()
