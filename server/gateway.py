@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from deltacloud.drivers import (
+    BackendTimeoutError,
     BaseDriver,
     CallContext,
     CollectionNotSupportedError,
@@ -50,8 +51,18 @@ class Call:
         return type(self.driver)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking driver method off the event loop, with this call's context."""
-        return await self.gateway.run_blocking(fn, self.ctx, *args)
+        """Run a blocking driver method off the event loop, with this call's context. A
+        call whose deadline passed while it waited for a worker is not started at all."""
+        return await self.gateway.run_blocking(_unless_expired, fn, self.ctx, *args)
+
+
+def _unless_expired(fn: Callable[..., T], ctx: CallContext, *args: Any) -> T:
+    if ctx.deadline is not None and ctx.time_left() == 0:
+        raise BackendTimeoutError(
+            "the call's deadline passed before a worker was free to start it",
+            reason="DEADLINE_PASSED_IN_QUEUE",
+        )
+    return fn(ctx, *args)
 
 
 @dataclass

@@ -25,9 +25,22 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     #: False to start with only ``extra_args`` and ``env`` (no --listen, --data-dir, ...).
     default_args: bool = True
+    #: With TLS: the CA to trust, and for mutual TLS the client's (key, certificate chain).
+    tls_ca: bytes | None = None
+    tls_client: tuple[bytes, bytes] | None = None
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+
+    def channel(self) -> grpc.Channel:
+        """A channel to the server, over TLS when ``tls_ca`` is set."""
+        if self.tls_ca is None:
+            return grpc.insecure_channel(self.target)
+        key, chain = self.tls_client or (None, None)
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=self.tls_ca, private_key=key, certificate_chain=chain
+        )
+        return grpc.secure_channel(self.target, creds)
 
     @property
     def target(self) -> str:
@@ -67,7 +80,7 @@ class ServerProcess:
                 raise RuntimeError(f"server did not start:\n{self.log()}")
             time.sleep(0.02)
         self.port = int(port_file.read_text())
-        with grpc.insecure_channel(self.target) as channel:
+        with self.channel() as channel:
             health = health_pb2_grpc.HealthStub(channel)
             # types-grpcio-health-checking declares HealthStub without its methods.
             check = health.Check  # type: ignore[attr-defined]

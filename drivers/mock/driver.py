@@ -225,13 +225,13 @@ class MockDriver(BaseDriver):
     def list_realms(self, ctx: CallContext, filters: Filters) -> list[m.Realm]:
         self._owner(ctx)
         if filters.get("id"):
-            raise_if_failing(filters["id"])
+            raise_if_failing(filters["id"], ctx)
         realms = [dataclasses.replace(r) for r in REALMS]
         return filter_on(realms, filters, *COLLECTIONS["realms"].filters)
 
     def get_realm(self, ctx: CallContext, realm_id: str) -> m.Realm:
         self._owner(ctx)
-        raise_if_failing(realm_id)
+        raise_if_failing(realm_id, ctx)
         for realm in REALMS:
             if realm.id == realm_id:
                 return dataclasses.replace(realm)

@@ -11,12 +11,18 @@ test their error handling (Deltacloud's mock did this with realm ids 500/501/502
 405   ActionNotAllowedError        503   BackendUnavailableError
 409   ConflictError                504   BackendTimeoutError
 ====  ===========================  ====  ===========================
+
+and ``hang`` blocks like a backend that does not answer, until the call's deadline (at most
+30 seconds), then raises BackendTimeoutError: a well-behaved driver gives its worker back
+when the client stops waiting.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from ..base import CallContext
 from ..errors import (
     ActionNotAllowedError,
     AuthenticationError,
@@ -59,10 +65,21 @@ FAILING_REALMS: dict[str, Callable[[], DriverError]] = {
 }
 
 
-def raise_if_failing(realm_ids: object) -> None:
+#: The longest a ``hang`` realm blocks when the call has no deadline.
+MAX_HANG = 30.0
+
+
+def raise_if_failing(realm_ids: object, ctx: CallContext) -> None:
     """Raise the error a failing realm id asks for; ``realm_ids`` is one id or a list."""
     candidates = realm_ids if isinstance(realm_ids, list | tuple | set | frozenset) else [realm_ids]
     for realm_id in candidates:
+        if realm_id == "hang":
+            left = ctx.time_left()
+            time.sleep(MAX_HANG if left is None else min(left, MAX_HANG))
+            raise BackendTimeoutError(
+                "the backend did not answer within the call's deadline",
+                metadata={"realm_id": "hang"},
+            )
         factory = FAILING_REALMS.get(str(realm_id))
         if factory is not None:
             raise factory()
