@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -36,6 +36,8 @@ from deltacloud.v1 import (
     storage_volume_pb2,
 )
 
+from .errors import invalid_argument
+
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
@@ -67,6 +69,25 @@ def _enum(enum_type: type[E], prefix: str, value: str) -> E:
 def state_to_proto(state: InstanceState) -> common_pb2.InstanceState:
     value = common_pb2.InstanceState.Value(f"INSTANCE_STATE_{state.name}")
     return cast(common_pb2.InstanceState, int(value))
+
+
+def enum_name(enum_type: Any, value: int, field: str) -> str:
+    """The name of a request's enum value; INVALID_ARGUMENT for a value the contract does
+    not define (proto3 enums are open: any number arrives)."""
+    try:
+        return str(enum_type.Name(value))
+    except ValueError:
+        raise invalid_argument(
+            "INVALID_ENUM_VALUE", f"{field}={value} is not a defined value", field=field
+        ) from None
+
+
+def requested_state(value: int, field: str = "state") -> InstanceState | None:
+    """An InstanceState given in a request: None when unset, INVALID_ARGUMENT if unknown."""
+    if value == 0:
+        return None
+    name = enum_name(common_pb2.InstanceState, value, field).removeprefix("INSTANCE_STATE_")
+    return InstanceState[name]
 
 
 def state_from_proto(value: int) -> InstanceState | None:
@@ -276,7 +297,9 @@ _DIRECTIONS = {
 
 
 def direction_from_proto(value: int) -> str:
-    return "EGRESS" if value == firewall_pb2.FirewallRule.DIRECTION_EGRESS else "INGRESS"
+    """A rule's direction from a request: unset means ingress."""
+    name = enum_name(firewall_pb2.FirewallRule.Direction, value, "direction")
+    return "EGRESS" if name == "DIRECTION_EGRESS" else "INGRESS"
 
 
 def rule_source(s: m.RuleSource) -> firewall_pb2.FirewallRuleSource:

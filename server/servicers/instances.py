@@ -41,7 +41,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         self, request: pb.ListInstancesRequest, context: Context
     ) -> pb.ListInstancesResponse:
         call = await self.gateway.open(context, "instances")
-        state = convert.state_from_proto(request.state)
+        state = convert.requested_state(request.state)
         filters: dict[str, object] = {
             "id": request.id,
             "state": state.value if state else "",

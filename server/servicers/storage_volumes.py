@@ -21,7 +21,7 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
     ) -> pb.ListStorageVolumesResponse:
         call = await self.gateway.open(context, "storage_volumes")
         state = (
-            pb.StorageVolume.State.Name(request.state).removeprefix("STATE_")
+            convert.enum_name(pb.StorageVolume.State, request.state, "state").removeprefix("STATE_")
             if request.state
             else ""
         )
