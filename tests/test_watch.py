@@ -572,3 +572,11 @@ def test_history_older_than_the_age_limit_is_revision_compacted(tmp_path: Path) 
             kept.cancel()
     finally:
         server.kill()
+
+
+def test_an_absurd_progress_interval_is_invalid_argument_not_a_crash(
+    proc: ServerProcess, api: Api
+) -> None:
+    huge = duration_pb2.Duration(seconds=2**62)
+    f = failure(Watcher(api.channel, MD, Request(progress_interval=huge)).wait_for_error())
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PROGRESS_INTERVAL")

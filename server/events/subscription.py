@@ -81,7 +81,8 @@ class Subscription:
     def _interval(self) -> float:
         if not self.request.HasField("progress_interval"):
             return self.hub.settings.progress_interval
-        seconds = self.request.progress_interval.ToTimedelta().total_seconds()
+        interval = self.request.progress_interval
+        seconds = interval.seconds + interval.nanos / 1e9  # no timedelta: it overflows
         if not MIN_PROGRESS <= seconds <= MAX_PROGRESS:
             raise invalid_argument(
                 "INVALID_PROGRESS_INTERVAL",
