@@ -89,3 +89,28 @@ def test_drivers() -> list[str]:
     if missing:
         pytest.fail(f"test drivers {missing} are not installed: run `make setup`")
     return TEST_DRIVERS
+
+
+#: Secrets the tests send; none may ever reach a server log.
+SECRETS = ["mockpassword", *EXTRA_USERS.values(), "s3cret-Pa55word-never-logged", "demo-secret"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_credentials_in_any_server_log(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """After the whole run, search every server log the tests produced for credentials."""
+    yield
+    import base64
+
+    logs = list(tmp_path_factory.getbasetemp().rglob("server-*.log"))
+    forms = [s.encode() for s in SECRETS]
+    forms += [
+        base64.b64encode(f"{u}:{p}".encode())
+        for u, p in [("mockuser", "mockpassword"), *EXTRA_USERS.items()]
+    ]
+    leaks = [
+        f"{log}: {form.decode()}" for log in logs for form in forms if form in log.read_bytes()
+    ]
+    assert logs, "no server logs were found to check"
+    assert not leaks, "credentials in server logs:\n" + "\n".join(leaks)
