@@ -45,6 +45,8 @@ class Call:
     gateway: Gateway
     driver: BaseDriver
     ctx: CallContext
+    #: The credentials are checked by the first driver call, in the same worker hop.
+    unauthenticated: bool = False
 
     @property
     def driver_class(self) -> type[BaseDriver]:
@@ -52,11 +54,31 @@ class Call:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking driver method off the event loop, with this call's context. A
-        call whose deadline passed while it waited for a worker is not started at all."""
-        return await self.gateway.run_blocking(_unless_expired, fn, self.ctx, *args)
+        call whose deadline passed while it waited for a worker is not started at all; the
+        first one checks the credentials before anything else."""
+        check = self.driver.authenticate if self.unauthenticated else None
+        result: T = await self.gateway.run_blocking(
+            _unless_expired, check, fn, self.ctx, *args
+        )
+        self.unauthenticated = False
+        return result
+
+    async def authenticate(self) -> None:
+        """Check the credentials now, when server-side work (not a driver call) would come
+        first otherwise."""
+        if self.unauthenticated:
+            await self.gateway.run_blocking(self.driver.authenticate, self.ctx)
+            self.unauthenticated = False
 
 
-def _unless_expired(fn: Callable[..., T], ctx: CallContext, *args: Any) -> T:
+def _unless_expired(
+    check: Callable[[CallContext], None] | None,
+    fn: Callable[..., T],
+    ctx: CallContext,
+    *args: Any,
+) -> T:
+    if check is not None:
+        check(ctx)
     if ctx.deadline is not None and ctx.time_left() == 0:
         raise BackendTimeoutError(
             "the call's deadline passed before a worker was free to start it",
@@ -137,10 +159,10 @@ class Gateway:
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         ctx = CallContext(requested.credentials, provider, deadline)
-        driver = await self.run_blocking(self._instance, cls, provider)
-        if authenticate:
-            await self.run_blocking(driver.authenticate, ctx)
-        return Call(self, driver, ctx)
+        driver = self._drivers.get((cls.name, provider))
+        if driver is None:  # the first call builds it (it may open files): off the loop
+            driver = await self.run_blocking(self._instance, cls, provider)
+        return Call(self, driver, ctx, unauthenticated=authenticate)
 
     def close(self) -> None:
         with self._lock:

@@ -195,5 +195,6 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         self, request: pb.WatchInstanceEventsRequest, context: Context
     ) -> None:
         call = await self.gateway.open(context, "instances")
+        await call.authenticate()  # before any scope state exists for these credentials
         scope = await self.events.scope(call)
         await Subscription(self.events, scope, call, request, context).run()

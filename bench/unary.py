@@ -1,0 +1,175 @@
+"""Unary benchmark: GetInstance and ListInstances on the mock driver through our server,
+against a bare grpc.aio server answering the same response bytes with no logic, with the
+same client in the same run; plus the time from starting the server to health SERVING.
+
+    .venv/bin/python -m bench.unary [--seconds 5] [--concurrency 1,16,64] [--json FILE]
+
+For each concurrency C the client (grpc.aio, one channel) keeps C calls in flight for the
+given seconds and records each call's latency. Reported: requests per second, p50/p99
+latency, server CPU seconds, and ours/bare throughput (target: at least 0.75).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.watch_fanout import MD, machine, percentile, proc_cpu
+from deltacloud.drivers.conformance import ServerProcess
+from deltacloud.v1 import instance_pb2, instance_pb2_grpc
+
+CALLS = {
+    "GetInstance": instance_pb2.GetInstanceRequest(id="inst0"),
+    "ListInstances": instance_pb2.ListInstancesRequest(),
+}
+
+
+async def load(target: str, method: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = instance_pb2_grpc.InstanceServiceStub(channel)
+        call = getattr(stub, method)
+        request = CALLS[method]
+        for _ in range(20):  # warm up
+            await call(request, metadata=MD)
+        latencies: list[float] = []
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                await call(request, metadata=MD)
+                latencies.append(time.perf_counter() - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "calls": len(latencies),
+    }
+
+
+def start_bare(folder: Path, target: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Capture our server's answers, then serve the same bytes from the bare server."""
+    with grpc.insecure_channel(target) as channel:
+        stub = instance_pb2_grpc.InstanceServiceStub(channel)
+        get = stub.GetInstance(CALLS["GetInstance"], metadata=MD).SerializeToString()
+        listed = stub.ListInstances(CALLS["ListInstances"], metadata=MD).SerializeToString()
+    (folder / "get.bin").write_bytes(get)
+    (folder / "list.bin").write_bytes(listed)
+    port_file = folder / "bare.port"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.bare_server",
+            "--port-file",
+            str(port_file),
+            "--get",
+            str(folder / "get.bin"),
+            "--list",
+            str(folder / "list.bin"),
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the bare server did not start")
+        time.sleep(0.02)
+    return process, f"127.0.0.1:{int(port_file.read_text())}"
+
+
+def startup_ms(folder: Path, runs: int = 5) -> list[float]:
+    """Process start to health SERVING (the kit's ServerProcess polls the port file, then
+    checks health), on a fresh data directory each time."""
+    times = []
+    for i in range(runs):
+        server = ServerProcess(folder / f"start-{i}")
+        began = time.perf_counter()
+        server.start()
+        times.append((time.perf_counter() - began) * 1000)
+        server.kill()
+    return sorted(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ours = ServerProcess(folder / "ours", extra_args=["--log-level", "WARNING"]).start()
+        assert ours.process is not None
+        bare, bare_target = start_bare(folder, ours.target)
+        try:
+            for method in CALLS:
+                for concurrency in levels:
+                    row: dict[str, Any] = {"method": method, "concurrency": concurrency}
+                    for name, target, pid in (
+                        ("ours", ours.target, ours.process.pid),
+                        ("bare", bare_target, bare.pid),
+                    ):
+                        cpu = proc_cpu(pid)
+                        measured = asyncio.run(load(target, method, concurrency, args.seconds))
+                        measured["server_cpu_s"] = proc_cpu(pid) - cpu
+                        row[name] = measured
+                    row["ratio"] = row["ours"]["rps"] / row["bare"]["rps"]
+                    results.append(row)
+        finally:
+            ours.kill()
+            bare.terminate()
+            bare.wait(10)
+        starts = startup_ms(folder)
+    info = machine()
+    print(
+        f"machine: {info['cpu_model']}, {info['cores']} cores, Python {info['python']}, "
+        f"grpcio {info['grpcio']}"
+    )
+    print(
+        f"date: {info['date']}; {args.seconds:g} s per measurement; client: grpc.aio, one channel"
+    )
+    print()
+    header = (
+        f"{'method':<14}{'conc':>5}{'ours rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'cpu s':>7}"
+        f"{'bare rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'cpu s':>7}{'ratio':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        o, b = r["ours"], r["bare"]
+        print(
+            f"{r['method']:<14}{r['concurrency']:>5}{o['rps']:>10.0f}{o['p50_ms']:>8.2f}"
+            f"{o['p99_ms']:>8.2f}{o['server_cpu_s']:>7.2f}{b['rps']:>10.0f}{b['p50_ms']:>8.2f}"
+            f"{b['p99_ms']:>8.2f}{b['server_cpu_s']:>7.2f}{r['ratio']:>7.2f}"
+        )
+    print()
+    print(
+        "server start to health SERVING (ms, 5 runs): "
+        + ", ".join(f"{t:.0f}" for t in starts)
+        + f"; median {starts[len(starts) // 2]:.0f}"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": info, "results": results, "startup_ms": starts}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
