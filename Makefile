@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup serve test proto lint typecheck clean
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed clients/node/node_modules/.installed
 
 TEST_DRIVERS := tests/drivers/limited
 # The worked example of docs/writing-a-driver.md, a separate package like any cloud's driver.
@@ -28,6 +28,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The Node.js client (clients/node), tested by tests/test_node_client.py.
+clients/node/node_modules/.installed: clients/node/package.json clients/node/package-lock.json
+	npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
+	touch $@
+
 serve: setup
 	$(BIN)/deltacloud-server $(ARGS)
 
@@ -39,7 +44,7 @@ proto: $(STAMP)
 	$(BIN)/python scripts/genproto.py
 
 lint: setup
-	$(BIN)/ruff check server drivers tests scripts examples bench
+	$(BIN)/ruff check server drivers clients tests scripts examples bench
 	node_modules/.bin/buf lint protos
 
 # mypy --strict on deltacloud.server and deltacloud.drivers (see scripts/typecheck.py for why
@@ -48,4 +53,4 @@ typecheck: $(STAMP)
 	$(BIN)/python scripts/typecheck.py
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules clients/node/node_modules

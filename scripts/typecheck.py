@@ -1,10 +1,12 @@
-"""Run ``mypy --strict`` on the deltacloud.server and deltacloud.drivers packages.
+"""Run ``mypy --strict`` on the deltacloud.server, deltacloud.drivers and deltacloud.client
+packages.
 
-The packages live in server/, drivers/ and gen/deltacloud/v1/ and are mapped to their import
+The packages live in server/, drivers/, clients/python/deltacloud_client/ and
+gen/deltacloud/v1/ and are mapped to their import
 names by setuptools' editable-install finder, which mypy cannot follow (it runs no import
 hooks, and no mypy option maps a folder to a package of another name). So this script lays a
-tree of symlinks ``deltacloud/{server,drivers,v1}`` -> the real folders, puts it on mypy's
-search path and checks the two packages with the settings of [tool.mypy] in pyproject.toml.
+tree of symlinks ``deltacloud/{server,drivers,client,v1}`` -> the real folders, puts it on mypy's
+search path and checks the three packages with the settings of [tool.mypy] in pyproject.toml.
 
 The tree sits at a fixed place inside .mypy_cache/ rather than in a fresh temporary folder:
 mypy's cache records module paths, and a new path on every run would defeat it. Extra
@@ -22,9 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {
     "server": ROOT / "server",
     "drivers": ROOT / "drivers",
+    "client": ROOT / "clients" / "python" / "deltacloud_client",
     "v1": ROOT / "gen" / "deltacloud" / "v1",
 }
-CHECKED = ("deltacloud.server", "deltacloud.drivers")
+CHECKED = ("deltacloud.server", "deltacloud.drivers", "deltacloud.client")
 TREE = ROOT / ".mypy_cache" / "symlink-tree"
 
 

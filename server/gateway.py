@@ -57,9 +57,7 @@ class Call:
         call whose deadline passed while it waited for a worker is not started at all; the
         first one checks the credentials before anything else."""
         check = self.driver.authenticate if self.unauthenticated else None
-        result: T = await self.gateway.run_blocking(
-            _unless_expired, check, fn, self.ctx, *args
-        )
+        result: T = await self.gateway.run_blocking(_unless_expired, check, fn, self.ctx, *args)
         self.unauthenticated = False
         return result
 

@@ -13,7 +13,8 @@ from importlib import resources
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -28,7 +29,9 @@ class ReflectionServicer(reflection_pb2_grpc.ServerReflectionServicer):
         self._files: dict[str, descriptor_pb2.FileDescriptorProto] = {
             f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(data).file
         }
-        for module in (health_pb2, reflection_pb2):
+        # Health and reflection themselves, and the error details every error carries, so
+        # that grpcurl -format-error can decode the ErrorInfo.
+        for module in (any_pb2, status_pb2, error_details_pb2, health_pb2, reflection_pb2):
             proto = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
             self._files.setdefault(proto.name, proto)
         self._pool = descriptor_pool.DescriptorPool()

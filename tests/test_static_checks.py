@@ -23,7 +23,16 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_finds_nothing_to_fix() -> None:
     result = _run(
-        "-m", "ruff", "check", "server", "drivers", "tests", "scripts", "examples", "bench"
+        "-m",
+        "ruff",
+        "check",
+        "server",
+        "drivers",
+        "clients",
+        "tests",
+        "scripts",
+        "examples",
+        "bench",
     )
     assert result.returncode == 0, f"ruff check failed:\n{result.stdout}{result.stderr}"
 

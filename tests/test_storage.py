@@ -368,3 +368,12 @@ def test_fixture_volumes_and_snapshots_are_unchanged_at_the_end(api: Api) -> Non
         "vol3": (Vol.STATE_IN_USE, "inst1"),
     }
     assert {"snap1", "snap2", "snap3"} <= set(snapshots(api))
+
+
+def test_an_absurd_capacity_is_invalid_argument_not_a_crash(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        api.volumes.CreateStorageVolume(
+            pb.CreateStorageVolumeRequest(capacity_gb=2**63 - 1), metadata=MD
+        )
+    f = failure(caught.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CAPACITY")

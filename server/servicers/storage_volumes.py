@@ -13,6 +13,10 @@ from .. import convert
 from ..errors import invalid_argument
 from ..rpc import Context, Servicer, require, unary
 
+#: Larger than any cloud's volume (1 PiB); beyond it sizes stop being exact in drivers that
+#: keep them as floats.
+MAX_CAPACITY_GB = 1024 * 1024
+
 
 class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
     @unary
@@ -49,10 +53,10 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
     async def CreateStorageVolume(
         self, request: pb.CreateStorageVolumeRequest, context: Context
     ) -> pb.StorageVolume:
-        if request.capacity_gb < 0:
+        if not 0 <= request.capacity_gb <= MAX_CAPACITY_GB:
             raise invalid_argument(
                 "INVALID_CAPACITY",
-                f"capacity_gb must not be negative (got {request.capacity_gb})",
+                f"capacity_gb must be between 0 and {MAX_CAPACITY_GB} (got {request.capacity_gb})",
                 capacity_gb=request.capacity_gb,
             )
         if not request.capacity_gb and not request.snapshot_id:

@@ -1,0 +1,214 @@
+"""Overhead of the EC2 driver: our server in front of moto against boto3 calling the same
+moto directly, in one run.
+
+- ListInstances and GetInstance through deltacloud-server (gRPC, loopback) against
+  DescribeInstances with boto3 (one reused client), as a ratio of median latencies
+  (target: ours <= 1.2x direct);
+- blob upload and download throughput through the server against boto3 put/get of the same
+  bytes (target: ours >= 0.8x direct), with the server's peak RSS (VmHWM), which must not
+  grow with the blob size.
+
+    .venv/bin/python -m bench.ec2_overhead [--instances 20] [--calls 200] [--blob-mib 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import grpc
+from boto3.s3.transfer import TransferConfig
+
+from deltacloud.drivers.conformance import Api, ServerProcess, metadata
+from deltacloud.v1 import bucket_pb2, instance_pb2
+
+KEY, SECRET, REGION = "AKIABENCH", "bench-secret", "us-east-1"
+MIB = 1024 * 1024
+CHUNK = 1 * MIB
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.05)
+
+
+def timed(fn: Callable[[], Any], calls: int) -> list[float]:
+    for _ in range(5):
+        fn()
+    out = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--blob-mib", type=int, default=64)
+    args = parser.parse_args()
+
+    moto, url = start_moto()
+    data = Path(tempfile.mkdtemp(prefix="ec2-bench-"))
+    server = ServerProcess(
+        data,
+        extra_args=[
+            "--driver",
+            "ec2",
+            "--driver-option",
+            f"ec2.endpoint_url={url}",
+            "--driver-option",
+            "ec2.image_owners=amazon",
+        ],
+    )
+    try:
+        server.start()
+        assert server.process is not None
+        kw = {
+            "region_name": REGION,
+            "endpoint_url": url,
+            "aws_access_key_id": KEY,
+            "aws_secret_access_key": SECRET,
+        }
+        ec2, s3 = boto3.client("ec2", **kw), boto3.client("s3", **kw)
+        image = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])[
+            "Images"
+        ][0]["ImageId"]
+        ids = [
+            i["InstanceId"]
+            for i in ec2.run_instances(
+                ImageId=image, MinCount=args.instances, MaxCount=args.instances
+            )["Instances"]
+        ]
+        md = metadata(KEY, SECRET, driver="ec2")
+        channel = grpc.insecure_channel(server.target)
+        api = Api(channel)
+        rows: list[tuple[str, float, float]] = []
+
+        ours = timed(
+            lambda: api.instances.ListInstances(
+                instance_pb2.ListInstancesRequest(page_size=1000), metadata=md
+            ),
+            args.calls,
+        )
+        direct = timed(lambda: ec2.describe_instances(), args.calls)
+        rows.append(("ListInstances", statistics.median(ours), statistics.median(direct)))
+        ours = timed(
+            lambda: api.instances.GetInstance(
+                instance_pb2.GetInstanceRequest(id=ids[0]), metadata=md
+            ),
+            args.calls,
+        )
+        direct = timed(lambda: ec2.describe_instances(InstanceIds=[ids[0]]), args.calls)
+        rows.append(("GetInstance", statistics.median(ours), statistics.median(direct)))
+
+        # ---- blobs ----
+        s3.create_bucket(Bucket="bench")
+        content = secrets.token_bytes(args.blob_mib * MIB)
+        rss_before = peak_rss_mib(server.process.pid)
+
+        def upload() -> None:
+            header = bucket_pb2.UploadBlobHeader(bucket_id="bench", blob_id="ours.bin")
+
+            def requests() -> Iterator[bucket_pb2.UploadBlobRequest]:
+                yield bucket_pb2.UploadBlobRequest(header=header)
+                for i in range(0, len(content), CHUNK):
+                    yield bucket_pb2.UploadBlobRequest(chunk=content[i : i + CHUNK])
+
+            api.buckets.UploadBlob(requests(), metadata=md, timeout=600)
+
+        def download() -> int:
+            stream = api.buckets.DownloadBlob(
+                bucket_pb2.DownloadBlobRequest(bucket_id="bench", id="ours.bin"), metadata=md
+            )
+            return sum(len(m.chunk) for m in stream)
+
+        config = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB)
+
+        def direct_upload() -> None:
+            s3.upload_fileobj(io.BytesIO(content), "bench", "direct.bin", Config=config)
+
+        def direct_download() -> int:
+            body = s3.get_object(Bucket="bench", Key="direct.bin")["Body"]
+            return sum(len(c) for c in body.iter_chunks(256 * 1024))
+
+        throughput: list[tuple[str, float, float]] = []
+        for name, mine, theirs in (
+            ("upload", upload, direct_upload),
+            ("download", download, direct_download),
+        ):
+            t0 = time.perf_counter()
+            mine()
+            ours_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            theirs()
+            direct_s = time.perf_counter() - t0
+            throughput.append((name, args.blob_mib / ours_s, args.blob_mib / direct_s))
+        rss_after = peak_rss_mib(server.process.pid)
+        channel.close()
+    finally:
+        server.kill()
+        moto.kill()
+        moto.wait(10)
+
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    print(f"# ec2_overhead  {now}  {platform.node()}  {platform.platform()}")
+    print(f"# python {platform.python_version()}, {os.cpu_count()} CPUs, moto_server on loopback")
+    print(
+        f"# {args.instances} instances, {args.calls} calls each (median), blob {args.blob_mib} MiB"
+    )
+    print(f"{'call':<16}{'ours ms':>10}{'direct ms':>11}{'ratio':>8}  target <= 1.2")
+    for name, ours_m, direct_m in rows:
+        ratio = ours_m / direct_m
+        print(f"{name:<16}{ours_m * 1e3:>10.2f}{direct_m * 1e3:>11.2f}{ratio:>8.2f}")
+    print(f"{'blob':<16}{'ours MiB/s':>10}{'direct MiB/s':>13}{'ratio':>7}  target >= 0.8")
+    for name, ours_t, direct_t in throughput:
+        print(f"{name:<16}{ours_t:>10.1f}{direct_t:>13.1f}{ours_t / direct_t:>7.2f}")
+    print(f"server peak RSS: {rss_before:.0f} MiB before blobs, {rss_after:.0f} MiB after")
+
+
+if __name__ == "__main__":
+    main()

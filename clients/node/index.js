@@ -1,0 +1,89 @@
+'use strict';
+// The Node.js client of the Deltacloud gRPC API: the service stubs of every collection,
+// loaded at run time from the project's protos/ (the same contract as the server), and the
+// call metadata (driver, provider, Basic credentials).
+
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO_ROOT = path.resolve(__dirname, '..', '..', 'protos');
+
+const SERVICES = {
+  realms: 'RealmService',
+  hardwareProfiles: 'HardwareProfileService',
+  images: 'ImageService',
+  instances: 'InstanceService',
+  keys: 'KeyService',
+  storageVolumes: 'StorageVolumeService',
+  storageSnapshots: 'StorageSnapshotService',
+  buckets: 'BucketService',
+  addresses: 'AddressService',
+  firewalls: 'FirewallService',
+  loadBalancers: 'LoadBalancerService',
+  discovery: 'DiscoveryService',
+};
+
+function loadPackage(protoRoot = PROTO_ROOT) {
+  const files = Object.values(SERVICES).map(
+    (service) => `deltacloud/v1/${service.replace(/Service$/, '').replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase()}.proto`,
+  );
+  const definition = protoLoader.loadSync(files, {
+    includeDirs: [protoRoot],
+    keepCase: true, // field names as in the protos: image_id, page_token
+    longs: Number,
+    enums: String, // enum values by name: 'INSTANCE_STATE_RUNNING'
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).deltacloud.v1;
+}
+
+function metadataFor({ driver, provider, username, password } = {}) {
+  const metadata = new grpc.Metadata();
+  if (driver) metadata.set('x-deltacloud-driver', driver);
+  if (provider) metadata.set('x-deltacloud-provider', provider);
+  if (username !== undefined || password !== undefined) {
+    const pair = Buffer.from(`${username ?? ''}:${password ?? ''}`).toString('base64');
+    metadata.set('authorization', `Basic ${pair}`);
+  }
+  return metadata;
+}
+
+// A client of every service over one channel. Each unary method is promisified:
+//   const { images } = await dc.images.ListImages({});
+// WatchInstanceEvents returns the stream (an EventEmitter with 'data', 'error', 'end').
+class Client {
+  constructor(target, options = {}) {
+    const v1 = loadPackage(options.protoRoot);
+    const credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.metadata = metadataFor(options);
+    this.channel = new grpc.Channel(target, credentials, {});
+    for (const [name, service] of Object.entries(SERVICES)) {
+      const stub = new v1[service](target, credentials, { channelOverride: this.channel });
+      this[name] = wrap(stub, this.metadata);
+    }
+  }
+
+  close() {
+    this.channel.close();
+  }
+}
+
+function wrap(stub, metadata) {
+  const wrapped = { stub };
+  for (const [name, method] of Object.entries(Object.getPrototypeOf(stub))) {
+    if (typeof method !== 'function' || !method.path) continue;
+    if (method.responseStream) {
+      wrapped[name] = (request = {}) => stub[name](request, metadata);
+    } else if (!method.requestStream) {
+      wrapped[name] = (request = {}) =>
+        new Promise((resolve, reject) => {
+          stub[name](request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
+        });
+    }
+  }
+  return wrapped;
+}
+
+module.exports = { Client, loadPackage, metadataFor, grpc, PROTO_ROOT };

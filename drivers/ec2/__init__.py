@@ -1,0 +1,11 @@
+"""The EC2 driver: Amazon EC2, S3 and classic ELB on boto3.
+
+Modules: :mod:`.driver` (EC2Driver, its declarations), :mod:`.session` (provider, options,
+credentials), :mod:`.clients` (the bounded cache of boto3 clients), :mod:`.errors` (botocore
+exceptions to SDK errors, in one place), :mod:`.compute` (EC2), :mod:`.storage` (S3),
+:mod:`.elb` (classic ELB).
+"""
+
+from .driver import EC2Driver
+
+__all__ = ["EC2Driver"]

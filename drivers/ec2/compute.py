@@ -1,0 +1,749 @@
+"""EC2 compute: availability zones (realms), instance types (hardware profiles), AMIs
+(images), instances, key pairs, EBS volumes and snapshots, elastic IPs (addresses) and
+security groups (firewalls)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from deltacloud.drivers import (
+    COLLECTIONS,
+    ActionNotAllowedError,
+    CallContext,
+    Filters,
+    HardwareProfile,
+    InstanceAction,
+    InstanceState,
+    NotFoundError,
+    ValidationError,
+    filter_on,
+    fixed,
+)
+from deltacloud.drivers import models as m
+
+from .clients import AwsCredentials
+from .errors import translated
+from .session import EC2Base, tag
+
+#: EC2 instance state names -> the SDK's states. shutting-down and terminated instances
+#: are on their way to FINISH: the driver does not list them (they vanish, which the
+#: server's monitor reports as FINISH).
+EC2_STATES = {
+    "pending": InstanceState.PENDING,
+    "running": InstanceState.RUNNING,
+    "stopping": InstanceState.STOPPING,
+    "stopped": InstanceState.STOPPED,
+    "shutting-down": InstanceState.FINISH,
+    "terminated": InstanceState.FINISH,
+}
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+VOLUME_STATES = {
+    "creating": "CREATING",
+    "available": "AVAILABLE",
+    "in-use": "IN_USE",
+    "deleting": "DELETING",
+    "deleted": "DELETING",
+    "error": "ERROR",
+}
+SNAPSHOT_STATES = {"pending": "PENDING", "completed": "COMPLETED", "error": "ERROR"}
+IMAGE_STATES = {"available": "AVAILABLE", "pending": "PENDING"}
+IMAGE_CACHE_TTL = 30.0
+IMAGE_CACHE_SIZE = 32
+
+
+def _when(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def _pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+    items: list[Any] = []
+    for page in client.get_paginator(operation).paginate(**params):
+        items.extend(page.get(key, []))
+    return items
+
+
+def _tags(name: str = "", description: str = "", kind: str = "") -> list[dict[str, Any]]:
+    tags = [{"Key": "Name", "Value": name}] if name else []
+    if description:
+        tags.append({"Key": "Description", "Value": description})
+    return [{"ResourceType": kind, "Tags": tags}] if tags else []
+
+
+def _account_key(ctx: CallContext) -> str:
+    creds = AwsCredentials.from_context(ctx)
+    raw = f"{creds.access_key}\0{creds.secret_key}\0{creds.session_token}".encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+class Compute(EC2Base, abstract=True):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._profiles: list[HardwareProfile] | None = None
+        self._profiles_lock = threading.Lock()
+        self._images: dict[tuple[str, ...], tuple[float, list[m.Image]]] = {}
+
+    def ec2(self, ctx: CallContext) -> Any:
+        return self.client(ctx, "ec2")
+
+    # ---- realms ------------------------------------------------------------------------
+
+    def list_realms(self, ctx: CallContext, filters: Filters) -> list[m.Realm]:
+        with translated("realm"):
+            zones = self.ec2(ctx).describe_availability_zones()["AvailabilityZones"]
+        realms = [
+            m.Realm(
+                id=z["ZoneName"],
+                name=z["ZoneName"],
+                state="AVAILABLE" if z.get("State") == "available" else "UNAVAILABLE",
+            )
+            for z in zones
+        ]
+        return filter_on(realms, filters, *COLLECTIONS["realms"].filters)
+
+    # ---- hardware profiles: instance types, fetched once per region ---------------------
+
+    def list_hardware_profiles(self, ctx: CallContext, filters: Filters) -> list[HardwareProfile]:
+        profiles = filter_on(self._catalog(ctx), filters, "id")
+        arch = filters.get("architecture")
+        if arch:
+            profiles = [p for p in profiles if p.architecture and p.architecture.allows(str(arch))]
+        return profiles
+
+    def _catalog(self, ctx: CallContext) -> list[HardwareProfile]:
+        with self._profiles_lock:
+            if self._profiles is not None:
+                return self._profiles
+        params: dict[str, Any] = {}
+        if self.instance_types:
+            params["InstanceTypes"] = self.instance_types
+        with translated("hardware_profile"):
+            types = _pages(self.ec2(ctx), "describe_instance_types", "InstanceTypes", **params)
+        profiles = sorted((self._profile(t) for t in types), key=lambda p: p.id)
+        with self._profiles_lock:
+            self._profiles = profiles
+        return profiles
+
+    @staticmethod
+    def _profile(t: dict[str, Any]) -> HardwareProfile:
+        archs = t.get("ProcessorInfo", {}).get("SupportedArchitectures") or []
+        arch = "x86_64" if "x86_64" in archs else (archs[0] if archs else "")
+        storage = t.get("InstanceStorageInfo", {}).get("TotalSizeInGB")
+        return HardwareProfile(
+            t["InstanceType"],
+            cpu=fixed(t.get("VCpuInfo", {}).get("DefaultVCpus", 0)),
+            memory=fixed(t.get("MemoryInfo", {}).get("SizeInMiB", 0)),
+            storage=fixed(storage) if storage else None,
+            architecture=fixed(arch) if arch else None,
+        )
+
+    def default_hardware_profile_id(self, ctx: CallContext, image_id: str) -> str:
+        image = self.get_image(ctx, image_id)
+        wanted = self.default_types.get(image.architecture or "x86_64")
+        known = {p.id: p for p in self._catalog(ctx)}
+        profile = known.get(wanted or "")
+        if profile is not None and (
+            not image.architecture
+            or profile.architecture is None
+            or profile.architecture.allows(image.architecture)
+        ):
+            return profile.id
+        return super().default_hardware_profile_id(ctx, image_id)
+
+    # ---- images: AMIs, with owner and architecture pushed down to DescribeImages ---------
+
+    def list_images(self, ctx: CallContext, filters: Filters) -> list[m.Image]:
+        image_id = str(filters.get("id") or "")
+        if image_id:
+            try:
+                return filter_on(
+                    [self.get_image(ctx, image_id)], filters, *COLLECTIONS["images"].filters
+                )
+            except NotFoundError:
+                return []
+        owner = str(filters.get("owner_id") or "")
+        arch = str(filters.get("architecture") or "")
+        owners = [owner] if owner else self.image_owners
+        # The server pages the whole list: keep it a little while, so walking the pages of
+        # a large list (Owners=amazon) asks the cloud once, not once per page.
+        key = (_account_key(ctx), *owners, "|", arch)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._images.get(key)
+        if cached is not None and now - cached[0] < IMAGE_CACHE_TTL:
+            return cached[1]
+        params: dict[str, Any] = {"Owners": owners}
+        if arch:
+            params["Filters"] = [{"Name": "architecture", "Values": [arch]}]
+        with translated("image"):
+            found = self.ec2(ctx).describe_images(**params)["Images"]
+        images = [self._image(i) for i in found]
+        with self._lock:
+            self._images[key] = (now, images)
+            while len(self._images) > IMAGE_CACHE_SIZE:
+                self._images.pop(next(iter(self._images)))
+        return images
+
+    def get_image(self, ctx: CallContext, image_id: str) -> m.Image:
+        with translated("image", image_id):
+            found = self.ec2(ctx).describe_images(ImageIds=[image_id])["Images"]
+        if not found:
+            raise NotFoundError("image", image_id)
+        return self._image(found[0])
+
+    def _forget_images(self) -> None:
+        with self._lock:
+            self._images.clear()
+
+    @staticmethod
+    def _image(i: dict[str, Any]) -> m.Image:
+        return m.Image(
+            id=i["ImageId"],
+            name=i.get("Name", ""),
+            owner_id=i.get("OwnerId", ""),
+            description=i.get("Description", ""),
+            architecture=i.get("Architecture", ""),
+            state=IMAGE_STATES.get(i.get("State", ""), "UNAVAILABLE"),
+            create_time=_when(i.get("CreationDate")),
+            root_type=i.get("RootDeviceType", ""),
+        )
+
+    def create_image(self, ctx: CallContext, opts: m.CreateImage) -> m.Image:
+        name = opts.name or f"{opts.instance_id}-{int(time.time())}"
+        params: dict[str, Any] = {"InstanceId": opts.instance_id, "Name": name}
+        if opts.description:
+            params["Description"] = opts.description
+        with translated("instance", opts.instance_id):
+            image_id = self.ec2(ctx).create_image(**params)["ImageId"]
+        self._forget_images()
+        return self.get_image(ctx, image_id)
+
+    def delete_image(self, ctx: CallContext, image_id: str) -> None:
+        self.get_image(ctx, image_id)
+        with translated("image", image_id):
+            self.ec2(ctx).deregister_image(ImageId=image_id)
+        self._forget_images()
+
+    # ---- instances -----------------------------------------------------------------------
+
+    def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
+        instance_id = str(filters.get("id") or "")
+        ec2_filters = [{"Name": "instance-state-name", "Values": LIVE_STATES}]
+        realm = str(filters.get("realm_id") or "")
+        if realm:
+            ec2_filters.append({"Name": "availability-zone", "Values": [realm]})
+        params: dict[str, Any] = {"Filters": ec2_filters}
+        if instance_id:
+            params["InstanceIds"] = [instance_id]
+        try:
+            with translated("instance", instance_id):
+                reservations = _pages(self.ec2(ctx), "describe_instances", "Reservations", **params)
+        except NotFoundError:
+            if instance_id:
+                return []
+            raise
+        found = [
+            self._instance(i, r.get("OwnerId", ""))
+            for r in reservations
+            for i in r.get("Instances", [])
+        ]
+        return filter_on(found, filters, *COLLECTIONS["instances"].filters)
+
+    def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        found = self.list_instances(ctx, {"id": instance_id})
+        if not found:
+            raise NotFoundError("instance", instance_id)
+        return found[0]
+
+    @staticmethod
+    def _instance(i: dict[str, Any], owner: str = "") -> m.Instance:
+        public: list[m.InstanceAddress] = []
+        private: list[m.InstanceAddress] = []
+        if i.get("PublicIpAddress"):
+            public.append(m.InstanceAddress(i["PublicIpAddress"]))
+        if i.get("PublicDnsName"):
+            public.append(m.InstanceAddress(i["PublicDnsName"], "hostname"))
+        if i.get("PrivateIpAddress"):
+            private.append(m.InstanceAddress(i["PrivateIpAddress"]))
+        if i.get("PrivateDnsName"):
+            private.append(m.InstanceAddress(i["PrivateDnsName"], "hostname"))
+        groups = [g["GroupId"] for g in i.get("SecurityGroups", []) if g.get("GroupId")]
+        if not groups:
+            for eni in i.get("NetworkInterfaces", []):
+                groups += [g["GroupId"] for g in eni.get("Groups", []) if g.get("GroupId")]
+        volumes = [
+            b["Ebs"]["VolumeId"]
+            for b in i.get("BlockDeviceMappings", [])
+            if b.get("Ebs", {}).get("VolumeId")
+        ]
+        return m.Instance(
+            id=i["InstanceId"],
+            state=EC2_STATES.get(i.get("State", {}).get("Name", ""), InstanceState.ERROR),
+            name=tag(i.get("Tags"), "Name"),
+            owner_id=owner,
+            image_id=i.get("ImageId", ""),
+            realm_id=i.get("Placement", {}).get("AvailabilityZone", ""),
+            hardware_profile_id=i.get("InstanceType", ""),
+            public_addresses=public,
+            private_addresses=private,
+            launch_time=_when(i.get("LaunchTime")),
+            key_name=i.get("KeyName", ""),
+            firewall_ids=list(dict.fromkeys(groups)),
+            storage_volume_ids=volumes,
+        )
+
+    def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:
+        image = self.get_image(ctx, opts.image_id)
+        profile_id = opts.hardware_profile_id or self.default_hardware_profile_id(ctx, image.id)
+        profile = self.get_hardware_profile(ctx, profile_id)
+        arch = profile.architecture
+        if image.architecture and arch is not None and not arch.allows(image.architecture):
+            raise ValidationError(
+                f"instance type {profile.id} runs {arch.default}, image {image.id} is "
+                f"{image.architecture}",
+                reason="ARCHITECTURE_MISMATCH",
+                metadata={"hardware_profile_id": profile.id, "image_id": image.id},
+            )
+        count = max(1, opts.instance_count)
+        params: dict[str, Any] = {
+            "ImageId": image.id,
+            "InstanceType": profile.id,
+            "MinCount": count,
+            "MaxCount": count,
+        }
+        if opts.realm_id:
+            params["Placement"] = {"AvailabilityZone": opts.realm_id}
+        if opts.key_name:
+            self.get_key(ctx, opts.key_name)  # not every EC2-compatible endpoint checks
+            params["KeyName"] = opts.key_name
+        if opts.user_data:
+            params["UserData"] = opts.user_data  # botocore base64-encodes it
+        if opts.firewall_ids:
+            params["SecurityGroupIds"] = list(opts.firewall_ids)
+        if opts.name:
+            params["TagSpecifications"] = _tags(opts.name, kind="instance")
+        with translated("instance"):
+            reservation = self.ec2(ctx).run_instances(**params)
+        created = [
+            self._instance(i, reservation.get("OwnerId", ""))
+            for i in reservation.get("Instances", [])
+        ]
+        for instance in created:  # the answer of RunInstances says pending
+            instance.state = InstanceState.PENDING
+        if opts.load_balancer_id:
+            register = getattr(self, "register_instance", None)
+            if register is not None:
+                for instance in created:
+                    register(ctx, opts.load_balancer_id, instance.id)
+        return created
+
+    def _act(self, ctx: CallContext, instance_id: str, action: InstanceAction) -> m.Instance:
+        instance = self.get_instance(ctx, instance_id)
+        machine = self.instance_states
+        assert machine is not None
+        target = machine.target(instance.state, action)
+        if target is None:  # moved since the server checked
+            allowed = [a.value for a in machine.allowed_actions(instance.state)]
+            raise ActionNotAllowedError(instance_id, action.value, instance.state.value, allowed)
+        ec2 = self.ec2(ctx)
+        with translated("instance", instance_id):
+            if action is InstanceAction.START:
+                answer = ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"]
+            elif action is InstanceAction.STOP:
+                answer = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"]
+            elif action is InstanceAction.REBOOT:
+                ec2.reboot_instances(InstanceIds=[instance_id])
+                answer = []
+            else:
+                answer = ec2.terminate_instances(InstanceIds=[instance_id])["TerminatingInstances"]
+        state = target
+        if answer and action is not InstanceAction.DESTROY:
+            reported = EC2_STATES.get(answer[0].get("CurrentState", {}).get("Name", ""))
+            if reported is not None and reported is not InstanceState.FINISH:
+                state = reported
+        instance.state = state
+        return instance
+
+    def start_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._act(ctx, instance_id, InstanceAction.START)
+
+    def stop_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._act(ctx, instance_id, InstanceAction.STOP)
+
+    def reboot_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._act(ctx, instance_id, InstanceAction.REBOOT)
+
+    def destroy_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        return self._act(ctx, instance_id, InstanceAction.DESTROY)
+
+    # ---- keys ----------------------------------------------------------------------------
+
+    def list_keys(self, ctx: CallContext, filters: Filters) -> list[m.Key]:
+        with translated("key"):
+            pairs = self.ec2(ctx).describe_key_pairs()["KeyPairs"]
+        keys = [self._key(p) for p in pairs]
+        return filter_on(keys, filters, *COLLECTIONS["keys"].filters)
+
+    def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
+        with translated("key", key_id):
+            pairs = self.ec2(ctx).describe_key_pairs(KeyNames=[key_id])["KeyPairs"]
+        if not pairs:
+            raise NotFoundError("key", key_id)
+        return self._key(pairs[0])
+
+    @staticmethod
+    def _key(p: dict[str, Any], private: str = "") -> m.Key:
+        return m.Key(
+            id=p["KeyName"],
+            name=p["KeyName"],
+            fingerprint=p.get("KeyFingerprint", ""),
+            public_key=p.get("PublicKey", ""),
+            pem_rsa_key=private,
+        )
+
+    def create_key(self, ctx: CallContext, opts: m.CreateKey) -> m.Key:
+        if not opts.name or len(opts.name) > 255:
+            raise ValidationError("a key name has 1 to 255 characters")
+        ec2 = self.ec2(ctx)
+        with translated("key", opts.name):
+            if opts.public_key.strip():
+                answer = ec2.import_key_pair(
+                    KeyName=opts.name, PublicKeyMaterial=opts.public_key.strip().encode()
+                )
+                return self._key({**answer, "PublicKey": opts.public_key.strip()})
+            answer = ec2.create_key_pair(KeyName=opts.name)
+        # The private key is in this answer only: EC2 keeps none.
+        return self._key(answer, private=answer.get("KeyMaterial", ""))
+
+    def delete_key(self, ctx: CallContext, key_id: str) -> None:
+        self.get_key(ctx, key_id)  # DeleteKeyPair succeeds on unknown names
+        with translated("key", key_id):
+            self.ec2(ctx).delete_key_pair(KeyName=key_id)
+
+    # ---- storage volumes (EBS) -----------------------------------------------------------
+
+    def list_storage_volumes(self, ctx: CallContext, filters: Filters) -> list[m.StorageVolume]:
+        volume_id = str(filters.get("id") or "")
+        params: dict[str, Any] = {"VolumeIds": [volume_id]} if volume_id else {}
+        try:
+            with translated("storage_volume", volume_id):
+                found = _pages(self.ec2(ctx), "describe_volumes", "Volumes", **params)
+        except NotFoundError:
+            if volume_id:
+                return []
+            raise
+        volumes = [self._volume(v) for v in found]
+        return filter_on(volumes, filters, *COLLECTIONS["storage_volumes"].filters)
+
+    @staticmethod
+    def _volume(v: dict[str, Any]) -> m.StorageVolume:
+        attached = (v.get("Attachments") or [{}])[0]
+        return m.StorageVolume(
+            id=v["VolumeId"],
+            name=tag(v.get("Tags"), "Name"),
+            description=tag(v.get("Tags"), "Description"),
+            create_time=_when(v.get("CreateTime")),
+            state=VOLUME_STATES.get(v.get("State", ""), "ERROR"),
+            capacity_gb=float(v.get("Size", 0)),
+            instance_id=attached.get("InstanceId", ""),
+            device=attached.get("Device", ""),
+            realm_id=v.get("AvailabilityZone", ""),
+            kind=v.get("VolumeType", ""),
+        )
+
+    def create_storage_volume(
+        self, ctx: CallContext, opts: m.CreateStorageVolume
+    ) -> m.StorageVolume:
+        params: dict[str, Any] = {}
+        if opts.capacity_gb:
+            params["Size"] = max(1, int(-(-opts.capacity_gb // 1)))
+        elif not opts.snapshot_id:
+            raise ValidationError("capacity_gb (or snapshot_id) is required")
+        realm = opts.realm_id or self.list_realms(ctx, {})[0].id
+        params["AvailabilityZone"] = realm
+        if opts.snapshot_id:
+            params["SnapshotId"] = opts.snapshot_id
+        tags = _tags(opts.name, opts.description, "volume")
+        if tags:
+            params["TagSpecifications"] = tags
+        with translated("storage_snapshot", opts.snapshot_id):
+            v = self.ec2(ctx).create_volume(**params)
+        return self._volume(v)
+
+    def delete_storage_volume(self, ctx: CallContext, volume_id: str) -> None:
+        with translated("storage_volume", volume_id):
+            self.ec2(ctx).delete_volume(VolumeId=volume_id)
+
+    def attach_storage_volume(
+        self, ctx: CallContext, volume_id: str, instance_id: str, device: str
+    ) -> m.StorageVolume:
+        self.get_storage_volume(ctx, volume_id)
+        self.get_instance(ctx, instance_id)
+        with translated("storage_volume", volume_id):
+            self.ec2(ctx).attach_volume(
+                VolumeId=volume_id, InstanceId=instance_id, Device=device or "/dev/sdf"
+            )
+        return self.get_storage_volume(ctx, volume_id)
+
+    def detach_storage_volume(self, ctx: CallContext, volume_id: str) -> m.StorageVolume:
+        volume = self.get_storage_volume(ctx, volume_id)
+        if not volume.instance_id:
+            raise ValidationError(
+                f"storage volume {volume_id!r} is not attached",
+                reason="VOLUME_NOT_ATTACHED",
+                metadata={"storage_volume_id": volume_id},
+            )
+        with translated("storage_volume", volume_id):
+            self.ec2(ctx).detach_volume(VolumeId=volume_id, InstanceId=volume.instance_id)
+        return self.get_storage_volume(ctx, volume_id)
+
+    # ---- storage snapshots ---------------------------------------------------------------
+
+    def list_storage_snapshots(self, ctx: CallContext, filters: Filters) -> list[m.StorageSnapshot]:
+        snapshot_id = str(filters.get("id") or "")
+        params: dict[str, Any] = {"OwnerIds": ["self"]}
+        if snapshot_id:
+            params = {"SnapshotIds": [snapshot_id]}
+        try:
+            with translated("storage_snapshot", snapshot_id):
+                found = _pages(self.ec2(ctx), "describe_snapshots", "Snapshots", **params)
+        except NotFoundError:
+            if snapshot_id:
+                return []
+            raise
+        snapshots = [self._snapshot(s) for s in found]
+        return filter_on(snapshots, filters, *COLLECTIONS["storage_snapshots"].filters)
+
+    @staticmethod
+    def _snapshot(s: dict[str, Any]) -> m.StorageSnapshot:
+        return m.StorageSnapshot(
+            id=s["SnapshotId"],
+            storage_volume_id=s.get("VolumeId", ""),
+            name=tag(s.get("Tags"), "Name"),
+            description=s.get("Description", ""),
+            state=SNAPSHOT_STATES.get(s.get("State", ""), "ERROR"),
+            create_time=_when(s.get("StartTime")),
+        )
+
+    def create_storage_snapshot(
+        self, ctx: CallContext, opts: m.CreateStorageSnapshot
+    ) -> m.StorageSnapshot:
+        params: dict[str, Any] = {"VolumeId": opts.storage_volume_id}
+        if opts.description:
+            params["Description"] = opts.description
+        if opts.name:
+            params["TagSpecifications"] = _tags(opts.name, kind="snapshot")
+        with translated("storage_volume", opts.storage_volume_id):
+            s = self.ec2(ctx).create_snapshot(**params)
+        return self._snapshot(s)
+
+    def delete_storage_snapshot(self, ctx: CallContext, snapshot_id: str) -> None:
+        with translated("storage_snapshot", snapshot_id):
+            self.ec2(ctx).delete_snapshot(SnapshotId=snapshot_id)
+
+    # ---- addresses (elastic IPs) ---------------------------------------------------------
+
+    def _described_addresses(self, ctx: CallContext) -> list[dict[str, Any]]:
+        with translated("address"):
+            return list(self.ec2(ctx).describe_addresses()["Addresses"])
+
+    def _address_record(self, ctx: CallContext, address_id: str) -> dict[str, Any]:
+        for a in self._described_addresses(ctx):
+            if a.get("PublicIp") == address_id:
+                return a
+        raise NotFoundError("address", address_id)
+
+    @staticmethod
+    def _address(a: dict[str, Any]) -> m.Address:
+        return m.Address(id=a["PublicIp"], instance_id=a.get("InstanceId", "") or "")
+
+    def list_addresses(self, ctx: CallContext, filters: Filters) -> list[m.Address]:
+        found = [self._address(a) for a in self._described_addresses(ctx)]
+        return filter_on(found, filters, *COLLECTIONS["addresses"].filters)
+
+    def get_address(self, ctx: CallContext, address_id: str) -> m.Address:
+        return self._address(self._address_record(ctx, address_id))
+
+    def create_address(self, ctx: CallContext) -> m.Address:
+        with translated("address"):
+            a = self.ec2(ctx).allocate_address(Domain="vpc")
+        return self._address(a)
+
+    def delete_address(self, ctx: CallContext, address_id: str) -> None:
+        a = self._address_record(ctx, address_id)
+        with translated("address", address_id):
+            if a.get("AllocationId"):
+                self.ec2(ctx).release_address(AllocationId=a["AllocationId"])
+            else:
+                self.ec2(ctx).release_address(PublicIp=address_id)
+
+    def associate_address(self, ctx: CallContext, address_id: str, instance_id: str) -> m.Address:
+        a = self._address_record(ctx, address_id)
+        self.get_instance(ctx, instance_id)
+        params: dict[str, Any] = {"InstanceId": instance_id}
+        if a.get("AllocationId"):
+            params["AllocationId"] = a["AllocationId"]
+        else:
+            params["PublicIp"] = address_id
+        with translated("address", address_id):
+            self.ec2(ctx).associate_address(**params)
+        return self.get_address(ctx, address_id)
+
+    def disassociate_address(self, ctx: CallContext, address_id: str) -> m.Address:
+        a = self._address_record(ctx, address_id)
+        if not a.get("InstanceId") and not a.get("AssociationId"):
+            raise ValidationError(
+                f"address {address_id!r} is not associated",
+                reason="ADDRESS_NOT_ASSOCIATED",
+                metadata={"address_id": address_id},
+            )
+        with translated("address", address_id):
+            if a.get("AssociationId"):
+                self.ec2(ctx).disassociate_address(AssociationId=a["AssociationId"])
+            else:
+                self.ec2(ctx).disassociate_address(PublicIp=address_id)
+        return self.get_address(ctx, address_id)
+
+    # ---- firewalls (security groups) -----------------------------------------------------
+
+    def list_firewalls(self, ctx: CallContext, filters: Filters) -> list[m.Firewall]:
+        group_id = str(filters.get("id") or "")
+        params: dict[str, Any] = {"GroupIds": [group_id]} if group_id else {}
+        try:
+            with translated("firewall", group_id):
+                groups = _pages(
+                    self.ec2(ctx), "describe_security_groups", "SecurityGroups", **params
+                )
+        except NotFoundError:
+            if group_id:
+                return []
+            raise
+        found = [self._firewall(g) for g in groups]
+        return filter_on(found, filters, *COLLECTIONS["firewalls"].filters)
+
+    def _group(self, ctx: CallContext, firewall_id: str) -> dict[str, Any]:
+        with translated("firewall", firewall_id):
+            groups = self.ec2(ctx).describe_security_groups(GroupIds=[firewall_id])
+        found = groups.get("SecurityGroups", [])
+        if not found:
+            raise NotFoundError("firewall", firewall_id)
+        return dict(found[0])
+
+    def get_firewall(self, ctx: CallContext, firewall_id: str) -> m.Firewall:
+        return self._firewall(self._group(ctx, firewall_id))
+
+    @staticmethod
+    def _rule_id(direction: str, p: dict[str, Any]) -> str:
+        proto = str(p.get("IpProtocol", "-1"))
+        return f"{direction.lower()}:{proto}:{p.get('FromPort', -1)}:{p.get('ToPort', -1)}"
+
+    @classmethod
+    def _rules(cls, direction: str, perms: list[dict[str, Any]]) -> list[m.FirewallRule]:
+        rules = []
+        for p in perms:
+            proto = str(p.get("IpProtocol", "-1"))
+            sources = [m.RuleSource(cidr=r["CidrIp"]) for r in p.get("IpRanges", [])]
+            sources += [m.RuleSource(cidr=r["CidrIpv6"]) for r in p.get("Ipv6Ranges", [])]
+            sources += [
+                m.RuleSource(firewall_id=g["GroupId"])
+                for g in p.get("UserIdGroupPairs", [])
+                if g.get("GroupId")
+            ]
+            rules.append(
+                m.FirewallRule(
+                    id=cls._rule_id(direction, p),
+                    protocol="all" if proto == "-1" else proto,
+                    port_from=int(p.get("FromPort", -1)),
+                    port_to=int(p.get("ToPort", -1)),
+                    sources=sources,
+                    direction=direction,
+                )
+            )
+        return rules
+
+    @classmethod
+    def _firewall(cls, g: dict[str, Any]) -> m.Firewall:
+        rules = cls._rules("INGRESS", g.get("IpPermissions", []))
+        rules += cls._rules("EGRESS", g.get("IpPermissionsEgress", []))
+        return m.Firewall(
+            id=g["GroupId"],
+            name=g.get("GroupName", ""),
+            description=g.get("Description", ""),
+            owner_id=g.get("OwnerId", ""),
+            rules=rules,
+        )
+
+    def create_firewall(self, ctx: CallContext, opts: m.CreateFirewall) -> m.Firewall:
+        if not opts.name or not opts.description:
+            raise ValidationError("a firewall needs a name and a description")
+        with translated("firewall", opts.name):
+            group_id = self.ec2(ctx).create_security_group(
+                GroupName=opts.name, Description=opts.description
+            )["GroupId"]
+        return self.get_firewall(ctx, group_id)
+
+    def delete_firewall(self, ctx: CallContext, firewall_id: str) -> None:
+        self._group(ctx, firewall_id)
+        with translated("firewall", firewall_id):
+            self.ec2(ctx).delete_security_group(GroupId=firewall_id)
+
+    def create_firewall_rule(
+        self, ctx: CallContext, firewall_id: str, opts: m.CreateFirewallRule
+    ) -> m.Firewall:
+        proto = opts.protocol.lower()
+        if proto not in ("tcp", "udp", "icmp", "all"):
+            raise ValidationError(
+                f"protocol {opts.protocol!r} is not one of tcp, udp, icmp, all",
+                metadata={"protocol": opts.protocol},
+            )
+        if proto in ("tcp", "udp") and not 0 <= opts.port_from <= opts.port_to <= 65535:
+            raise ValidationError("ports must satisfy 0 <= port_from <= port_to <= 65535")
+        perm: dict[str, Any] = {"IpProtocol": "-1" if proto == "all" else proto}
+        if proto != "all":
+            perm["FromPort"], perm["ToPort"] = opts.port_from, opts.port_to
+        sources = opts.sources or [m.RuleSource(cidr="0.0.0.0/0")]
+        perm["IpRanges"] = [{"CidrIp": s.cidr} for s in sources if s.cidr and ":" not in s.cidr]
+        perm["Ipv6Ranges"] = [{"CidrIpv6": s.cidr} for s in sources if s.cidr and ":" in s.cidr]
+        perm["UserIdGroupPairs"] = [{"GroupId": s.firewall_id} for s in sources if s.firewall_id]
+        self._group(ctx, firewall_id)
+        ec2 = self.ec2(ctx)
+        with translated("firewall", firewall_id):
+            if opts.direction.upper() == "EGRESS":
+                ec2.authorize_security_group_egress(GroupId=firewall_id, IpPermissions=[perm])
+            else:
+                ec2.authorize_security_group_ingress(GroupId=firewall_id, IpPermissions=[perm])
+        return self.get_firewall(ctx, firewall_id)
+
+    def delete_firewall_rule(self, ctx: CallContext, firewall_id: str, rule_id: str) -> m.Firewall:
+        group = self._group(ctx, firewall_id)
+        ec2 = self.ec2(ctx)
+        for direction, key, revoke in (
+            ("INGRESS", "IpPermissions", ec2.revoke_security_group_ingress),
+            ("EGRESS", "IpPermissionsEgress", ec2.revoke_security_group_egress),
+        ):
+            for perm in group.get(key, []):
+                if self._rule_id(direction, perm) == rule_id:
+                    with translated("firewall_rule", rule_id):
+                        revoke(GroupId=firewall_id, IpPermissions=[_revocable(perm)])
+                    return self.get_firewall(ctx, firewall_id)
+        raise NotFoundError("firewall_rule", rule_id, firewall_id=firewall_id)
+
+
+def _revocable(perm: dict[str, Any]) -> dict[str, Any]:
+    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "UserIdGroupPairs")
+    out = {k: perm[k] for k in keep if k in perm and perm[k] != []}
+    if "UserIdGroupPairs" in out:
+        out["UserIdGroupPairs"] = [
+            {"GroupId": g["GroupId"]} for g in out["UserIdGroupPairs"] if g.get("GroupId")
+        ]
+    return out

@@ -1,0 +1,102 @@
+"""Classic Elastic Load Balancing (boto3 'elb'): load balancers, listeners, and the
+instances registered with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deltacloud.drivers import (
+    COLLECTIONS,
+    CallContext,
+    Filters,
+    NotFoundError,
+    ValidationError,
+    filter_on,
+)
+from deltacloud.drivers import models as m
+
+from .errors import translated
+from .session import EC2Base
+
+
+class LoadBalancing(EC2Base, abstract=True):
+    def elb(self, ctx: CallContext) -> Any:
+        return self.client(ctx, "elb")
+
+    @staticmethod
+    def _balancer(d: dict[str, Any]) -> m.LoadBalancer:
+        listeners = [
+            m.Listener(
+                protocol=str(ld["Listener"]["Protocol"]).lower(),
+                load_balancer_port=int(ld["Listener"]["LoadBalancerPort"]),
+                instance_port=int(ld["Listener"]["InstancePort"]),
+            )
+            for ld in d.get("ListenerDescriptions", [])
+        ]
+        return m.LoadBalancer(
+            id=d["LoadBalancerName"],
+            name=d["LoadBalancerName"],
+            realm_ids=list(d.get("AvailabilityZones", [])),
+            listeners=listeners,
+            instance_ids=[i["InstanceId"] for i in d.get("Instances", [])],
+            public_addresses=[d["DNSName"]] if d.get("DNSName") else [],
+            create_time=d.get("CreatedTime"),
+        )
+
+    def list_load_balancers(self, ctx: CallContext, filters: Filters) -> list[m.LoadBalancer]:
+        found: list[m.LoadBalancer] = []
+        with translated("load_balancer"):
+            for page in self.elb(ctx).get_paginator("describe_load_balancers").paginate():
+                found += [self._balancer(d) for d in page.get("LoadBalancerDescriptions", [])]
+        return filter_on(found, filters, *COLLECTIONS["load_balancers"].filters)
+
+    def get_load_balancer(self, ctx: CallContext, lb_id: str) -> m.LoadBalancer:
+        with translated("load_balancer", lb_id):
+            found = self.elb(ctx).describe_load_balancers(LoadBalancerNames=[lb_id])
+        descriptions = found.get("LoadBalancerDescriptions", [])
+        if not descriptions:
+            raise NotFoundError("load_balancer", lb_id)
+        return self._balancer(descriptions[0])
+
+    def create_load_balancer(self, ctx: CallContext, opts: m.CreateLoadBalancer) -> m.LoadBalancer:
+        if not opts.listeners:
+            raise ValidationError("a load balancer needs at least one listener")
+        realms = list(opts.realm_ids)
+        if not realms:
+            realms = [getattr(self, "list_realms")(ctx, {})[0].id]  # noqa: B009
+        listeners = [
+            {
+                "Protocol": listener.protocol.upper(),
+                "LoadBalancerPort": listener.load_balancer_port,
+                "InstancePort": listener.instance_port,
+            }
+            for listener in opts.listeners
+        ]
+        with translated("load_balancer", opts.name):
+            self.elb(ctx).create_load_balancer(
+                LoadBalancerName=opts.name, Listeners=listeners, AvailabilityZones=realms
+            )
+        return self.get_load_balancer(ctx, opts.name)
+
+    def delete_load_balancer(self, ctx: CallContext, lb_id: str) -> None:
+        self.get_load_balancer(ctx, lb_id)  # DeleteLoadBalancer succeeds on unknown names
+        with translated("load_balancer", lb_id):
+            self.elb(ctx).delete_load_balancer(LoadBalancerName=lb_id)
+
+    def register_instance(self, ctx: CallContext, lb_id: str, instance_id: str) -> m.LoadBalancer:
+        self.get_load_balancer(ctx, lb_id)
+        with translated("instance", instance_id):
+            self.elb(ctx).register_instances_with_load_balancer(
+                LoadBalancerName=lb_id, Instances=[{"InstanceId": instance_id}]
+            )
+        return self.get_load_balancer(ctx, lb_id)
+
+    def unregister_instance(self, ctx: CallContext, lb_id: str, instance_id: str) -> m.LoadBalancer:
+        balancer = self.get_load_balancer(ctx, lb_id)
+        if instance_id not in balancer.instance_ids:
+            raise NotFoundError("instance", instance_id, load_balancer_id=lb_id)
+        with translated("instance", instance_id):
+            self.elb(ctx).deregister_instances_from_load_balancer(
+                LoadBalancerName=lb_id, Instances=[{"InstanceId": instance_id}]
+            )
+        return self.get_load_balancer(ctx, lb_id)

@@ -1,0 +1,248 @@
+"""The one place where botocore/boto3 exceptions become SDK errors. Every backend call of
+the driver runs inside :func:`translated` (or a generator wrapped by
+:func:`translated_iter`), so no botocore exception escapes to the server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from botocore import exceptions as bx  # type: ignore[import-untyped]
+
+from deltacloud.drivers import (
+    AlreadyExistsError,
+    AuthenticationError,
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ConflictError,
+    DriverError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    ValidationError,
+)
+
+AUTH_CODES = frozenset(
+    {
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidToken",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+    }
+)
+PERMISSION_CODES = frozenset({"AccessDenied", "UnauthorizedOperation", "AccessDeniedException"})
+NOT_FOUND_CODES = frozenset(
+    {"NoSuchBucket", "NoSuchKey", "NoSuchUpload", "NotFound", "404", "LoadBalancerNotFound"}
+)
+CONFLICT_CODES = frozenset(
+    {
+        "IncorrectInstanceState",
+        "IncorrectState",
+        "IncorrectStateException",
+        "InvalidState",
+        "VolumeInUse",
+        "DependencyViolation",
+        "InvalidGroup.InUse",
+        "InvalidIPAddress.InUse",
+        "Resource.AlreadyAssociated",
+        "InvalidInstanceState",
+        "BucketNotEmpty",
+        "OperationAborted",
+        "InvalidAttachment.NotFound",
+        "InvalidVolume.ZoneMismatch",
+        "InvalidConfigurationRequest",
+    }
+)
+DUPLICATE_CODES = frozenset(
+    {
+        "BucketAlreadyExists",
+        "BucketAlreadyOwnedByYou",
+        "DuplicateLoadBalancerName",
+        "DuplicateAccessPointName",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "BandwidthLimitExceeded",
+        "EC2ThrottledException",
+        "ServiceUnavailable",
+        "Unavailable",
+        "InternalError",
+        "InternalFailure",
+        "503",
+    }
+)
+VALIDATION_CODES = frozenset(
+    {
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "InvalidParameter",
+        "MissingParameter",
+        "ValidationError",
+        "InvalidBucketName",
+        "InvalidArgument",
+        "InvalidRequest",
+        "EntityTooSmall",
+        "EntityTooLarge",
+        "InvalidBlockDeviceMapping",
+        "InvalidKey.Format",
+        "InvalidKeyPair.Format",
+        "InvalidPermission.Malformed",
+        "InvalidInput",
+        "InvalidLocationConstraint",
+        "IllegalLocationConstraintException",
+    }
+)
+
+
+def translate(error: BaseException, resource_type: str = "", resource_id: str = "") -> DriverError:
+    """The SDK error for a botocore/boto3 exception (``resource_*`` name what was asked
+    for, for NOT_FOUND and ALREADY_EXISTS)."""
+    if isinstance(error, DriverError):
+        return error
+    if isinstance(error, bx.ClientError):
+        return _client_error(error, resource_type, resource_id)
+    if isinstance(error, bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        return BackendUnavailableError(
+            "the cloud's endpoint did not answer in time",
+            metadata={"backend_code": type(error).__name__},
+        )
+    if isinstance(error, bx.EndpointConnectionError | bx.ConnectionError | bx.HTTPClientError):
+        return BackendUnavailableError(
+            "the cloud's endpoint cannot be reached",
+            metadata={"backend_code": type(error).__name__},
+        )
+    if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return AuthenticationError("AWS credentials are required")
+    if isinstance(error, bx.ParamValidationError):
+        return ValidationError(
+            f"the cloud refused the request's parameters: {error}",
+            metadata={"backend_code": "ParamValidationError"},
+        )
+    if isinstance(error, bx.BotoCoreError):
+        return BackendError(
+            f"the cloud client failed: {type(error).__name__}",
+            metadata={"backend_code": type(error).__name__},
+        )
+    return BackendError(
+        f"unexpected failure talking to the cloud: {type(error).__name__}",
+        metadata={"backend_code": type(error).__name__},
+    )
+
+
+def _client_error(error: Any, resource_type: str, resource_id: str) -> DriverError:
+    response = getattr(error, "response", {}) or {}
+    info = response.get("Error", {}) or {}
+    code = str(info.get("Code") or "")
+    message = str(info.get("Message") or code or "the cloud refused the request")
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    meta: dict[str, object] = {"backend_code": code}
+    if status:
+        meta["backend_status"] = status
+    if code in AUTH_CODES:
+        # The backend's message may echo the key id; keep only the code.
+        return AuthenticationError(
+            f"the cloud refused the credentials ({code})", metadata={"backend_code": code}
+        )
+    if code in PERMISSION_CODES or (status == 403 and code in ("403", "Forbidden")):
+        return PermissionDeniedError(f"the cloud denied the request ({code})", metadata=meta)
+    if code in CONFLICT_CODES:
+        return ConflictError(message, reason=_reason(code), metadata=meta)
+    if (
+        code.endswith(".NotFound")
+        or code in NOT_FOUND_CODES
+        or (code.startswith("Invalid") and code.lower().endswith("id.malformed"))
+        or (status == 404 and not code)
+    ):
+        kind = resource_type or _kind(code)
+        return NotFoundError(kind, resource_id or "?", backend_code=code)
+    if code.endswith(".Duplicate") or code in DUPLICATE_CODES:
+        return AlreadyExistsError(resource_type or _kind(code), resource_id or "?", **meta)
+    if code in THROTTLING_CODES or status in (429, 503):
+        return BackendUnavailableError(
+            f"the cloud is throttling or unavailable ({code}); retried, still failing",
+            metadata=meta,
+        )
+    if code.endswith("LimitExceeded") or code in ("TooManyBuckets", "QuotaExceeded"):
+        return ResourceExhaustedError(message, metadata=meta)
+    if code in VALIDATION_CODES or code.endswith(".Malformed") or code.startswith("Invalid"):
+        return ValidationError(message, reason="BACKEND_REFUSED_PARAMETERS", metadata=meta)
+    return BackendError(message, metadata=meta)
+
+
+def _reason(code: str) -> str:
+    specific = {
+        "IncorrectInstanceState": "INCORRECT_INSTANCE_STATE",
+        "VolumeInUse": "VOLUME_IN_USE",
+        "DependencyViolation": "IN_USE",
+        "InvalidGroup.InUse": "IN_USE",
+        "InvalidIPAddress.InUse": "ADDRESS_IN_USE",
+        "Resource.AlreadyAssociated": "ADDRESS_IN_USE",
+        "BucketNotEmpty": "BUCKET_NOT_EMPTY",
+    }
+    return specific.get(code, "FAILED_PRECONDITION")
+
+
+def _kind(code: str) -> str:
+    kinds = {
+        "NoSuchBucket": "bucket",
+        "NoSuchKey": "blob",
+        "LoadBalancerNotFound": "load_balancer",
+        "InvalidInstanceID": "instance",
+        "InvalidAMIID": "image",
+        "InvalidKeyPair": "key",
+        "InvalidVolume": "storage_volume",
+        "InvalidSnapshot": "storage_snapshot",
+        "InvalidGroup": "firewall",
+        "InvalidAddress": "address",
+        "InvalidAllocationID": "address",
+    }
+    return kinds.get(code.split(".")[0], "resource")
+
+
+@contextlib.contextmanager
+def translated(resource_type: str = "", resource_id: str = "") -> Iterator[None]:
+    """Run a block of backend calls; re-raise anything but SDK errors as SDK errors."""
+    try:
+        yield
+    except DriverError:
+        raise
+    except Exception as error:
+        # botocore's own (ClientError, BotoCoreError, parsers.ResponseParserError...),
+        # urllib3's and socket failures it did not wrap; our own bugs stay bugs.
+        if isinstance(error, OSError) or _from_the_client_stack(error):
+            raise translate(error, resource_type, resource_id) from None
+        raise
+
+
+def _from_the_client_stack(error: BaseException) -> bool:
+    root = type(error).__module__.split(".")[0]
+    return root in ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+def translated_iter(
+    chunks: Iterator[bytes], resource_type: str = "", resource_id: str = ""
+) -> Iterator[bytes]:
+    """Wrap a streaming body so its failures are SDK errors too."""
+    with translated(resource_type, resource_id):
+        yield from chunks
+
+
+__all__ = ["BackendTimeoutError", "translate", "translated", "translated_iter"]

@@ -1,0 +1,152 @@
+"""What every part of the EC2 driver shares: the provider (region and endpoint), the
+driver options, and the call's boto3 client."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3  # type: ignore[import-untyped]
+
+from deltacloud.drivers import (
+    BaseDriver,
+    CallContext,
+    DriverConfig,
+    PermissionDeniedError,
+    ValidationError,
+)
+from deltacloud.drivers import models as m
+
+from .clients import AwsCredentials, ClientCache
+
+DEFAULT_REGION = "us-east-1"
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+MIB = 1024 * 1024
+
+
+def _regions() -> list[str]:
+    found = boto3.session.Session().get_available_regions("ec2")
+    return sorted(found) or [DEFAULT_REGION]
+
+
+_REGIONS = _regions()
+
+
+def split_provider(provider: str) -> tuple[str, str]:
+    """``REGION`` or ``REGION@URL`` -> (region, endpoint URL or "")."""
+    region, _, url = provider.partition("@")
+    return region, url
+
+
+def _size(text: str | None, default: int) -> int:
+    if not text:
+        return default
+    value = text.strip().lower()
+    for suffix, factor in (("mib", MIB), ("kib", 1024), ("gib", 1024 * MIB), ("b", 1)):
+        if value.endswith(suffix):
+            return int(float(value[: -len(suffix)]) * factor)
+    return int(value)
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "allow", "on")
+
+
+class EC2Base(BaseDriver, abstract=True):
+    """Provider = AWS region (``us-east-1``), or ``REGION@URL`` for an EC2/S3-compatible
+    endpoint when the server allows it (``ec2.provider_endpoints=allow``).
+
+    Driver options (``--driver-option ec2.KEY=VALUE``):
+
+    - ``endpoint_url``: one endpoint for EC2, S3 and ELB in every region (moto, LocalStack);
+      ``endpoint_url.REGION``: for that region only.
+    - ``provider_endpoints=allow``: accept ``REGION@URL`` providers from clients (off by
+      default: it would let any caller make the server connect anywhere).
+    - ``image_owners``: owners listed when the client filters on none (default ``self``).
+    - ``instance_types``: comma list of instance types offered as hardware profiles
+      (default: every type the region describes).
+    - ``default_instance_type`` / ``default_arm_instance_type``: the profile an instance
+      gets when the client names none (t3.micro / t4g.micro).
+    - ``multipart_threshold`` / ``multipart_part_size``: S3 uploads above the threshold
+      go in parts of this size (8MiB / 8MiB; S3 needs at least 5MiB).
+    """
+
+    @classmethod
+    def providers(cls) -> list[m.Provider]:
+        return [
+            m.Provider(id=r, name=f"AWS {r}", endpoint=f"https://ec2.{r}.amazonaws.com")
+            for r in _REGIONS
+        ]
+
+    @classmethod
+    def accepts_provider(cls, provider: str) -> bool:
+        region, url = split_provider(provider)
+        if not (region in _REGIONS or _REGION.match(region)):
+            return False
+        if not url:
+            return True
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+    @classmethod
+    def default_provider(cls) -> str:
+        return DEFAULT_REGION
+
+    def __init__(self, provider: str, config: DriverConfig) -> None:
+        super().__init__(provider, config)
+        options = config.options
+        self.region, provider_url = split_provider(provider)
+        self._provider_url = provider_url
+        self._allow_provider_urls = _flag(options.get("provider_endpoints"))
+        self.endpoint = (
+            provider_url
+            or options.get(f"endpoint_url.{self.region}", "")
+            or options.get("endpoint_url", "")
+        )
+        self.image_owners = [
+            o.strip() for o in (options.get("image_owners") or "self").split(",") if o.strip()
+        ]
+        self.instance_types = [
+            t.strip() for t in (options.get("instance_types") or "").split(",") if t.strip()
+        ]
+        self.default_types = {
+            "x86_64": options.get("default_instance_type") or "t3.micro",
+            "arm64": options.get("default_arm_instance_type") or "t4g.micro",
+        }
+        self.multipart_threshold = _size(options.get("multipart_threshold"), 8 * MIB)
+        self.part_size = max(
+            _size(options.get("multipart_part_size"), self.multipart_threshold), 5 * MIB
+        )
+        self._clients = ClientCache(int(options.get("client_cache_size") or 64))
+        self._lock = threading.Lock()
+
+    def authenticate(self, ctx: CallContext) -> None:
+        """Cheap: the cloud checks the keys on the first real call (no STS round trip)."""
+        AwsCredentials.from_context(ctx)
+        if self._provider_url and not self._allow_provider_urls:
+            raise PermissionDeniedError(
+                "this server does not accept endpoint URLs in the provider; ask its operator "
+                "to set --driver-option ec2.endpoint_url=... or ec2.provider_endpoints=allow",
+                reason="PROVIDER_ENDPOINT_NOT_ALLOWED",
+            )
+
+    def client(self, ctx: CallContext, service: str) -> Any:
+        return self._clients.get(ctx, service, self.region, self.endpoint)
+
+    def close(self) -> None:
+        self._clients.clear()
+
+
+def require_text(value: str, what: str) -> str:
+    if not value:
+        raise ValidationError(f"{what} is required", metadata={"field": what})
+    return value
+
+
+def tag(tags: list[dict[str, str]] | None, key: str) -> str:
+    for item in tags or []:
+        if item.get("Key") == key:
+            return str(item.get("Value", ""))
+    return ""

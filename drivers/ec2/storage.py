@@ -1,0 +1,190 @@
+"""S3: buckets and blobs. Uploads stream: a blob up to the multipart threshold goes in one
+PutObject; a larger one in parts of ``multipart_part_size``, so the server holds at most
+one part per upload. Downloads stream the object's body in chunks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from deltacloud.drivers import (
+    COLLECTIONS,
+    CallContext,
+    ConflictError,
+    Filters,
+    NotFoundError,
+    ValidationError,
+    filter_on,
+)
+from deltacloud.drivers import models as m
+
+from .errors import translated, translated_iter
+from .session import EC2Base
+
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+class Storage(EC2Base, abstract=True):
+    def s3(self, ctx: CallContext) -> Any:
+        return self.client(ctx, "s3")
+
+    # ---- buckets -------------------------------------------------------------------------
+
+    def list_buckets(self, ctx: CallContext, filters: Filters) -> list[m.Bucket]:
+        with translated("bucket"):
+            found = self.s3(ctx).list_buckets().get("Buckets", [])
+        buckets = [m.Bucket(id=b["Name"], name=b["Name"]) for b in found]
+        return filter_on(buckets, filters, *COLLECTIONS["buckets"].filters)
+
+    def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
+        with translated("bucket", bucket_id):
+            self.s3(ctx).head_bucket(Bucket=bucket_id)
+        return m.Bucket(id=bucket_id, name=bucket_id)
+
+    def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
+        location = opts.location or self.region
+        params: dict[str, Any] = {"Bucket": opts.name}
+        if location != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": location}
+        with translated("bucket", opts.name):
+            self.s3(ctx).create_bucket(**params)
+        return m.Bucket(id=opts.name, name=opts.name, location=location)
+
+    def delete_bucket(self, ctx: CallContext, bucket_id: str) -> None:
+        with translated("bucket", bucket_id):
+            self.s3(ctx).delete_bucket(Bucket=bucket_id)
+
+    # ---- blobs ---------------------------------------------------------------------------
+
+    def list_blobs(self, ctx: CallContext, bucket_id: str, filters: Filters) -> list[m.Blob]:
+        params: dict[str, Any] = {"Bucket": bucket_id}
+        prefix = str(filters.get("prefix") or "")
+        if prefix:
+            params["Prefix"] = prefix
+        blobs: list[m.Blob] = []
+        with translated("bucket", bucket_id):
+            for page in self.s3(ctx).get_paginator("list_objects_v2").paginate(**params):
+                blobs += [
+                    m.Blob(
+                        id=o["Key"],
+                        bucket_id=bucket_id,
+                        content_length=int(o.get("Size", 0)),
+                        last_modified=o.get("LastModified"),
+                    )
+                    for o in page.get("Contents", [])
+                ]
+        return blobs
+
+    def get_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> m.Blob:
+        with translated("blob", blob_id):
+            head = self.s3(ctx).head_object(Bucket=bucket_id, Key=blob_id)
+        return self._blob(bucket_id, blob_id, head)
+
+    @staticmethod
+    def _blob(bucket_id: str, blob_id: str, head: dict[str, Any]) -> m.Blob:
+        return m.Blob(
+            id=blob_id,
+            bucket_id=bucket_id,
+            content_length=int(head.get("ContentLength", 0)),
+            content_type=head.get("ContentType", ""),
+            last_modified=head.get("LastModified"),
+            user_metadata=dict(head.get("Metadata", {})),
+        )
+
+    def put_blob(self, ctx: CallContext, opts: m.PutBlob) -> m.Blob:
+        s3 = self.s3(ctx)
+        extra: dict[str, Any] = {}
+        if opts.content_type:
+            extra["ContentType"] = opts.content_type
+        if opts.user_metadata:
+            extra["Metadata"] = dict(opts.user_metadata)
+        target = {"Bucket": opts.bucket_id, "Key": opts.blob_id}
+        with translated("bucket", opts.bucket_id):
+            s3.head_bucket(Bucket=opts.bucket_id)  # fail before reading the stream
+        buffer = bytearray()
+        chunks = iter(opts.chunks)
+        upload_id = ""
+        parts: list[dict[str, Any]] = []
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                if len(buffer) <= self.multipart_threshold and not upload_id:
+                    continue
+                if not upload_id:
+                    with translated("bucket", opts.bucket_id):
+                        upload_id = s3.create_multipart_upload(**target, **extra)["UploadId"]
+                while len(buffer) >= self.part_size:
+                    self._part(s3, target, upload_id, parts, bytes(buffer[: self.part_size]))
+                    del buffer[: self.part_size]
+            if not upload_id:
+                with translated("bucket", opts.bucket_id):
+                    s3.put_object(**target, Body=bytes(buffer), **extra)
+            else:
+                if buffer or not parts:
+                    self._part(s3, target, upload_id, parts, bytes(buffer))
+                with translated("blob", opts.blob_id):
+                    s3.complete_multipart_upload(
+                        **target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                    )
+                upload_id = ""
+        finally:
+            if upload_id:  # failed or cancelled: leave no parts behind (best effort)
+                with contextlib.suppress(Exception):
+                    s3.abort_multipart_upload(**target, UploadId=upload_id)
+        return self.get_blob(ctx, opts.bucket_id, opts.blob_id)
+
+    @staticmethod
+    def _part(
+        s3: Any, target: dict[str, str], upload_id: str, parts: list[dict[str, Any]], body: bytes
+    ) -> None:
+        number = len(parts) + 1
+        with translated("blob", target["Key"]):
+            answer = s3.upload_part(**target, UploadId=upload_id, PartNumber=number, Body=body)
+        parts.append({"ETag": answer["ETag"], "PartNumber": number})
+
+    def get_blob_content(self, ctx: CallContext, bucket_id: str, blob_id: str) -> Iterator[bytes]:
+        with translated("blob", blob_id):
+            body = self.s3(ctx).get_object(Bucket=bucket_id, Key=blob_id)["Body"]
+        return _closing(translated_iter(body.iter_chunks(DOWNLOAD_CHUNK), "blob", blob_id), body)
+
+    def delete_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> None:
+        self.get_blob(ctx, bucket_id, blob_id)  # DeleteObject succeeds on unknown keys
+        with translated("blob", blob_id):
+            self.s3(ctx).delete_object(Bucket=bucket_id, Key=blob_id)
+
+    def update_blob_metadata(
+        self, ctx: CallContext, bucket_id: str, blob_id: str, metadata: dict[str, str]
+    ) -> dict[str, str]:
+        """S3 metadata is immutable: copy the object onto itself with the new metadata."""
+        blob = self.get_blob(ctx, bucket_id, blob_id)
+        if blob.content_length > 5 * 1024**3:
+            raise ConflictError(
+                "S3 cannot update the metadata of an object over 5 GiB in one copy",
+                reason="BLOB_TOO_LARGE_FOR_COPY",
+            )
+        for key in metadata:
+            if not key or not key.isascii():
+                raise ValidationError(f"metadata key {key!r} must be non-empty ASCII")
+        params: dict[str, Any] = {
+            "Bucket": bucket_id,
+            "Key": blob_id,
+            "CopySource": {"Bucket": bucket_id, "Key": blob_id},
+            "Metadata": dict(metadata),
+            "MetadataDirective": "REPLACE",
+        }
+        if blob.content_type:
+            params["ContentType"] = blob.content_type
+        with translated("blob", blob_id):
+            self.s3(ctx).copy_object(**params)
+        return self.get_blob(ctx, bucket_id, blob_id).user_metadata
+
+
+def _closing(chunks: Iterator[bytes], body: Any) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    finally:
+        body.close()
+
+
+__all__ = ["NotFoundError", "Storage"]

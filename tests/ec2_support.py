@@ -1,0 +1,157 @@
+"""moto's standalone server (``moto_server``, HTTP on loopback) for the EC2 driver's tests:
+never moto's in-process mocks, so the driver talks HTTP as it would to AWS.
+
+``MOTO`` gets its free port when this module is imported, so test classes can name its URL
+in their server flags; the ``moto`` fixture (session scope) starts it, seeds one AMI of the
+test account (``image_owners=self`` lists it), and stops it at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MOTO_BIN = Path(sys.executable).parent / "moto_server"
+REGION = "us-east-1"
+ACCESS_KEY, SECRET_KEY = "AKIATESTEC2DRIVER", "test-secret-key"
+#: Instance types offered as hardware profiles in the tests (moto describes ~1,400).
+INSTANCE_TYPES = "t2.micro,t3.micro,t3.small,t4g.micro,m5.large"
+#: The AMIs moto starts with (MOTO_AMIS_PATH): three instead of its ~1,300 (each comes with
+#: a snapshot of the test account, which would make every snapshot list long).
+AMIS = [
+    {
+        "ami_id": f"ami-{n:08x}",
+        "state": "available",
+        "public": True,
+        "owner_id": "801119661308",
+        "image_location": "amazon/deltacloud-test",
+        "root_device_type": "ebs",
+        "root_device_name": "/dev/xvda",
+        "description": description,
+        "image_type": "machine",
+        "architecture": arch,
+        "name": name,
+        "virtualization_type": "hvm",
+        "hypervisor": "xen",
+    }
+    for n, (name, arch, description) in enumerate(
+        [
+            ("debian-12-amd64", "x86_64", "Debian 12 (x86_64)"),
+            ("debian-12-arm64", "arm64", "Debian 12 (arm64)"),
+            ("alpine-3-amd64", "x86_64", "Alpine 3 (x86_64)"),
+        ],
+        start=0x1000,
+    )
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class MotoServer:
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> MotoServer:
+        amis = Path(tempfile.gettempdir()) / f"deltacloud-moto-amis-{os.getpid()}.json"
+        amis.write_text(json.dumps(AMIS))
+        env = {**os.environ, "MOTO_AMIS_PATH": str(amis)}
+        self.process = subprocess.Popen(
+            [str(MOTO_BIN), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError("moto_server exited at start")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+
+    def seed(self) -> str:
+        """One AMI owned by the test account (from a moto built-in image); its id."""
+        ec2 = self.client("ec2")
+        mine = ec2.describe_images(Owners=["self"])["Images"]
+        if mine:
+            return str(mine[0]["ImageId"])
+        base = AMIS[0]["ami_id"]
+        instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]
+        image = ec2.create_image(InstanceId=instance["InstanceId"], Name="deltacloud-test")
+        ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+        return str(image["ImageId"])
+
+
+MOTO = MotoServer()
+
+
+def server_flags(moto: MotoServer = MOTO, **extra: str) -> list[str]:
+    """deltacloud-server flags for the ec2 driver against ``moto``."""
+    options = {
+        "endpoint_url": moto.url,
+        "image_owners": "self",
+        "instance_types": INSTANCE_TYPES,
+        **extra,
+    }
+    flags = ["--driver", "ec2"]
+    for key, value in options.items():
+        flags += ["--driver-option", f"ec2.{key}={value}"]
+    return flags
+
+
+@pytest.fixture(scope="session", name="moto")
+def moto_fixture() -> Iterator[MotoServer]:
+    MOTO.start()
+    try:
+        MOTO.seed()
+        yield MOTO
+    finally:
+        MOTO.stop()

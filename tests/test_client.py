@@ -1,0 +1,165 @@
+"""The Python client (deltacloud.client) against a real server: pagers, errors with their
+ErrorInfo, the instance lifecycle with wait_for, a watch that survives a server restart,
+retries of reads, blobs, and the asyncio flavour."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import ServerProcess
+
+from deltacloud.client import (
+    AsyncClient,
+    Client,
+    FailedPrecondition,
+    InstanceGone,
+    NotFound,
+    RetryPolicy,
+    Unauthenticated,
+    Unavailable,
+    WaitTimeout,
+)
+from deltacloud.v1 import common_pb2, instance_pb2
+from support import MOCK_USER
+
+
+def connect(server: ServerProcess, **kwargs: object) -> Client:
+    return Client(server.target, username=MOCK_USER[0], password=MOCK_USER[1], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[Client]:
+    with connect(server) as dc:
+        yield dc
+
+
+def test_list_methods_follow_page_tokens(client: Client) -> None:
+    one_by_one = [image.id for image in client.list_images(page_size=1)]
+    assert one_by_one == [image.id for image in client.list_images()]
+    assert one_by_one == ["img1", "img2", "img3"]
+    pages = list(client.list_images(page_size=2).pages())
+    assert [len(p) for p in pages] == [2, 1]
+
+
+def test_list_filters_take_enum_names(client: Client) -> None:
+    running = list(client.list_instances(state="running"))
+    assert running and all(i.state == common_pb2.INSTANCE_STATE_RUNNING for i in running)
+
+
+def test_errors_are_exceptions_per_code_carrying_error_info(
+    client: Client, server: ServerProcess
+) -> None:
+    with pytest.raises(NotFound) as raised:
+        client.get_instance(id="no-such-instance")
+    assert raised.value.reason == "RESOURCE_NOT_FOUND"
+    assert raised.value.domain == "deltacloud"
+    with (
+        Client(server.target, username="mockuser", password="wrong") as bad,
+        pytest.raises(Unauthenticated),
+    ):
+        bad.list_realms().pages().__next__()
+
+
+def test_create_wait_for_running_stop_and_delete(client: Client) -> None:
+    created = client.create_instance(image_id="img1", hardware_profile_id="m1-small", name="py")
+    instance_id = created.instances[0].id
+    running = client.wait_for(instance_id, "running", timeout=10)
+    assert running.id == instance_id and running.state == common_pb2.INSTANCE_STATE_RUNNING
+    # Already running: the snapshot answers at once.
+    assert client.wait_for(instance_id, "running", timeout=5).id == instance_id
+    with pytest.raises(FailedPrecondition) as raised:
+        client.delete_instance(id=instance_id)  # the mock destroys stopped instances only
+    assert raised.value.reason
+    client.stop_instance(id=instance_id)
+    client.wait_for(instance_id, common_pb2.INSTANCE_STATE_STOPPED, timeout=10)
+    assert client.delete_instance(id=instance_id).state == common_pb2.INSTANCE_STATE_FINISH
+    with pytest.raises(InstanceGone):
+        client.wait_for(instance_id, "running", timeout=5)
+
+
+def test_wait_for_times_out_with_a_specific_exception(client: Client) -> None:
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout):
+        client.wait_for("inst1", "stopped", timeout=0.5)
+    assert time.monotonic() - started < 5
+
+
+def test_watch_resumes_across_a_server_restart_without_gaps_or_duplicates(
+    fresh_server: ServerProcess,
+) -> None:
+    received: list[instance_pb2.InstanceEvent] = []
+    with connect(fresh_server) as dc:
+        watch = dc.watch(progress_interval=0.2)
+
+        def read() -> None:
+            for event in watch:
+                received.append(event)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(0.5)
+        dc.reboot_instance(id="inst1")
+        _wait(lambda: len(received) == 1)
+        fresh_server.stop()  # graceful: the stream ends UNAVAILABLE SERVER_SHUTTING_DOWN
+        # Changes while nobody can watch are in the journal, delivered after the resume.
+        fresh_server.restart()
+        list(dc.list_realms())  # a read: retried while the channel reconnects
+        dc.reboot_instance(id="inst2")
+        _wait(lambda: len(received) == 2, timeout=20)
+        watch.close()
+        reader.join(5)
+    assert [e.instance_id for e in received] == ["inst1", "inst2"]
+    assert [e.revision for e in received] == [1, 2]
+    assert watch.state.resumes >= 1
+
+
+def test_reads_are_retried_on_unavailable_but_not_forever(tmp_path: object) -> None:
+    policy = RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.1)
+    with Client("127.0.0.1:1", retry=policy, timeout=2) as dc:
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            list(dc.list_realms())
+        assert time.monotonic() - started < 10
+
+
+def test_blob_upload_reports_progress_and_downloads_back(client: Client) -> None:
+    data = b"x" * 700_000
+    progress: list[int] = []
+    blob = client.upload_blob(
+        bucket_id="bucket1", blob_id="big.bin", data=data, progress=progress.append
+    )
+    assert blob.content_length == len(data)
+    assert sum(progress) == len(data) and len(progress) > 1
+    assert b"".join(client.download_blob(bucket_id="bucket1", id="big.bin")) == data
+    client.delete_blob(bucket_id="bucket1", id="big.bin")
+
+
+def test_async_client_lists_pages_waits_and_raises_the_same_errors(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(server.target, username=MOCK_USER[0], password=MOCK_USER[1]) as dc:
+            ids = [image.id async for image in dc.list_images(page_size=1)]
+            assert ids == ["img1", "img2", "img3"]
+            with pytest.raises(NotFound):
+                await dc.get_image(id="nope")
+            created = await dc.create_instance(image_id="img1")
+            instance_id = created.instances[0].id
+            running = await dc.wait_for(instance_id, "running", timeout=10)
+            assert running.state == common_pb2.INSTANCE_STATE_RUNNING
+            events = []
+            async for event in dc.watch(instance_ids=[instance_id], initial_snapshot=True):
+                events.append(event)
+                break
+            assert events[0].cause == instance_pb2.EVENT_CAUSE_SNAPSHOT
+
+    asyncio.run(scenario())
+
+
+def _wait(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

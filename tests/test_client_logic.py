@@ -1,0 +1,156 @@
+"""The client's transport-free logic, shared by the blocking and the asyncio client:
+request building, paging, retry decisions, watch resume bookkeeping and error translation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from deltacloud.client import NotFound, RevisionCompacted, Unavailable
+from deltacloud.client.errors import from_rpc_error
+from deltacloud.client.paging import PageCursor
+from deltacloud.client.retry import RetryPolicy
+from deltacloud.client.rpc import build
+from deltacloud.client.watching import WatchState
+from deltacloud.v1 import common_pb2, instance_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+Response = instance_pb2.WatchInstanceEventsResponse
+
+
+class FakeError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, reason: str = "", **metadata: str) -> None:
+        self._code = code
+        info = error_details_pb2.ErrorInfo(reason=reason, domain="deltacloud", metadata=metadata)
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = status_pb2.Status(code=code.value[0], message="boom", details=[detail])
+        self._trailing = (("grpc-status-details-bin", status.SerializeToString()),)
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return "boom"
+
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        return self._trailing
+
+
+def events(*pairs: tuple[int, str]) -> Response:
+    return Response(
+        kind=Response.KIND_EVENTS,
+        revision=pairs[-1][0],
+        events=[instance_pb2.InstanceEvent(revision=r, event_id=i) for r, i in pairs],
+    )
+
+
+def test_build_takes_enum_short_names_and_seconds_and_skips_none() -> None:
+    request = build(
+        instance_pb2.WatchInstanceEventsRequest,
+        states=["running", "INSTANCE_STATE_STOPPED"],
+        progress_interval=1.5,
+        after_revision=None,
+    )
+    assert list(request.states) == [
+        common_pb2.INSTANCE_STATE_RUNNING,
+        common_pb2.INSTANCE_STATE_STOPPED,
+    ]
+    assert request.progress_interval.ToTimedelta().total_seconds() == 1.5
+    assert not request.HasField("after_revision")
+    with pytest.raises(ValueError, match="running"):
+        build(instance_pb2.ListInstancesRequest, state="flying")
+
+
+def test_page_cursor_follows_tokens_until_the_last_page() -> None:
+    cursor = PageCursor(instance_pb2.ListInstancesRequest(page_size=2), "instances")
+    first = cursor.next_request()
+    assert first is not None and first.page_token == ""  # type: ignore[attr-defined]
+    cursor.advance(instance_pb2.ListInstancesResponse(next_page_token="t2"))
+    second = cursor.next_request()
+    assert second is not None and second.page_token == "t2"  # type: ignore[attr-defined]
+    assert second.page_size == 2  # type: ignore[attr-defined]
+    cursor.advance(instance_pb2.ListInstancesResponse())
+    assert cursor.next_request() is None
+
+
+def test_retry_only_reads_on_unavailable_with_growing_delays() -> None:
+    policy = RetryPolicy(attempts=4, initial_delay=0.1, max_delay=0.3)
+    assert policy.should_retry(grpc.StatusCode.UNAVAILABLE, safe=True)
+    assert not policy.should_retry(grpc.StatusCode.UNAVAILABLE, safe=False)
+    assert not policy.should_retry(grpc.StatusCode.INTERNAL, safe=True)
+    delays = list(policy.delays())
+    assert len(delays) == 3
+    assert all(0 < d <= 0.3 for d in delays)
+
+
+def test_errors_become_exceptions_per_code_with_error_info() -> None:
+    error = from_rpc_error(FakeError(grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND", id="x"))
+    assert isinstance(error, NotFound)
+    assert error.reason == "RESOURCE_NOT_FOUND"
+    assert error.metadata == {"id": "x"}
+    assert str(error) == "NOT_FOUND RESOURCE_NOT_FOUND: boom"
+
+
+def test_watch_resumes_after_the_last_revision_and_drops_duplicates() -> None:
+    state = WatchState()
+    assert not state.request().HasField("after_revision")
+    assert [e.event_id for e in state.accept(events((1, "a"), (2, "b")))] == ["a", "b"]
+    state.accept(Response(kind=Response.KIND_PROGRESS, revision=5))
+    assert state.request().after_revision == 5
+    # A resume re-sends an event already seen: it is dropped.
+    assert [e.event_id for e in state.accept(events((2, "b"), (6, "c")))] == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "SUBSCRIBER_TOO_SLOW"),
+        (grpc.StatusCode.CANCELLED, ""),
+    ],
+)
+def test_watch_resumes_after_a_dropped_stream(code: grpc.StatusCode, reason: str) -> None:
+    state = WatchState()
+    assert state.resume_after(FakeError(code, reason)) >= 0
+
+
+def test_watch_raises_revision_compacted_instead_of_resuming() -> None:
+    state = WatchState(revision=3)
+    error = FakeError(grpc.StatusCode.OUT_OF_RANGE, "REVISION_COMPACTED", compacted_revision="10")
+    with pytest.raises(RevisionCompacted) as raised:
+        state.resume_after(error)
+    assert raised.value.metadata["compacted_revision"] == "10"
+
+
+def test_watch_gives_up_after_max_resumes() -> None:
+    state = WatchState(max_resumes=1)
+    state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
+    with pytest.raises(Unavailable):
+        state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
+
+
+def test_snapshot_is_asked_only_until_the_stream_has_a_position() -> None:
+    state = WatchState(initial_snapshot=True)
+    assert state.request().initial_snapshot
+    state.accept(events((0, "snap-1")))
+    assert state.request().initial_snapshot  # mid-snapshot: start over
+    state.accept(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=7))
+    request = state.request()
+    assert not request.initial_snapshot and request.after_revision == 7
+
+
+def test_generated_client_methods_are_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "genclient.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

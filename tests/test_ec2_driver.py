@@ -1,0 +1,635 @@
+"""The EC2 driver through the real server against moto's standalone server on loopback:
+each collection's happy path and main refusals, the watch stream of an EC2 instance, an
+instance started behind our back, an outage of the endpoint, and a multipart blob. The
+conformance kit covers the generic contract (tests/test_conformance_ec2.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import Api, ServerProcess
+from ec2_support import (
+    ACCESS_KEY,
+    AMIS,
+    SECRET_KEY,
+    MotoServer,
+    moto_fixture,
+    server_flags,
+)
+from watching import Watcher, transitions
+
+from deltacloud.drivers.ec2.errors import translate
+from deltacloud.v1 import (
+    address_pb2,
+    bucket_pb2,
+    common_pb2,
+    discovery_pb2,
+    firewall_pb2,
+    hardware_profile_pb2,
+    image_pb2,
+    instance_pb2,
+    key_pb2,
+    load_balancer_pb2,
+    realm_pb2,
+    storage_snapshot_pb2,
+    storage_volume_pb2,
+)
+from support import Failure, failure, metadata
+
+__all__ = ["moto_fixture"]
+
+S = common_pb2.InstanceState
+MIB = 1024 * 1024
+EC2 = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2")
+X86_IMAGE, ARM_IMAGE = AMIS[0]["ami_id"], AMIS[1]["ami_id"]
+
+
+class PlainServer(ServerProcess):
+    """The kit's process without the mock's test flags of tests/conftest.py."""
+
+    def base_args(self, port: int, port_file: Path) -> list[str]:
+        return ServerProcess.__mro__[1].base_args(self, port, port_file)  # type: ignore[no-any-return]
+
+
+def ec2_server(data_dir: Path, moto: MotoServer, **options: str) -> ServerProcess:
+    args = [
+        *server_flags(moto, **options),
+        "--watch-fast-poll-interval",
+        "0.1",
+        "--watch-poll-interval",
+        "0.3",
+    ]
+    return PlainServer(data_dir, extra_args=args).start()
+
+
+@pytest.fixture(scope="module")
+def ec2_api(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    server = ec2_server(
+        tmp_path_factory.mktemp("ec2"),
+        moto,
+        multipart_threshold="5MiB",
+        image_owners="self,amazon",
+    )
+    channel = grpc.insecure_channel(server.target)
+    try:
+        yield Api(channel)
+    finally:
+        channel.close()
+        server.kill()
+
+
+def refusal(call: object, request: object, md: object = EC2, timeout: float = 15) -> Failure:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request, metadata=md, timeout=timeout)  # type: ignore[operator]
+    return failure(caught.value)
+
+
+def create(api: Api, **fields: object) -> instance_pb2.Instance:
+    request = instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, **fields)  # type: ignore[arg-type]
+    return api.instances.CreateInstance(request, metadata=EC2, timeout=15).instances[0]
+
+
+def get(api: Api, instance_id: str) -> instance_pb2.Instance:
+    return api.instances.GetInstance(instance_pb2.GetInstanceRequest(id=instance_id), metadata=EC2)
+
+
+# ---- discovery, realms, profiles, images --------------------------------------------------
+
+
+def test_regions_are_the_providers(ec2_api: Api) -> None:
+    [driver] = ec2_api.discovery.ListDrivers(discovery_pb2.ListDriversRequest(id="ec2")).drivers
+    regions = [p.id for p in driver.providers]
+    assert {"us-east-1", "eu-west-1", "ap-southeast-2"} <= set(regions)
+    caps = ec2_api.discovery.GetCapabilities(discovery_pb2.GetCapabilitiesRequest(), metadata=EC2)
+    assert (caps.driver_id, caps.provider_id) == ("ec2", "us-east-1")
+
+
+def test_an_unknown_region_is_refused_and_endpoint_providers_need_permission(ec2_api: Api) -> None:
+    md = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider="mars-north-9x")
+    f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")
+    md = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider="us-east-1@http://10.0.0.1:1")
+    f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
+    assert (f.code, f.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PROVIDER_ENDPOINT_NOT_ALLOWED",
+    )
+
+
+def test_missing_credentials_are_unauthenticated(ec2_api: Api) -> None:
+    md = [(k, v) for k, v in EC2 if k != "authorization"]
+    f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
+    assert f.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_realms_are_availability_zones(ec2_api: Api) -> None:
+    realms = ec2_api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=EC2).realms
+    assert "us-east-1a" in [r.id for r in realms]
+    eu = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider="eu-west-1")
+    realms = ec2_api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=eu).realms
+    assert all(r.id.startswith("eu-west-1") for r in realms) and realms
+
+
+def test_hardware_profiles_are_instance_types_with_fixed_properties(ec2_api: Api) -> None:
+    profiles = ec2_api.hardware_profiles.ListHardwareProfiles(
+        hardware_profile_pb2.ListHardwareProfilesRequest(), metadata=EC2
+    ).hardware_profiles
+    assert [p.id for p in profiles] == ["m5.large", "t2.micro", "t3.micro", "t3.small", "t4g.micro"]
+    m5 = next(p for p in profiles if p.id == "m5.large")
+    K = common_pb2.HardwareProperty
+    assert (m5.cpu.kind, m5.cpu.default_value.number) == (K.KIND_FIXED, 2)
+    assert m5.memory.default_value.number == 8192
+    assert m5.architecture.default_value.text == "x86_64"
+    arm = ec2_api.hardware_profiles.ListHardwareProfiles(
+        hardware_profile_pb2.ListHardwareProfilesRequest(architecture="arm64"), metadata=EC2
+    ).hardware_profiles
+    assert [p.id for p in arm] == ["t4g.micro"]
+
+
+def test_images_filter_on_owner_and_architecture_in_the_backend(ec2_api: Api) -> None:
+    def ids(**filters: str) -> list[str]:
+        reply = ec2_api.images.ListImages(image_pb2.ListImagesRequest(**filters), metadata=EC2)  # type: ignore[arg-type]
+        return [i.id for i in reply.images]
+
+    everything = ids()
+    assert {a["ami_id"] for a in AMIS} <= set(everything)
+    assert ids(architecture="arm64") == [ARM_IMAGE]
+    assert set(ids(owner_id="801119661308")) == {a["ami_id"] for a in AMIS}
+    page = ec2_api.images.ListImages(image_pb2.ListImagesRequest(page_size=2), metadata=EC2)
+    assert len(page.images) == 2 and page.next_page_token
+    image = ec2_api.images.GetImage(image_pb2.GetImageRequest(id=ARM_IMAGE), metadata=EC2)
+    assert (image.name, image.architecture) == ("debian-12-arm64", "arm64")
+    for bad in ("ami-0000dead", "not-an-ami"):
+        f = refusal(ec2_api.images.GetImage, image_pb2.GetImageRequest(id=bad))
+        assert (f.code, f.metadata["resource_type"]) == (grpc.StatusCode.NOT_FOUND, "image")
+
+
+# ---- instances ----------------------------------------------------------------------------
+
+
+def test_create_with_every_option(ec2_api: Api) -> None:
+    ec2_api.keys.CreateKey(key_pb2.CreateKeyRequest(name="every-option"), metadata=EC2)
+    group = ec2_api.firewalls.CreateFirewall(
+        firewall_pb2.CreateFirewallRequest(name="every-option", description="test"), metadata=EC2
+    )
+    reply = ec2_api.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(
+            image_id=X86_IMAGE,
+            hardware_profile_id="t3.small",
+            realm_id="us-east-1b",
+            name="web-1",
+            key_name="every-option",
+            user_data=b"#cloud-config\n",
+            firewall_ids=[group.id],
+            instance_count=2,
+        ),
+        metadata=EC2,
+    )
+    assert len(reply.instances) == 2
+    for created in reply.instances:
+        assert created.state == S.INSTANCE_STATE_PENDING
+        got = get(ec2_api, created.id)
+        assert (got.name, got.hardware_profile_id, got.realm_id, got.key_name) == (
+            "web-1",
+            "t3.small",
+            "us-east-1b",
+            "every-option",
+        )
+        assert group.id in got.firewall_ids
+        assert got.state == S.INSTANCE_STATE_RUNNING
+
+
+def test_the_default_profile_follows_the_image(ec2_api: Api) -> None:
+    assert create(ec2_api).hardware_profile_id == "t3.micro"
+    arm = ec2_api.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(image_id=ARM_IMAGE), metadata=EC2
+    ).instances[0]
+    assert arm.hardware_profile_id == "t4g.micro"
+    f = refusal(
+        ec2_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(image_id=ARM_IMAGE, hardware_profile_id="m5.large"),
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "ARCHITECTURE_MISMATCH")
+
+
+def test_create_refusals(ec2_api: Api) -> None:
+    f = refusal(
+        ec2_api.instances.CreateInstance, instance_pb2.CreateInstanceRequest(image_id="ami-0bad")
+    )
+    assert f.code == grpc.StatusCode.NOT_FOUND
+    f = refusal(
+        ec2_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, hardware_profile_id="x9.huge"),
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_HARDWARE_PROFILE")
+    f = refusal(
+        ec2_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, key_name="no-such-key"),
+    )
+    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+        grpc.StatusCode.NOT_FOUND,
+        "key",
+        "no-such-key",
+    )
+
+
+def test_watch_shows_create_pending_running_and_stop_stopping_stopped(ec2_api: Api) -> None:
+    watcher = Watcher(ec2_api.channel, EC2)
+    time.sleep(0.3)
+    instance = create(ec2_api)
+    watcher.wait_until(
+        lambda w: any(
+            e.instance_id == instance.id and e.state == S.INSTANCE_STATE_RUNNING for e in w.events
+        )
+    )
+    stopping = ec2_api.instances.StopInstance(
+        instance_pb2.StopInstanceRequest(id=instance.id), metadata=EC2
+    )
+    assert stopping.state == S.INSTANCE_STATE_STOPPING
+    watcher.wait_until(
+        lambda w: any(
+            e.instance_id == instance.id and e.state == S.INSTANCE_STATE_STOPPED for e in w.events
+        )
+    )
+    started = ec2_api.instances.StartInstance(
+        instance_pb2.StartInstanceRequest(id=instance.id), metadata=EC2
+    )
+    assert started.state in (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_RUNNING)
+    watcher.wait_until(
+        lambda w: (
+            [e.state for e in w.events if e.instance_id == instance.id][-1]
+            == S.INSTANCE_STATE_RUNNING
+        )
+    )
+    f = refusal(
+        ec2_api.instances.DeleteInstance, instance_pb2.DeleteInstanceRequest(id=instance.id)
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ACTION_NOT_ALLOWED")
+    rebooted = ec2_api.instances.RebootInstance(
+        instance_pb2.RebootInstanceRequest(id=instance.id), metadata=EC2
+    )
+    assert rebooted.state == S.INSTANCE_STATE_RUNNING
+    ec2_api.instances.StopInstance(instance_pb2.StopInstanceRequest(id=instance.id), metadata=EC2)
+    watcher.wait_until(
+        lambda w: (
+            [e.state for e in w.events if e.instance_id == instance.id][-1]
+            == S.INSTANCE_STATE_STOPPED
+        )
+    )
+    gone = ec2_api.instances.DeleteInstance(
+        instance_pb2.DeleteInstanceRequest(id=instance.id), metadata=EC2
+    )
+    assert gone.state == S.INSTANCE_STATE_FINISH
+    watcher.wait_until(
+        lambda w: (
+            [e.state for e in w.events if e.instance_id == instance.id][-1]
+            == S.INSTANCE_STATE_FINISH
+        )
+    )
+    watcher.cancel()
+    story = [t[1:] for t in transitions(watcher.events) if t[0] == instance.id]
+    assert story == [
+        ("START->PENDING", "CREATE"),
+        ("PENDING->RUNNING", "AUTOMATIC"),
+        ("RUNNING->STOPPING", "STOP"),
+        ("STOPPING->STOPPED", "AUTOMATIC"),
+        *(
+            [("STOPPED->PENDING", "START"), ("PENDING->RUNNING", "AUTOMATIC")]
+            if started.state == S.INSTANCE_STATE_PENDING
+            else [("STOPPED->RUNNING", "OBSERVED")]
+        ),
+        ("RUNNING->RUNNING", "REBOOT"),
+        ("RUNNING->STOPPING", "STOP"),
+        ("STOPPING->STOPPED", "AUTOMATIC"),
+        ("STOPPED->FINISH", "DESTROY"),
+    ]
+    f = refusal(ec2_api.instances.GetInstance, instance_pb2.GetInstanceRequest(id=instance.id))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_instance_started_with_boto3_is_observed(ec2_api: Api, moto: MotoServer) -> None:
+    watcher = Watcher(ec2_api.channel, EC2)
+    time.sleep(0.5)
+    ec2 = moto.client("ec2")
+    outside = ec2.run_instances(ImageId=X86_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]
+    instance_id = outside["InstanceId"]
+    watcher.wait_until(lambda w: any(e.instance_id == instance_id for e in w.events))
+    first = next(e for e in watcher.events if e.instance_id == instance_id)
+    assert first.previous_state == S.INSTANCE_STATE_START
+    assert first.cause == instance_pb2.EVENT_CAUSE_OBSERVED
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    watcher.wait_until(
+        lambda w: any(
+            e.instance_id == instance_id and e.state == S.INSTANCE_STATE_FINISH for e in w.events
+        )
+    )
+    watcher.cancel()
+
+
+# ---- keys, volumes, snapshots, addresses, firewalls, load balancers ------------------------
+
+
+def test_keys_generated_once_and_imported(ec2_api: Api) -> None:
+    key = ec2_api.keys.CreateKey(key_pb2.CreateKeyRequest(name="laptop"), metadata=EC2)
+    assert "PRIVATE KEY" in key.pem_rsa_key and key.fingerprint
+    again = ec2_api.keys.GetKey(key_pb2.GetKeyRequest(id="laptop"), metadata=EC2)
+    assert not again.pem_rsa_key
+    f = refusal(ec2_api.keys.CreateKey, key_pb2.CreateKeyRequest(name="laptop"))
+    assert f.code == grpc.StatusCode.ALREADY_EXISTS
+    public = "ssh-rsa " + _rsa_blob() + " me@laptop"
+    imported = ec2_api.keys.CreateKey(
+        key_pb2.CreateKeyRequest(name="imported", public_key=public), metadata=EC2
+    )
+    assert imported.id == "imported" and not imported.pem_rsa_key
+    ec2_api.keys.DeleteKey(key_pb2.DeleteKeyRequest(id="imported"), metadata=EC2)
+    f = refusal(ec2_api.keys.DeleteKey, key_pb2.DeleteKeyRequest(id="imported"))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def _rsa_blob() -> str:
+    import base64
+    import struct
+
+    def part(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    modulus = b"\x00" + secrets.token_bytes(256)
+    return base64.b64encode(part(b"ssh-rsa") + part(b"\x01\x00\x01") + part(modulus)).decode()
+
+
+def test_volumes_attach_detach_and_snapshots(ec2_api: Api) -> None:
+    instance = create(ec2_api, realm_id="us-east-1a")
+    volume = ec2_api.volumes.CreateStorageVolume(
+        storage_volume_pb2.CreateStorageVolumeRequest(
+            capacity_gb=10, realm_id="us-east-1a", name="data", description="test data"
+        ),
+        metadata=EC2,
+    )
+    assert (volume.capacity_gb, volume.name, volume.realm_id) == (10, "data", "us-east-1a")
+    attached = ec2_api.volumes.AttachStorageVolume(
+        storage_volume_pb2.AttachStorageVolumeRequest(
+            id=volume.id, instance_id=instance.id, device="/dev/sdf"
+        ),
+        metadata=EC2,
+    )
+    assert (attached.instance_id, attached.device) == (instance.id, "/dev/sdf")
+    assert attached.state == storage_volume_pb2.StorageVolume.STATE_IN_USE
+    f = refusal(
+        ec2_api.volumes.DeleteStorageVolume,
+        storage_volume_pb2.DeleteStorageVolumeRequest(id=volume.id),
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "VOLUME_IN_USE")
+    detached = ec2_api.volumes.DetachStorageVolume(
+        storage_volume_pb2.DetachStorageVolumeRequest(id=volume.id), metadata=EC2
+    )
+    assert not detached.instance_id
+    snapshot = ec2_api.snapshots.CreateStorageSnapshot(
+        storage_snapshot_pb2.CreateStorageSnapshotRequest(
+            storage_volume_id=volume.id, name="nightly", description="before upgrade"
+        ),
+        metadata=EC2,
+    )
+    assert snapshot.storage_volume_id == volume.id
+    listed = ec2_api.snapshots.ListStorageSnapshots(
+        storage_snapshot_pb2.ListStorageSnapshotsRequest(storage_volume_id=volume.id),
+        metadata=EC2,
+    ).storage_snapshots
+    assert [s.id for s in listed] == [snapshot.id]
+    restored = ec2_api.volumes.CreateStorageVolume(
+        storage_volume_pb2.CreateStorageVolumeRequest(
+            snapshot_id=snapshot.id, capacity_gb=10, realm_id="us-east-1a"
+        ),
+        metadata=EC2,
+    )
+    ec2_api.snapshots.DeleteStorageSnapshot(
+        storage_snapshot_pb2.DeleteStorageSnapshotRequest(id=snapshot.id), metadata=EC2
+    )
+    for vid in (volume.id, restored.id):
+        ec2_api.volumes.DeleteStorageVolume(
+            storage_volume_pb2.DeleteStorageVolumeRequest(id=vid), metadata=EC2
+        )
+    f = refusal(
+        ec2_api.volumes.GetStorageVolume, storage_volume_pb2.GetStorageVolumeRequest(id=volume.id)
+    )
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_addresses_allocate_associate_disassociate_release(ec2_api: Api) -> None:
+    instance = create(ec2_api)
+    address = ec2_api.addresses.CreateAddress(address_pb2.CreateAddressRequest(), metadata=EC2)
+    associated = ec2_api.addresses.AssociateAddress(
+        address_pb2.AssociateAddressRequest(id=address.id, instance_id=instance.id), metadata=EC2
+    )
+    assert associated.instance_id == instance.id
+    free = ec2_api.addresses.DisassociateAddress(
+        address_pb2.DisassociateAddressRequest(id=address.id), metadata=EC2
+    )
+    assert not free.instance_id
+    f = refusal(
+        ec2_api.addresses.DisassociateAddress, address_pb2.DisassociateAddressRequest(id=address.id)
+    )
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+    ec2_api.addresses.DeleteAddress(address_pb2.DeleteAddressRequest(id=address.id), metadata=EC2)
+    f = refusal(ec2_api.addresses.GetAddress, address_pb2.GetAddressRequest(id=address.id))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_firewalls_with_ingress_rules(ec2_api: Api) -> None:
+    group = ec2_api.firewalls.CreateFirewall(
+        firewall_pb2.CreateFirewallRequest(name="web", description="web servers"), metadata=EC2
+    )
+    f = refusal(
+        ec2_api.firewalls.CreateFirewall,
+        firewall_pb2.CreateFirewallRequest(name="web", description="again"),
+    )
+    assert f.code == grpc.StatusCode.ALREADY_EXISTS
+    with_rule = ec2_api.firewalls.CreateFirewallRule(
+        firewall_pb2.CreateFirewallRuleRequest(
+            firewall_id=group.id,
+            protocol="tcp",
+            port_from=443,
+            port_to=443,
+            sources=[firewall_pb2.FirewallRuleSource(cidr="10.0.0.0/8")],
+        ),
+        metadata=EC2,
+    )
+    rule = next(r for r in with_rule.rules if r.port_from == 443)
+    assert (rule.protocol, [s.cidr for s in rule.sources]) == ("tcp", ["10.0.0.0/8"])
+    after = ec2_api.firewalls.DeleteFirewallRule(
+        firewall_pb2.DeleteFirewallRuleRequest(firewall_id=group.id, id=rule.id), metadata=EC2
+    )
+    assert rule.id not in [r.id for r in after.rules]
+    ec2_api.firewalls.DeleteFirewall(firewall_pb2.DeleteFirewallRequest(id=group.id), metadata=EC2)
+    f = refusal(ec2_api.firewalls.GetFirewall, firewall_pb2.GetFirewallRequest(id=group.id))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_load_balancers_register_and_unregister(ec2_api: Api) -> None:
+    instance = create(ec2_api)
+    balancer = ec2_api.load_balancers.CreateLoadBalancer(
+        load_balancer_pb2.CreateLoadBalancerRequest(
+            name="front",
+            realm_ids=["us-east-1a"],
+            listeners=[
+                load_balancer_pb2.Listener(
+                    protocol="http", load_balancer_port=80, instance_port=8080
+                )
+            ],
+        ),
+        metadata=EC2,
+    )
+    assert balancer.id == "front" and balancer.public_addresses
+    registered = ec2_api.load_balancers.RegisterInstance(
+        load_balancer_pb2.RegisterInstanceRequest(id="front", instance_id=instance.id), metadata=EC2
+    )
+    assert list(registered.instance_ids) == [instance.id]
+    out = ec2_api.load_balancers.UnregisterInstance(
+        load_balancer_pb2.UnregisterInstanceRequest(id="front", instance_id=instance.id),
+        metadata=EC2,
+    )
+    assert list(out.instance_ids) == []
+    ec2_api.load_balancers.DeleteLoadBalancer(
+        load_balancer_pb2.DeleteLoadBalancerRequest(id="front"), metadata=EC2
+    )
+    f = refusal(
+        ec2_api.load_balancers.DeleteLoadBalancer,
+        load_balancer_pb2.DeleteLoadBalancerRequest(id="front"),
+    )
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+# ---- buckets and blobs --------------------------------------------------------------------
+
+
+def _upload(
+    api: Api, bucket: str, blob: str, content: bytes, chunk: int = 1 * MIB
+) -> bucket_pb2.Blob:
+    header = bucket_pb2.UploadBlobHeader(
+        bucket_id=bucket,
+        blob_id=blob,
+        content_type="application/x-test",
+        user_metadata={"owner": "tests"},
+    )
+
+    def requests() -> Iterator[bucket_pb2.UploadBlobRequest]:
+        yield bucket_pb2.UploadBlobRequest(header=header)
+        for i in range(0, len(content), chunk):
+            yield bucket_pb2.UploadBlobRequest(chunk=content[i : i + chunk])
+
+    return api.buckets.UploadBlob(requests(), metadata=EC2, timeout=60)  # type: ignore[no-any-return]
+
+
+def test_a_blob_over_the_multipart_threshold_round_trips(ec2_api: Api) -> None:
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="big-blobs"), metadata=EC2)
+    content = secrets.token_bytes(12 * MIB + 12345)  # three parts of 5 MiB at most
+    blob = _upload(ec2_api, "big-blobs", "big.bin", content)
+    assert blob.content_length == len(content)
+    got = hashlib.sha256()
+    size = 0
+    for message in ec2_api.buckets.DownloadBlob(
+        bucket_pb2.DownloadBlobRequest(bucket_id="big-blobs", id="big.bin"), metadata=EC2
+    ):
+        got.update(message.chunk)
+        size += len(message.chunk)
+    assert (size, got.hexdigest()) == (len(content), hashlib.sha256(content).hexdigest())
+
+
+def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="meta"), metadata=EC2)
+    _upload(ec2_api, "meta", "a.txt", b"hello")
+    stored = ec2_api.buckets.UpdateBlobMetadata(
+        bucket_pb2.UpdateBlobMetadataRequest(
+            bucket_id="meta", id="a.txt", user_metadata={"colour": "blue"}
+        ),
+        metadata=EC2,
+    )
+    assert dict(stored.user_metadata) == {"colour": "blue"}
+    blob = ec2_api.buckets.GetBlob(
+        bucket_pb2.GetBlobRequest(bucket_id="meta", id="a.txt"), metadata=EC2
+    )
+    assert (blob.content_length, blob.content_type) == (5, "application/x-test")
+    f = refusal(ec2_api.buckets.DeleteBucket, bucket_pb2.DeleteBucketRequest(id="meta"))
+    assert (f.code, f.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "BUCKET_NOT_EMPTY")
+    f = refusal(ec2_api.buckets.GetBlob, bucket_pb2.GetBlobRequest(bucket_id="meta", id="nope"))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+    f = refusal(ec2_api.buckets.ListBlobs, bucket_pb2.ListBlobsRequest(bucket_id="no-bucket"))
+    assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+# ---- outage -------------------------------------------------------------------------------
+
+
+def test_an_outage_is_unavailable_within_the_deadline_and_service_comes_back(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    own = MotoServer().start()
+    server = ec2_server(tmp_path, own)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            request = realm_pb2.ListRealmsRequest()
+            assert api.realms.ListRealms(request, metadata=EC2, timeout=10).realms
+            own.stop()
+            started = time.monotonic()
+            f = refusal(api.realms.ListRealms, request, timeout=3)
+            took = time.monotonic() - started
+            assert (f.code, f.reason) == (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")
+            assert took < 3
+            f = refusal(
+                api.instances.ListInstances, instance_pb2.ListInstancesRequest(), timeout=10
+            )
+            assert (f.code, f.reason) == (grpc.StatusCode.UNAVAILABLE, "BACKEND_UNAVAILABLE")
+            own.start()
+            assert api.realms.ListRealms(request, metadata=EC2, timeout=10).realms
+    finally:
+        server.kill()
+        own.stop()
+
+
+# ---- the error mapping --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason"),
+    [
+        ("AuthFailure", 401, "AUTHENTICATION_FAILED"),
+        ("InvalidClientTokenId", 403, "AUTHENTICATION_FAILED"),
+        ("SignatureDoesNotMatch", 403, "AUTHENTICATION_FAILED"),
+        ("InvalidInstanceID.NotFound", 400, "RESOURCE_NOT_FOUND"),
+        ("NoSuchKey", 404, "RESOURCE_NOT_FOUND"),
+        ("IncorrectInstanceState", 400, "INCORRECT_INSTANCE_STATE"),
+        ("RequestLimitExceeded", 503, "BACKEND_UNAVAILABLE"),
+        ("Throttling", 400, "BACKEND_UNAVAILABLE"),
+        ("UnauthorizedOperation", 403, "PERMISSION_DENIED"),
+        ("InstanceLimitExceeded", 400, "QUOTA_EXCEEDED"),
+        ("SomethingNew", 500, "BACKEND_ERROR"),
+    ],
+)
+def test_backend_codes_map_to_sdk_errors(code: str, status: int, reason: str) -> None:
+    from botocore.exceptions import ClientError
+
+    error = ClientError(
+        {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "AnyOperation",
+    )
+    mapped = translate(error)
+    assert mapped.reason == reason
+    if reason not in ("AUTHENTICATION_FAILED", "RESOURCE_NOT_FOUND"):
+        assert mapped.metadata["backend_code"] == code
+
+
+def test_connection_failures_are_backend_unavailable() -> None:
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    for error in (
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"),
+        ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+    ):
+        assert translate(error).reason == "BACKEND_UNAVAILABLE"
