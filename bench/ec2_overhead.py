@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--blob-mib", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5, help="blob transfers per side")
     args = parser.parse_args()
 
     moto, url = start_moto()
@@ -180,12 +181,15 @@ def main() -> None:
             ("upload", upload, direct_upload),
             ("download", download, direct_download),
         ):
-            t0 = time.perf_counter()
-            mine()
-            ours_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            theirs()
-            direct_s = time.perf_counter() - t0
+            ours_times, direct_times = [], []
+            for _ in range(args.repeats):  # alternate, then take medians: the VM is noisy
+                t0 = time.perf_counter()
+                mine()
+                ours_times.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                theirs()
+                direct_times.append(time.perf_counter() - t0)
+            ours_s, direct_s = statistics.median(ours_times), statistics.median(direct_times)
             throughput.append((name, args.blob_mib / ours_s, args.blob_mib / direct_s))
         rss_after = peak_rss_mib(server.process.pid)
         channel.close()
@@ -198,7 +202,8 @@ def main() -> None:
     print(f"# ec2_overhead  {now}  {platform.node()}  {platform.platform()}")
     print(f"# python {platform.python_version()}, {os.cpu_count()} CPUs, moto_server on loopback")
     print(
-        f"# {args.instances} instances, {args.calls} calls each (median), blob {args.blob_mib} MiB"
+        f"# {args.instances} instances, {args.calls} calls each (median), "
+        f"blob {args.blob_mib} MiB x {args.repeats} each way (median)"
     )
     print(f"{'call':<16}{'ours ms':>10}{'direct ms':>11}{'ratio':>8}  target <= 1.2")
     for name, ours_m, direct_m in rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from deltacloud.drivers import (
@@ -23,6 +24,10 @@ from .errors import translated, translated_iter
 from .session import EC2Base
 
 DOWNLOAD_CHUNK = 1024 * 1024
+
+
+#: Multipart upload parts in flight at once for one blob.
+PARALLEL_PARTS = 4
 
 
 class Storage(EC2Base, abstract=True):
@@ -103,11 +108,21 @@ class Storage(EC2Base, abstract=True):
         with translated("bucket", opts.bucket_id):
             s3.head_bucket(Bucket=opts.bucket_id)  # fail before reading the stream
         buffer = bytearray()
-        chunks = iter(opts.chunks)
         upload_id = ""
         parts: list[dict[str, Any]] = []
+        # Parts go up in parallel, but at most PARALLEL_PARTS at a time: memory stays
+        # bounded by (PARALLEL_PARTS + 1) parts whatever the blob's size.
+        pending: list[Future[dict[str, Any]]] = []
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_PARTS, thread_name_prefix="s3-part")
+
+        def send(body: bytes) -> None:
+            number = len(parts) + len(pending) + 1
+            pending.append(pool.submit(self._part, s3, target, upload_id, number, body))
+            if len(pending) >= PARALLEL_PARTS:
+                parts.append(pending.pop(0).result())
+
         try:
-            for chunk in chunks:
+            for chunk in opts.chunks:
                 buffer += chunk
                 if len(buffer) <= self.multipart_threshold and not upload_id:
                     continue
@@ -115,20 +130,25 @@ class Storage(EC2Base, abstract=True):
                     with translated("bucket", opts.bucket_id):
                         upload_id = s3.create_multipart_upload(**target, **extra)["UploadId"]
                 while len(buffer) >= self.part_size:
-                    self._part(s3, target, upload_id, parts, bytes(buffer[: self.part_size]))
+                    send(bytes(buffer[: self.part_size]))
                     del buffer[: self.part_size]
             if not upload_id:
                 with translated("bucket", opts.bucket_id):
                     s3.put_object(**target, Body=bytes(buffer), **extra)
             else:
-                if buffer or not parts:
-                    self._part(s3, target, upload_id, parts, bytes(buffer))
+                if buffer or not (parts or pending):
+                    send(bytes(buffer))
+                parts.extend(f.result() for f in pending)
+                pending.clear()
                 with translated("blob", opts.blob_id):
                     s3.complete_multipart_upload(
                         **target, UploadId=upload_id, MultipartUpload={"Parts": parts}
                     )
                 upload_id = ""
         finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True)
             if upload_id:  # failed or cancelled: leave no parts behind (best effort)
                 with contextlib.suppress(Exception):
                     s3.abort_multipart_upload(**target, UploadId=upload_id)
@@ -136,12 +156,11 @@ class Storage(EC2Base, abstract=True):
 
     @staticmethod
     def _part(
-        s3: Any, target: dict[str, str], upload_id: str, parts: list[dict[str, Any]], body: bytes
-    ) -> None:
-        number = len(parts) + 1
+        s3: Any, target: dict[str, str], upload_id: str, number: int, body: bytes
+    ) -> dict[str, Any]:
         with translated("blob", target["Key"]):
             answer = s3.upload_part(**target, UploadId=upload_id, PartNumber=number, Body=body)
-        parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        return {"ETag": answer["ETag"], "PartNumber": number}
 
     def get_blob_content(self, ctx: CallContext, bucket_id: str, blob_id: str) -> Iterator[bytes]:
         with translated("blob", blob_id):

@@ -4,8 +4,7 @@ memory does not grow with blob size."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Iterator
 
 from google.protobuf import empty_pb2
 
@@ -18,8 +17,30 @@ from .. import convert
 from ..errors import invalid_argument
 from ..rpc import Context, Servicer, require, streaming, unary
 
-#: Size of the chunks DownloadBlob sends, whatever size the driver yields.
-DOWNLOAD_CHUNK = 256 * 1024
+#: Bytes moved per hop between the event loop and a driver's thread, both ways: the chunk
+#: size of DownloadBlob, and how much of an upload is handed to the driver at once. Each
+#: stream holds at most this much in the server.
+HOP_BYTES = 1024 * 1024
+
+
+async def _gather_upload(
+    stream: AsyncIterator[pb.UploadBlobRequest], limit: int
+) -> tuple[bytes, bool]:
+    """Read upload messages until ``limit`` bytes or the end; returns (bytes, ended)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            message = await anext(stream)
+        except StopAsyncIteration:
+            return b"".join(parts), True
+        if message.WhichOneof("data") != "chunk":
+            raise invalid_argument(
+                "INVALID_UPLOAD", "only the first UploadBlobRequest may carry a header"
+            )
+        parts.append(message.chunk)
+        size += len(message.chunk)
+    return b"".join(parts), False
 
 
 def _chunks_from_stream(
@@ -27,23 +48,17 @@ def _chunks_from_stream(
     loop: asyncio.AbstractEventLoop,
     expected_length: int | None,
 ) -> Iterator[bytes]:
-    """A blocking iterator (for the driver's thread) pulling chunks from the async request
-    stream one at a time: the client's pace is the driver's pace, nothing is buffered."""
+    """A blocking iterator (for the driver's thread) pulling the upload from the async
+    request stream about HOP_BYTES at a time: the client's pace is the driver's pace, and
+    no more than that is buffered."""
     received = 0
-    while True:
-        try:
-            # typeshed types anext() as a mere Awaitable; grpc's request stream gives
-            # coroutines (run_coroutine_threadsafe would raise TypeError otherwise).
-            step = cast("Coroutine[Any, Any, pb.UploadBlobRequest]", anext(stream))
-            message = asyncio.run_coroutine_threadsafe(step, loop).result()
-        except StopAsyncIteration:
-            break
-        if message.WhichOneof("data") != "chunk":
-            raise invalid_argument(
-                "INVALID_UPLOAD", "only the first UploadBlobRequest may carry a header"
-            )
-        received += len(message.chunk)
-        yield message.chunk
+    ended = False
+    while not ended:
+        future = asyncio.run_coroutine_threadsafe(_gather_upload(stream, HOP_BYTES), loop)
+        data, ended = future.result()
+        received += len(data)
+        if data:
+            yield data
     if expected_length is not None and received != expected_length:
         raise invalid_argument(
             "CONTENT_LENGTH_MISMATCH",
@@ -51,6 +66,19 @@ def _chunks_from_stream(
             expected=expected_length,
             received=received,
         )
+
+
+def _take(chunks: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
+    """In a driver's thread: the next ``limit`` bytes of a download (fewer at the end),
+    and whether it ended."""
+    parts: list[bytes] = []
+    size = 0
+    for piece in chunks:
+        parts.append(piece)
+        size += len(piece)
+        if size >= limit:
+            return b"".join(parts), False
+    return b"".join(parts), True
 
 
 class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
@@ -157,19 +185,16 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
         chunks = await call.run(call.driver.get_blob_content, request.bucket_id, request.id)
         yield pb.DownloadBlobResponse(blob=convert.blob(blob))
-        pending = b""
-        done = object()
-        while True:
-            piece = await self.gateway.run_blocking(next, chunks, done)
-            if piece is done:
-                break
-            assert isinstance(piece, bytes)
-            pending += piece
-            while len(pending) >= DOWNLOAD_CHUNK:
-                yield pb.DownloadBlobResponse(chunk=pending[:DOWNLOAD_CHUNK])
-                pending = pending[DOWNLOAD_CHUNK:]
-        if pending:
-            yield pb.DownloadBlobResponse(chunk=pending)
+        ended = False
+        while not ended:
+            data, ended = await self.gateway.run_blocking(_take, chunks, HOP_BYTES)
+            if len(data) <= 2 * HOP_BYTES:  # the usual case: one message, no copy
+                if data:
+                    yield pb.DownloadBlobResponse(chunk=data)
+                continue
+            view = memoryview(data)  # a driver yielded a huge piece: keep messages small
+            for start in range(0, len(data), HOP_BYTES):
+                yield pb.DownloadBlobResponse(chunk=bytes(view[start : start + HOP_BYTES]))
 
     @unary
     async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:
