@@ -104,6 +104,13 @@ def to_status(error: ApiError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-async def abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -> None:
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    error: ApiError,
+    scope: Mapping[str, str] | None = None,
+) -> None:
+    """End the call with ``error``; ``scope`` (the driver and provider the call resolved)
+    is echoed in the trailing metadata as on success."""
     status = to_status(error)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    echo = [(f"x-deltacloud-{key}", value) for key, value in (scope or {}).items()]
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *echo))

@@ -61,6 +61,14 @@ class Call:
         self.unauthenticated = False
         return result
 
+    @property
+    def echo(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        return ((DRIVER_KEY, self.driver.name), (PROVIDER_KEY, self.ctx.provider))
+
+    async def echo_first(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Streams: send the driver/provider echo as initial metadata, before any message."""
+        await context.send_initial_metadata(self.echo)
+
     async def authenticate(self) -> None:
         """Check the credentials now, when server-side work (not a driver call) would come
         first otherwise."""
@@ -148,7 +156,10 @@ class Gateway:
         cls, provider = self.resolve_names(requested.driver, requested.provider)
         scope = {"driver": cls.name, "provider": provider}
         current_scope.set(scope)
-        await context.send_initial_metadata(((DRIVER_KEY, cls.name), (PROVIDER_KEY, provider)))
+        echo = ((DRIVER_KEY, cls.name), (PROVIDER_KEY, provider))
+        # Trailing metadata travels with the status (errors too: see errors.abort) at no
+        # cost; streams send it as initial metadata too (Call.echo_first).
+        context.set_trailing_metadata(echo)
         if collection is not None:
             if collection not in cls.collections:
                 raise CollectionNotSupportedError(cls.name, collection)

@@ -96,7 +96,7 @@ def unary(
         except Exception as exc:
             error = to_api_error(exc, _scope_metadata())
             code = error.code.name
-            await abort(context, error)
+            await abort(context, error, _scope_metadata())
             raise AssertionError("unreachable: abort raises") from exc
         finally:
             _log_access(fn.__name__, code, started)
@@ -134,7 +134,7 @@ def streaming(
         except Exception as exc:
             error = to_api_error(exc, _scope_metadata())
             code = error.code.name
-            await abort(context, error)
+            await abort(context, error, _scope_metadata())
         finally:
             _log_access(fn.__name__, code, started)
 

@@ -154,20 +154,20 @@ def test_discovery_ignores_wrong_credentials(api: Api) -> None:
     [MD, metadata(driver="mock"), metadata(driver="mock", provider="default")],
     ids=["defaults", "driver", "driver+provider"],
 )
-def test_response_initial_metadata_echoes_driver_and_provider(api: Api, md: object) -> None:
+def test_response_metadata_echoes_driver_and_provider(api: Api, md: object) -> None:
     reply, call = api.realms.ListRealms.with_call(realm_pb2.ListRealmsRequest(), metadata=md)
     assert [r.id for r in reply.realms] == ["eu", "us"]
-    echoed = dict(call.initial_metadata())
+    echoed = dict(call.trailing_metadata())
     assert echoed["x-deltacloud-driver"] == "mock"
     assert echoed["x-deltacloud-provider"] == "default"
 
 
-def test_initial_metadata_names_the_driver_the_call_used(api: Api) -> None:
+def test_response_metadata_names_the_driver_the_call_used(api: Api) -> None:
     reply, call = api.realms.ListRealms.with_call(
         realm_pb2.ListRealmsRequest(), metadata=metadata(driver="limited")
     )
     assert [r.id for r in reply.realms] == ["lab"]
-    echoed = dict(call.initial_metadata())
+    echoed = dict(call.trailing_metadata())
     assert (echoed["x-deltacloud-driver"], echoed["x-deltacloud-provider"]) == (
         "limited",
         "default",
@@ -179,7 +179,7 @@ def test_capabilities_echo_driver_and_provider_too(api: Api) -> None:
         discovery_pb2.GetCapabilitiesRequest(), metadata=[("x-deltacloud-driver", "mock")]
     )
     assert (reply.driver_id, reply.provider_id) == ("mock", "default")
-    echoed = dict(call.initial_metadata())
+    echoed = dict(call.trailing_metadata())
     assert (echoed["x-deltacloud-driver"], echoed["x-deltacloud-provider"]) == ("mock", "default")
 
 
@@ -476,3 +476,19 @@ def test_what_the_limited_driver_supports_works(api: Api) -> None:
         instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
     )
     assert rebooted.state == S.INSTANCE_STATE_RUNNING
+
+
+def test_errors_echo_driver_and_provider_too(api: Api) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="nope"), metadata=MD)
+    echoed = dict(caught.value.trailing_metadata())  # type: ignore[attr-defined]
+    assert (echoed["x-deltacloud-driver"], echoed["x-deltacloud-provider"]) == ("mock", "default")
+
+
+def test_streams_echo_driver_and_provider_in_initial_metadata(api: Api) -> None:
+    stream = api.instances.WatchInstanceEvents(
+        instance_pb2.WatchInstanceEventsRequest(), metadata=MD
+    )
+    echoed = dict(stream.initial_metadata())
+    stream.cancel()
+    assert (echoed["x-deltacloud-driver"], echoed["x-deltacloud-provider"]) == ("mock", "default")

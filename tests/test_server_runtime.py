@@ -69,7 +69,7 @@ def test_flags_override_environment_variables(tmp_path: Path) -> None:
             _, call = Api(channel).realms.ListRealms.with_call(
                 realm_pb2.ListRealmsRequest(), metadata=MD
             )
-            assert ("x-deltacloud-driver", "mock") in call.initial_metadata()
+            assert ("x-deltacloud-driver", "mock") in call.trailing_metadata()
 
 
 def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:

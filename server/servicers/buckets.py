@@ -182,6 +182,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> AsyncIterator[pb.DownloadBlobResponse]:
         require(request, "bucket_id", "id")
         call = await self.gateway.open(context, "buckets", "download_blob")
+        await call.echo_first(context)
         blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
         chunks = await call.run(call.driver.get_blob_content, request.bucket_id, request.id)
         yield pb.DownloadBlobResponse(blob=convert.blob(blob))
