@@ -221,6 +221,24 @@ class Store:
                 raise
             _unlink_all(tx.files_to_delete)
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A read-only snapshot (a deferred ``BEGIN``): no write lock, so reads do not
+        queue behind the database's writer lock. Writing inside it is a bug."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise InternalDriverError("the mock driver's storage failed") from exc
+            try:
+                yield Tx(conn, self)
+            except sqlite3.Error as exc:
+                raise InternalDriverError("the mock driver's storage failed") from exc
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
+
     # ---- blob files -------------------------------------------------------------------
 
     def write_blob_file(self, chunks: Iterable[bytes]) -> tuple[str, int]:
