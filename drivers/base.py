@@ -137,6 +137,20 @@ class BaseDriver:
     def feature(cls, collection: str, name: str) -> Feature | None:
         return next((f for f in cls.features.get(collection, ()) if f.name == name), None)
 
+    #: Collections whose lists the driver pages itself, because the cloud pages natively
+    #: and listing everything to serve one page would be slow: the server calls
+    #: :meth:`list_page` for them instead of paging the list method's whole answer.
+    pages_natively: ClassVar[frozenset[str]] = frozenset()
+
+    def list_page(
+        self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str
+    ) -> tuple[list[Any], str]:
+        """One page of ``collection`` (one of ``pages_natively``): at most ``page_size``
+        items after ``cursor`` (the driver's own opaque cursor; "" for the first page), and
+        the cursor of the next page ("" after the last). The server wraps the cursor in its
+        signed page tokens, so clients never see it, and applies the filters again."""
+        raise self._unsupported(collection, "list_page")
+
     def close(self) -> None:
         """Release what the driver holds (connections, files). Called at server shutdown."""
 
@@ -447,6 +461,17 @@ def _validate_driver_class(cls: type[BaseDriver]) -> None:
             "declares hardware_profiles but defines none",
             "set hardware_profiles = [HardwareProfile(...)] or define list_hardware_profiles()",
         )
+    for collection in sorted(cls.pages_natively):
+        if collection not in cls.collections:
+            fail(
+                f"pages {collection!r} natively but does not declare it",
+                f"add {collection!r} to collections or remove it from pages_natively",
+            )
+        if not _overrides(cls, "list_page"):
+            fail(
+                f"pages {collection!r} natively but does not implement list_page()",
+                "define list_page() or empty pages_natively",
+            )
     machine = cls.instance_states
     if machine is not None:
         for action in {t.action for t in machine.transitions if t.action is not None}:

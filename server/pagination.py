@@ -92,11 +92,15 @@ class PageTokens:
                 raise ValueError("bad cursor")
             return after
         except (ValueError, KeyError, TypeError):
-            raise invalid_argument(
-                "INVALID_PAGE_TOKEN",
-                "page_token was not issued for this request (was it changed, or were the "
-                "filters changed between pages?); start again without a page_token",
-            ) from None
+            raise self.invalid() from None
+
+    @staticmethod
+    def invalid() -> Exception:
+        return invalid_argument(
+            "INVALID_PAGE_TOKEN",
+            "page_token was not issued for this request (was it changed, or were the "
+            "filters changed between pages?); start again without a page_token",
+        )
 
 
 def query_digest(parts: Mapping[str, object]) -> str:

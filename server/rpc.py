@@ -16,7 +16,10 @@ from deltacloud.drivers import COLLECTIONS, filter_on
 from .errors import abort, invalid_argument, to_api_error
 from .events.hub import EventHub
 from .gateway import Call, Gateway, current_scope
-from .pagination import Page, PageTokens, paginate, query_digest
+from .pagination import Page, PageTokens, page_size_of, paginate, query_digest
+
+#: Marks a page token's cursor as the driver's own (list_page), not an item id.
+NATIVE = "native:"
 
 T = TypeVar("T")
 access_log = logging.getLogger("deltacloud.server.access")
@@ -34,6 +37,55 @@ class Servicer:
         self.tokens = tokens
         self.events = events
 
+    async def listed(
+        self,
+        call: Call,
+        collection: str,
+        list_method: Callable[..., Sequence[T]],
+        request: Any,
+        filters: dict[str, object],
+        filter_attrs: Sequence[str] | None = None,
+    ) -> Page[T]:
+        """The page a List request asks for: paged by the driver when it pages this
+        collection natively, else by the server over the driver's whole list."""
+        if collection in call.driver_class.pages_natively:
+            return await self._native_page(call, collection, request, filters, filter_attrs)
+        items = await call.run(list_method, filters)
+        return self.page(call, collection, items, request, filters, filter_attrs=filter_attrs)
+
+    async def _native_page(
+        self,
+        call: Call,
+        collection: str,
+        request: Any,
+        filters: dict[str, object],
+        filter_attrs: Sequence[str] | None,
+    ) -> Page[Any]:
+        query = self._query(call, collection, filters)
+        cursor = ""
+        if request.page_token:
+            marked = self.tokens.decode(query, request.page_token)
+            if not marked.startswith(NATIVE):
+                raise self.tokens.invalid()
+            cursor = marked[len(NATIVE) :]
+        size = page_size_of(request.page_size)
+        items, following = await call.run(call.driver.list_page, collection, filters, size, cursor)
+        attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
+        kept = filter_on(items, filters, *attrs)[:size]
+        token = self.tokens.encode(query, NATIVE + following) if following else ""
+        return Page(kept, token)
+
+    @staticmethod
+    def _query(call: Call, collection: str, filters: dict[str, object]) -> str:
+        return query_digest(
+            {
+                "collection": collection,
+                "driver": call.driver.name,
+                "provider": call.ctx.provider,
+                "filters": {k: v for k, v in filters.items() if v not in (None, "")},
+            }
+        )
+
     def page(
         self,
         call: Call,
@@ -48,14 +100,7 @@ class Servicer:
         page the request's token points at."""
         attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
         kept = filter_on(items, filters, *attrs)
-        query = query_digest(
-            {
-                "collection": collection,
-                "driver": call.driver.name,
-                "provider": call.ctx.provider,
-                "filters": {k: v for k, v in filters.items() if v not in (None, "")},
-            }
-        )
+        query = self._query(call, collection, filters)
         return paginate(
             kept,
             id_of=id_of,

@@ -370,3 +370,19 @@ def test_credentials_repr_hides_secrets() -> None:
     assert "wJalrXUtnFEMI" not in repr(creds)
     assert "AKIAEXAMPLE" not in repr(creds)
     assert "wJalrXUtnFEMI" not in str(CallContext(creds, "default"))
+
+
+def test_native_paging_without_list_page_is_refused() -> None:
+    with pytest.raises(DriverDefinitionError, match="pages 'realms' natively but does not"):
+
+        class Foo(Minimal):
+            collections = frozenset({"realms"})
+            pages_natively = frozenset({"realms"})
+
+
+def test_native_paging_of_an_undeclared_collection_is_refused() -> None:
+    with pytest.raises(DriverDefinitionError, match="pages 'images' natively but does not declare"):
+
+        class Foo(Minimal):
+            collections = frozenset({"realms"})
+            pages_natively = frozenset({"images"})

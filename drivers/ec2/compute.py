@@ -194,6 +194,40 @@ class Compute(EC2Base, abstract=True):
                 self._images.pop(next(iter(self._images)))
         return images
 
+    def list_page(
+        self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str
+    ) -> tuple[list[Any], str]:
+        """Images a page at a time with DescribeImages' MaxResults/NextToken. The cursor is
+        ``NEXTTOKEN|OFFSET``: MaxResults is at least 5, and an endpoint may ignore it, so
+        the offset says where in the fetched page the next one starts."""
+        if collection != "images":
+            raise self._unsupported(collection, "list_page")
+        if filters.get("id"):
+            return self.list_images(ctx, filters), ""
+        token, _, offset_text = cursor.partition("|")
+        try:
+            offset = int(offset_text or 0)
+        except ValueError:
+            raise ValidationError("malformed image page cursor") from None
+        owner = str(filters.get("owner_id") or "")
+        arch = str(filters.get("architecture") or "")
+        params: dict[str, Any] = {
+            "Owners": [owner] if owner else self.image_owners,
+            "MaxResults": max(5, min(1000, page_size)),
+        }
+        if arch:
+            params["Filters"] = [{"Name": "architecture", "Values": [arch]}]
+        if token:
+            params["NextToken"] = token
+        with translated("image"):
+            answer = self.ec2(ctx).describe_images(**params)
+        fetched = answer.get("Images", [])
+        page = [self._image(i) for i in fetched[offset : offset + page_size]]
+        if offset + page_size < len(fetched):
+            return page, f"{token}|{offset + page_size}"
+        following = answer.get("NextToken") or ""
+        return page, f"{following}|0" if following else ""
+
     def get_image(self, ctx: CallContext, image_id: str) -> m.Image:
         with translated("image", image_id):
             found = self.ec2(ctx).describe_images(ImageIds=[image_id])["Images"]

@@ -28,6 +28,8 @@ EC2_MACHINE = StateMachine(
 class EC2Driver(Compute, Storage, LoadBalancing):
     name = "ec2"
     description = "Amazon EC2, S3 and ELB (or a compatible endpoint such as moto)"
+    # DescribeImages pages natively: a page of images never fetches the whole catalogue.
+    pages_natively = frozenset({"images"})
     collections = frozenset(
         {
             "realms",

@@ -18,8 +18,7 @@ class AddressServicer(Servicer, pb_grpc.AddressServiceServicer):
     ) -> pb.ListAddressesResponse:
         call = await self.gateway.open(context, "addresses")
         filters: dict[str, object] = {"id": request.id}
-        items = await call.run(call.driver.list_addresses, filters)
-        page = self.page(call, "addresses", items, request, filters)
+        page = await self.listed(call, "addresses", call.driver.list_addresses, request, filters)
         return pb.ListAddressesResponse(
             addresses=[convert.address(a) for a in page.items],
             next_page_token=page.next_page_token,

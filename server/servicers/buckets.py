@@ -88,8 +88,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> pb.ListBucketsResponse:
         call = await self.gateway.open(context, "buckets")
         filters: dict[str, object] = {"id": request.id}
-        items = await call.run(call.driver.list_buckets, filters)
-        page = self.page(call, "buckets", items, request, filters)
+        page = await self.listed(call, "buckets", call.driver.list_buckets, request, filters)
         return pb.ListBucketsResponse(
             buckets=[convert.bucket(b) for b in page.items], next_page_token=page.next_page_token
         )

@@ -22,8 +22,7 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
     ) -> pb.ListFirewallsResponse:
         call = await self.gateway.open(context, "firewalls")
         filters: dict[str, object] = {"id": request.id}
-        items = await call.run(call.driver.list_firewalls, filters)
-        page = self.page(call, "firewalls", items, request, filters)
+        page = await self.listed(call, "firewalls", call.driver.list_firewalls, request, filters)
         return pb.ListFirewallsResponse(
             firewalls=[convert.firewall(f) for f in page.items],
             next_page_token=page.next_page_token,

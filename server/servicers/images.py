@@ -24,8 +24,7 @@ class ImageServicer(Servicer, pb_grpc.ImageServiceServicer):
             "architecture": request.architecture,
             "owner_id": request.owner_id,
         }
-        items = await call.run(call.driver.list_images, filters)
-        page = self.page(call, "images", items, request, filters)
+        page = await self.listed(call, "images", call.driver.list_images, request, filters)
         return pb.ListImagesResponse(
             images=[convert.image(i) for i in page.items], next_page_token=page.next_page_token
         )

@@ -48,8 +48,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             "realm_id": request.realm_id,
             "owner_id": request.owner_id,
         }
-        items = await call.run(call.driver.list_instances, filters)
-        page = self.page(call, "instances", items, request, filters)
+        page = await self.listed(call, "instances", call.driver.list_instances, request, filters)
         machine = _machine(call)
         return pb.ListInstancesResponse(
             instances=[convert.instance(i, machine) for i in page.items],

@@ -18,8 +18,7 @@ class KeyServicer(Servicer, pb_grpc.KeyServiceServicer):
     async def ListKeys(self, request: pb.ListKeysRequest, context: Context) -> pb.ListKeysResponse:
         call = await self.gateway.open(context, "keys")
         filters: dict[str, object] = {"id": request.id}
-        items = await call.run(call.driver.list_keys, filters)
-        page = self.page(call, "keys", items, request, filters)
+        page = await self.listed(call, "keys", call.driver.list_keys, request, filters)
         return pb.ListKeysResponse(
             keys=[convert.key(k) for k in page.items], next_page_token=page.next_page_token
         )

@@ -20,8 +20,9 @@ class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
     ) -> pb.ListLoadBalancersResponse:
         call = await self.gateway.open(context, "load_balancers")
         filters: dict[str, object] = {"id": request.id}
-        items = await call.run(call.driver.list_load_balancers, filters)
-        page = self.page(call, "load_balancers", items, request, filters)
+        page = await self.listed(
+            call, "load_balancers", call.driver.list_load_balancers, request, filters
+        )
         return pb.ListLoadBalancersResponse(
             load_balancers=[convert.load_balancer(b) for b in page.items],
             next_page_token=page.next_page_token,

@@ -15,8 +15,7 @@ class RealmServicer(Servicer, realm_pb2_grpc.RealmServiceServicer):
     ) -> realm_pb2.ListRealmsResponse:
         call = await self.gateway.open(context, "realms")
         filters: dict[str, object] = {"id": request.id}
-        items = await call.run(call.driver.list_realms, filters)
-        page = self.page(call, "realms", items, request, filters)
+        page = await self.listed(call, "realms", call.driver.list_realms, request, filters)
         return realm_pb2.ListRealmsResponse(
             realms=[convert.realm(r) for r in page.items], next_page_token=page.next_page_token
         )

@@ -22,8 +22,9 @@ class StorageSnapshotServicer(Servicer, pb_grpc.StorageSnapshotServiceServicer):
             "id": request.id,
             "storage_volume_id": request.storage_volume_id,
         }
-        items = await call.run(call.driver.list_storage_snapshots, filters)
-        page = self.page(call, "storage_snapshots", items, request, filters)
+        page = await self.listed(
+            call, "storage_snapshots", call.driver.list_storage_snapshots, request, filters
+        )
         return pb.ListStorageSnapshotsResponse(
             storage_snapshots=[convert.storage_snapshot(s) for s in page.items],
             next_page_token=page.next_page_token,

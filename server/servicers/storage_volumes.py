@@ -34,8 +34,9 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
             "state": state,
             "realm_id": request.realm_id,
         }
-        items = await call.run(call.driver.list_storage_volumes, filters)
-        page = self.page(call, "storage_volumes", items, request, filters)
+        page = await self.listed(
+            call, "storage_volumes", call.driver.list_storage_volumes, request, filters
+        )
         return pb.ListStorageVolumesResponse(
             storage_volumes=[convert.storage_volume(v) for v in page.items],
             next_page_token=page.next_page_token,
