@@ -268,3 +268,17 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) 
     assert result.returncode == 1
     assert "is in use by another deltacloud-server" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_environment_value_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    env = {"DELTACLOUD_WORKERS": "many", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "deltacloud.server.main", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "argument --workers: invalid int value: 'many'" in result.stderr
+    assert "Traceback" not in result.stderr
