@@ -272,16 +272,25 @@ class Compute(EC2Base, abstract=True):
 
     def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
         instance_id = str(filters.get("id") or "")
-        ec2_filters = [{"Name": "instance-state-name", "Values": LIVE_STATES}]
-        realm = str(filters.get("realm_id") or "")
-        if realm:
-            ec2_filters.append({"Name": "availability-zone", "Values": [realm]})
-        params: dict[str, Any] = {"Filters": ec2_filters}
+        params: dict[str, Any] = {}
         if instance_id:
+            # One id: a plain lookup (the backend filters nothing); dead ones dropped below.
             params["InstanceIds"] = [instance_id]
+        else:
+            ec2_filters = [{"Name": "instance-state-name", "Values": LIVE_STATES}]
+            realm = str(filters.get("realm_id") or "")
+            if realm:
+                ec2_filters.append({"Name": "availability-zone", "Values": [realm]})
+            params["Filters"] = ec2_filters
         try:
             with translated("instance", instance_id):
-                reservations = _pages(self.ec2(ctx), "describe_instances", "Reservations", **params)
+                if instance_id:  # one page at most: no paginator machinery
+                    answer = self.ec2(ctx).describe_instances(**params)
+                    reservations = answer.get("Reservations", [])
+                else:
+                    reservations = _pages(
+                        self.ec2(ctx), "describe_instances", "Reservations", **params
+                    )
         except NotFoundError:
             if instance_id:
                 return []
@@ -290,6 +299,7 @@ class Compute(EC2Base, abstract=True):
             self._instance(i, r.get("OwnerId", ""))
             for r in reservations
             for i in r.get("Instances", [])
+            if i.get("State", {}).get("Name") in LIVE_STATES
         ]
         return filter_on(found, filters, *COLLECTIONS["instances"].filters)
 
