@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import ServerProcess
@@ -19,6 +20,7 @@ from deltacloud.client import (
     InstanceGone,
     NotFound,
     RetryPolicy,
+    RevisionCompacted,
     Unauthenticated,
     Unavailable,
     WaitTimeout,
@@ -163,3 +165,25 @@ def _wait(predicate: object, timeout: float = 10.0) -> None:
     while not predicate():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_watch_from_compacted_history_raises_revision_compacted(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, extra_args=["--journal-max-events", "2"]).start()
+    try:
+        with connect(server) as dc:
+            for _ in range(4):
+                dc.reboot_instance(id="inst0")
+        assert server.stop() == 0
+        server.restart()  # compaction at start keeps the last two events
+        with connect(server) as dc:
+            with pytest.raises(RevisionCompacted) as raised:
+                next(iter(dc.watch(after_revision=0)))
+            assert raised.value.reason == "REVISION_COMPACTED"
+            assert raised.value.metadata["compacted_revision"] == "2"
+            watch = dc.watch(after_revision=2)
+            stream = iter(watch)
+            revisions = [next(stream).revision, next(stream).revision]
+            watch.close()
+            assert revisions == [3, 4]
+    finally:
+        server.kill()
