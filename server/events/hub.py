@@ -185,6 +185,8 @@ class ScopeHub:
         self._acting: dict[str, int] = {}
         self._creating = 0
         self._resync = False  # an observation was skipped for an action: look again after
+        #: Coroutines holding this hub (EventHub.use): it is not evicted while held.
+        self.users = 0
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -394,6 +396,18 @@ class ScopeHub:
         except Exception as exc:
             log.warning("resync failed", extra={"fields": {"error": type(exc).__name__}})
 
+    def idle(self) -> bool:
+        """Nothing refers to this hub: it may leave memory (its state is in the journal)."""
+        monitor = self._monitor
+        return (
+            self.users == 0
+            and not self.subscriptions
+            and (monitor is None or monitor.done() or monitor is asyncio.current_task())
+            and not self._acting
+            and not self._creating
+            and not self.lock.locked()
+        )
+
     def _should_stop(self) -> bool:
         return not self.subscribers and not self.transitional() and self.baselined
 
@@ -469,6 +483,7 @@ class ScopeHub:
                     await asyncio.wait_for(self._kick.wait(), interval)
         finally:
             self._poll = None  # drop the credentials with the monitor
+            self.hub.evict_if_idle(self)
 
     async def stop(self) -> None:
         self.wake()
@@ -525,22 +540,39 @@ class EventHub:
             del self._creating[key]
 
     @contextlib.asynccontextmanager
+    async def use(self, call: Call) -> AsyncIterator[ScopeHub]:
+        """The call's scope hub, held in memory for the duration (idle hubs are evicted:
+        a server that saw many credentials keeps only the active scopes in memory)."""
+        scope = await self.scope(call)
+        scope.users += 1  # no await between: eviction cannot slip in
+        try:
+            yield scope
+        finally:
+            scope.users -= 1
+            self.evict_if_idle(scope)
+
+    def evict_if_idle(self, scope: ScopeHub) -> None:
+        if scope.idle() and self._scopes.get(scope.key) is scope:
+            del self._scopes[scope.key]
+
+    @contextlib.asynccontextmanager
     async def acting(self, call: Call, instance_id: str | None) -> AsyncIterator[None]:
         """Wrap a driver action (``instance_id`` None for a create) so that the monitor
         does not report its effect before ``record_actions`` does."""
-        try:
-            scope = await self.scope(call)
-        except Exception:
-            log.exception("opening the event scope failed")
-            yield
-            return
-        with scope.acting(instance_id):
-            yield
-        if scope._resync and not scope._acting and not scope._creating:
-            scope._resync = False
-            task = asyncio.get_running_loop().create_task(scope.resync())
-            self._background.add(task)  # the loop holds tasks weakly
-            task.add_done_callback(self._background.discard)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                scope = await stack.enter_async_context(self.use(call))
+            except Exception:  # the action must not fail for the event system's sake
+                log.exception("opening the event scope failed")
+                yield
+                return
+            with scope.acting(instance_id):
+                yield
+            if scope._resync and not scope._acting and not scope._creating:
+                scope._resync = False
+                task = asyncio.get_running_loop().create_task(scope.resync())
+                self._background.add(task)  # the loop holds tasks weakly
+                task.add_done_callback(self._background.discard)
 
     async def record_actions(
         self, call: Call, actions: list[tuple[InstanceState, Any, str]]
@@ -550,16 +582,16 @@ class EventHub:
         failure is logged, not raised: the actions themselves succeeded, and the monitor
         will observe the states anyway."""
         try:
-            scope = await self.scope(call)
-            machine = scope.machine
-            await scope.record_actions(
-                [
-                    (convert.state_to_proto(before), convert.instance(after, machine), action)
-                    for before, after, action in actions
-                ]
-            )
-            if scope.subscribers or scope.transitional():
-                scope.keep_watching(call)
+            async with self.use(call) as scope:
+                machine = scope.machine
+                await scope.record_actions(
+                    [
+                        (convert.state_to_proto(before), convert.instance(after, machine), action)
+                        for before, after, action in actions
+                    ]
+                )
+                if scope.subscribers or scope.transitional():
+                    scope.keep_watching(call)
         except Exception:
             log.exception("recording instance events failed")
 
@@ -578,14 +610,15 @@ class EventHub:
         """End every watch stream (they answer UNAVAILABLE with their last revision), stop
         the monitors, close the journal."""
         self.closing = True
-        for scope in self._scopes.values():
+        scopes = list(self._scopes.values())  # streams ending evict their scopes meanwhile
+        for scope in scopes:
             scope.wake()
             for subscriber in list(scope.subscriptions):
                 subscriber.cut("shutdown")
         deadline = time.monotonic() + wait
-        while any(s.subscribers for s in self._scopes.values()) and time.monotonic() < deadline:
+        while any(s.subscribers for s in scopes) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for scope in self._scopes.values():
+        for scope in scopes:
             await scope.stop()
         if self._compactor is not None:
             self._compactor.cancel()

@@ -196,5 +196,5 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         call = await self.gateway.open(context, "instances")
         await call.authenticate()  # before any scope state exists for these credentials
         await call.echo_first(context)
-        scope = await self.events.scope(call)
-        await Subscription(self.events, scope, call, request, context).run()
+        async with self.events.use(call) as scope:
+            await Subscription(self.events, scope, call, request, context).run()
