@@ -10,14 +10,27 @@ import re
 import sys
 import time
 
-_SECRET = re.compile(r"(?i)(basic|bearer)\s+[A-Za-z0-9+/=._-]+")
+_SECRET = re.compile(
+    r"(?i)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"  # authorization values
+    r"|(Credential=)[A-Za-z0-9]+"  # AWS SigV4 headers name the access key
+    r"|()\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"  # AWS access key ids
+)
+#: Libraries whose debug logs print requests with their signing headers: never below this.
+_CHATTY = {
+    "botocore": logging.WARNING,
+    "boto3": logging.WARNING,
+    "s3transfer": logging.WARNING,
+    "urllib3": logging.WARNING,
+}
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if _SECRET.search(message):
-            record.msg = _SECRET.sub(r"\1 <redacted>", message)
+            record.msg = _SECRET.sub(
+                lambda m: f"{m.group(1) or m.group(2) or ''} <redacted>", message
+            )
             record.args = None
         return True
 
@@ -46,3 +59,5 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name, floor in _CHATTY.items():
+        logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level)))

@@ -92,7 +92,14 @@ def test_drivers() -> list[str]:
 
 
 #: Secrets the tests send; none may ever reach a server log.
-SECRETS = ["mockpassword", *EXTRA_USERS.values(), "s3cret-Pa55word-never-logged", "demo-secret"]
+SECRETS = [
+    "mockpassword",
+    *EXTRA_USERS.values(),
+    "s3cret-Pa55word-never-logged",
+    "demo-secret",
+    "AKIATESTEC2DRIVER",  # the EC2 tests' access key id and secret (tests/ec2_support.py)
+    "test-secret-key",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -658,3 +658,25 @@ def test_connection_failures_are_backend_unavailable() -> None:
         ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
     ):
         assert translate(error).reason == "BACKEND_UNAVAILABLE"
+
+
+def test_credentials_stay_out_of_debug_logs(
+    moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = PlainServer(
+        tmp_path_factory.mktemp("ec2-debug"),
+        extra_args=[*server_flags(moto), "--log-level", "DEBUG"],
+    ).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=EC2)
+            created = create(api)
+            api.instances.GetInstance(instance_pb2.GetInstanceRequest(id=created.id), metadata=EC2)
+            refusal(api.images.GetImage, image_pb2.GetImageRequest(id="ami-0000dead"))
+        assert server.stop() == 0
+        log = server.log()
+        assert '"level": "DEBUG"' in log  # it did log at DEBUG
+        assert ACCESS_KEY not in log and SECRET_KEY not in log
+    finally:
+        server.kill()
