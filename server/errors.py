@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 from deltacloud.drivers import errors as e
 from deltacloud.drivers.registry import UnknownDriverError
 
+from .logs import redact
+
 DOMAIN = "deltacloud"
 log = logging.getLogger("deltacloud.server.errors")
 
@@ -76,7 +78,11 @@ def to_api_error(exc: BaseException, context_metadata: Mapping[str, str]) -> Api
         exc.metadata = {**context_metadata, **exc.metadata}
         return exc
     if isinstance(exc, e.DriverError):
-        return ApiError(code_of(exc), exc.reason, exc.message, {**context_metadata, **exc.metadata})
+        # A backend's message may quote what it was sent; never echo a credential.
+        metadata = {k: redact(v) for k, v in exc.metadata.items()}
+        return ApiError(
+            code_of(exc), exc.reason, redact(exc.message), {**context_metadata, **metadata}
+        )
     if isinstance(exc, UnknownDriverError):
         return ApiError(
             grpc.StatusCode.INVALID_ARGUMENT,

@@ -24,13 +24,19 @@ _CHATTY = {
 }
 
 
+def redact(text: str) -> str:
+    """``text`` with anything shaped like a credential masked (logs and error messages)."""
+    if not _SECRET.search(text):
+        return text
+    return _SECRET.sub(lambda m: f"{m.group(1) or m.group(2) or ''} <redacted>", text)
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _SECRET.search(message):
-            record.msg = _SECRET.sub(
-                lambda m: f"{m.group(1) or m.group(2) or ''} <redacted>", message
-            )
+        cleaned = redact(message)
+        if cleaned is not message:
+            record.msg = cleaned
             record.args = None
         return True
 
