@@ -77,3 +77,32 @@ test('a failed call carries the status code and the ErrorInfo reason', async () 
     dc.close();
   }
 });
+
+test('watch() yields the events of a new instance until it runs', async () => {
+  const dc = client();
+  const controller = new AbortController();
+  try {
+    const events = dc.watch({ progress_interval: { seconds: 1 } }, { signal: controller.signal });
+    const iterator = events[Symbol.asyncIterator]();
+    const first = iterator.next(); // subscribe before the create
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { instances } = await dc.instances.CreateInstance({ image_id: 'img1' });
+    const id = instances[0].id;
+    const seen = [];
+    let next = await first;
+    while (!next.done) {
+      const e = next.value;
+      if (e.instance_id === id) seen.push(`${e.previous_state}->${e.state}:${e.cause}`);
+      if (e.instance_id === id && e.state === 'INSTANCE_STATE_RUNNING') break;
+      next = await iterator.next();
+    }
+    controller.abort();
+    assert.deepEqual(seen, [
+      'INSTANCE_STATE_START->INSTANCE_STATE_PENDING:EVENT_CAUSE_CREATE',
+      'INSTANCE_STATE_PENDING->INSTANCE_STATE_RUNNING:EVENT_CAUSE_AUTOMATIC',
+    ]);
+  } finally {
+    controller.abort();
+    dc.close();
+  }
+});

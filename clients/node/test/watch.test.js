@@ -1,0 +1,78 @@
+'use strict';
+// The resume logic of watchEvents, against fake streams (no server): after a dropped
+// stream it subscribes again after the last revision seen, drops repeated events, and
+// gives up on errors that are not resumable.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Readable } = require('node:stream');
+const { watchEvents, grpc } = require('../index.js');
+
+function event(revision, id = `e${revision}`) {
+  return { revision, event_id: id, instance_id: 'inst0', state: 'INSTANCE_STATE_RUNNING' };
+}
+
+// A fake stream: yields `messages`, then fails with `code` (or ends when code is undefined).
+function fakeStream(messages, code) {
+  const stream = new Readable({ objectMode: true, read() {} });
+  for (const message of messages) stream.push(message);
+  if (code === undefined) stream.push(null);
+  else setImmediate(() => stream.destroy(Object.assign(new Error('dropped'), { code })));
+  stream.cancel = () => {};
+  return stream;
+}
+
+test('resumes after the last revision seen and drops repeated events', async () => {
+  const requests = [];
+  const scripts = [
+    () => fakeStream([{ events: [event(1), event(2)], revision: 2 }], grpc.status.UNAVAILABLE),
+    // The server re-sends revision 2 (same event id): it must not be yielded twice.
+    () => fakeStream([{ events: [event(2), event(3)], revision: 3 }], grpc.status.INVALID_ARGUMENT),
+  ];
+  const open = (request) => {
+    requests.push(request);
+    return scripts[requests.length - 1]();
+  };
+  const got = [];
+  await assert.rejects(
+    (async () => {
+      for await (const e of watchEvents(open, {}, { backoffMs: 1 })) got.push(e.revision);
+    })(),
+    (error) => error.code === grpc.status.INVALID_ARGUMENT,
+  );
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.equal(requests[0].after_revision, undefined);
+  assert.equal(requests[1].after_revision, 2);
+});
+
+test('progress messages move the resume position too', async () => {
+  const requests = [];
+  const scripts = [
+    () => fakeStream([{ events: [], revision: 7, kind: 'KIND_PROGRESS' }], grpc.status.RESOURCE_EXHAUSTED),
+    () => fakeStream([{ events: [event(8)], revision: 8 }], grpc.status.OUT_OF_RANGE),
+  ];
+  const open = (request) => {
+    requests.push(request);
+    return scripts[requests.length - 1]();
+  };
+  const got = [];
+  await assert.rejects(
+    (async () => {
+      for await (const e of watchEvents(open, {}, { backoffMs: 1 })) got.push(e.revision);
+    })(),
+    (error) => error.code === grpc.status.OUT_OF_RANGE,
+  );
+  assert.deepEqual(got, [8]);
+  assert.equal(requests[1].after_revision, 7);
+});
+
+test('an abort signal ends the iteration quietly', async () => {
+  const controller = new AbortController();
+  const open = () => fakeStream([{ events: [event(1)], revision: 1 }]);
+  const got = [];
+  for await (const e of watchEvents(open, {}, { signal: controller.signal, backoffMs: 1 })) {
+    got.push(e.revision);
+    controller.abort();
+  }
+  assert.deepEqual(got, [1]);
+});
