@@ -4,7 +4,6 @@ security groups (firewalls)."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from datetime import datetime
@@ -25,7 +24,6 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
-from .clients import AwsCredentials
 from .errors import translated
 from .session import EC2Base, tag
 
@@ -51,8 +49,6 @@ VOLUME_STATES = {
 }
 SNAPSHOT_STATES = {"pending": "PENDING", "completed": "COMPLETED", "error": "ERROR"}
 IMAGE_STATES = {"available": "AVAILABLE", "pending": "PENDING"}
-IMAGE_CACHE_TTL = 30.0
-IMAGE_CACHE_SIZE = 32
 
 
 def _when(value: object) -> datetime | None:
@@ -80,18 +76,11 @@ def _tags(name: str = "", description: str = "", kind: str = "") -> list[dict[st
     return [{"ResourceType": kind, "Tags": tags}] if tags else []
 
 
-def _account_key(ctx: CallContext) -> str:
-    creds = AwsCredentials.from_context(ctx)
-    raw = f"{creds.access_key}\0{creds.secret_key}\0{creds.session_token}".encode()
-    return hashlib.sha256(raw).hexdigest()
-
-
 class Compute(EC2Base, abstract=True):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._profiles: list[HardwareProfile] | None = None
         self._profiles_lock = threading.Lock()
-        self._images: dict[tuple[str, ...], tuple[float, list[m.Image]]] = {}
 
     def ec2(self, ctx: CallContext) -> Any:
         return self.client(ctx, "ec2")
@@ -174,25 +163,13 @@ class Compute(EC2Base, abstract=True):
         owner = str(filters.get("owner_id") or "")
         arch = str(filters.get("architecture") or "")
         owners = [owner] if owner else self.image_owners
-        # The server pages the whole list: keep it a little while, so walking the pages of
-        # a large list (Owners=amazon) asks the cloud once, not once per page.
-        key = (_account_key(ctx), *owners, "|", arch)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._images.get(key)
-        if cached is not None and now - cached[0] < IMAGE_CACHE_TTL:
-            return cached[1]
+        # ListImages pages with list_page; this whole list serves other callers only.
         params: dict[str, Any] = {"Owners": owners}
         if arch:
             params["Filters"] = [{"Name": "architecture", "Values": [arch]}]
         with translated("image"):
             found = self.ec2(ctx).describe_images(**params)["Images"]
-        images = [self._image(i) for i in found]
-        with self._lock:
-            self._images[key] = (now, images)
-            while len(self._images) > IMAGE_CACHE_SIZE:
-                self._images.pop(next(iter(self._images)))
-        return images
+        return [self._image(i) for i in found]
 
     def list_page(
         self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str
@@ -235,10 +212,6 @@ class Compute(EC2Base, abstract=True):
             raise NotFoundError("image", image_id)
         return self._image(found[0])
 
-    def _forget_images(self) -> None:
-        with self._lock:
-            self._images.clear()
-
     @staticmethod
     def _image(i: dict[str, Any]) -> m.Image:
         return m.Image(
@@ -259,14 +232,12 @@ class Compute(EC2Base, abstract=True):
             params["Description"] = opts.description
         with translated("instance", opts.instance_id):
             image_id = self.ec2(ctx).create_image(**params)["ImageId"]
-        self._forget_images()
         return self.get_image(ctx, image_id)
 
     def delete_image(self, ctx: CallContext, image_id: str) -> None:
         self.get_image(ctx, image_id)
         with translated("image", image_id):
             self.ec2(ctx).deregister_image(ImageId=image_id)
-        self._forget_images()
 
     # ---- instances -----------------------------------------------------------------------
 
