@@ -24,6 +24,7 @@ Response = instance_pb2.WatchInstanceEventsResponse
 RUNNING = common_pb2.INSTANCE_STATE_RUNNING
 STOPPED = common_pb2.INSTANCE_STATE_STOPPED
 PENDING = common_pb2.INSTANCE_STATE_PENDING
+FINISH = common_pb2.INSTANCE_STATE_FINISH
 
 FAST_POLL = 0.05
 WATCH_ARGS = [
@@ -263,12 +264,23 @@ def test_instances_changed_by_another_server_on_the_same_backend_are_observed(
                 ),
                 timeout=10,
             )
+            # Destroyed elsewhere: it vanishes from the backend, and the watcher hears so.
+            other_api.instances.DeleteInstance(
+                instance_pb2.DeleteInstanceRequest(id="inst3"), metadata=MD
+            )
+            watcher.wait_until(
+                lambda w: ("inst3", "STOPPED->FINISH", "OBSERVED") in transitions(w.events),
+                timeout=10,
+            )
     finally:
         other.kill()
     watcher.cancel()
     seen = transitions(watcher.events)
     assert seen[0] == (foreign, "START->PENDING", "OBSERVED")
     assert seen[1] == (foreign, "PENDING->RUNNING", "AUTOMATIC")
+    finish = next(e for e in watcher.events if e.instance_id == "inst3" and e.state == FINISH)
+    assert (finish.instance.id, finish.instance.state) == ("inst3", FINISH)
+    assert_consecutive(watcher.events, watcher.events[0].revision)
 
 
 # ---- resume ----------------------------------------------------------------------------
