@@ -592,3 +592,16 @@ def test_an_absurd_progress_interval_is_invalid_argument_not_a_crash(
     huge = duration_pb2.Duration(seconds=2**62)
     f = failure(Watcher(api.channel, MD, Request(progress_interval=huge)).wait_for_error())
     assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PROGRESS_INTERVAL")
+
+
+def test_a_quiet_scope_with_progress_only_keeps_answering(proc: ServerProcess, api: Api) -> None:
+    interval = duration_pb2.Duration(nanos=100_000_000)
+    watchers = [Watcher(api.channel, MD, Request(progress_interval=interval)) for _ in range(5)]
+    for watcher in watchers:
+        watcher.wait_until(
+            lambda w: sum(m.kind == Response.KIND_PROGRESS for m in w.messages) >= 8, timeout=10
+        )
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
+    for watcher in watchers:
+        assert transitions(watcher.wait_for_events(1)) == [("inst0", "RUNNING->RUNNING", "REBOOT")]
+        watcher.cancel()

@@ -171,7 +171,8 @@ class ScopeHub:
         self._known_at: dict[str, float] = {}
         self.ring: list[instance_pb2.InstanceEvent] = []
         self.lock = asyncio.Lock()
-        self._signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Subscribers waiting for the next event: one future each, resolved by wake().
+        self._waiters: list[asyncio.Future[None]] = []
         #: The live WatchInstanceEvents streams of this scope.
         self.subscriptions: set[Subscriber] = set()
         # Serialized KIND_EVENTS messages by (cursor, last revision): subscribers at the
@@ -225,14 +226,24 @@ class ScopeHub:
         """Return when an event after ``cursor`` exists, the hub closes, or on timeout."""
         if cursor < self.head or self.hub.closing:
             return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._signal)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        if len(self._waiters) > 2 * len(self.subscriptions) + 16:
+            # Waiters that timed out (progress) or were cancelled stay until the next event;
+            # in a quiet scope, drop them now and then so the list stays bounded.
+            self._waiters = [w for w in self._waiters if not w.done()]
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout, _settle, waiter, None)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
 
     def wake(self) -> None:
-        signal, self._signal = self._signal, asyncio.get_running_loop().create_future()
-        if not signal.done():
-            signal.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # ---- writing -----------------------------------------------------------------------
 
