@@ -27,3 +27,32 @@ def test_console_script_and_builtin_driver_entry_points_resolve() -> None:
     assert scripts["deltacloud-server"].load().__module__ == "deltacloud.server.main"
     drivers = {ep.name: ep for ep in entry_points(group="deltacloud.drivers")}
     assert drivers["mock"].load().name == "mock"
+
+
+def test_the_wheel_carries_every_package_and_its_data_files(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("deltacloud_grpc-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in (
+        "deltacloud/v1/descriptor_set.binpb",  # reflection with the contract's comments
+        "deltacloud/v1/instance_pb2.pyi",
+        "deltacloud/server/events/hub.py",
+        "deltacloud/server/py.typed",
+        "deltacloud/drivers/mock/driver.py",
+        "deltacloud/drivers/ec2/driver.py",
+        "deltacloud/drivers/conformance/suite.py",
+        "deltacloud/client/cli/main.py",
+        "deltacloud/client/py.typed",
+    ):
+        assert required in names, required
+    assert not any(n.startswith(("server/", "drivers/", "tests/")) for n in names)
