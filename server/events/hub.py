@@ -200,9 +200,6 @@ class ScopeHub:
         start = cursor - self.ring[0].revision + 1
         return self.ring[start : start + limit]
 
-    def fell_behind(self, cursor: int) -> bool:
-        return bool(self.ring) and cursor < self.ring[0].revision - 1
-
     @property
     def subscribers(self) -> int:
         return len(self.subscriptions)
