@@ -1,6 +1,15 @@
 """The driver SDK: everything a cloud driver needs, importable from one place."""
 
-from .base import BaseDriver, CallContext, Credentials, DriverConfig, Filters
+from .base import (
+    BaseDriver,
+    CallContext,
+    Credentials,
+    DriverConfig,
+    Filters,
+    WouldBlock,
+    is_nonblocking,
+    nonblocking,
+)
 from .capabilities import (
     COLLECTIONS,
     FEATURES,
@@ -84,10 +93,13 @@ __all__ = [
     "Transition",
     "UnknownDriverError",
     "ValidationError",
+    "WouldBlock",
     "check_create_options",
     "enum_of",
     "feature_for_option",
     "filter_on",
     "fixed",
+    "is_nonblocking",
+    "nonblocking",
     "range_of",
 ]

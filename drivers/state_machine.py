@@ -70,6 +70,17 @@ class StateMachine:
         _validate(transitions)
         self.transitions: tuple[Transition, ...] = tuple(transitions)
         self._by_action = {(t.source, t.action): t for t in transitions if t.action}
+        # Looked up for every instance the server converts or observes: computed once.
+        self._from: dict[InstanceState, tuple[Transition, ...]] = {}
+        for t in transitions:
+            self._from[t.source] = (*self._from.get(t.source, ()), t)
+        self._actions = {
+            state: tuple(t.action for t in out if t.action is not None)
+            for state, out in self._from.items()
+        }
+        self._automatic = {
+            state: tuple(t.target for t in out if t.automatic) for state, out in self._from.items()
+        }
 
     @property
     def states(self) -> list[InstanceState]:
@@ -81,11 +92,11 @@ class StateMachine:
         return list(seen)
 
     def transitions_from(self, state: InstanceState) -> list[Transition]:
-        return [t for t in self.transitions if t.source == state]
+        return list(self._from.get(state, ()))
 
     def allowed_actions(self, state: InstanceState) -> list[InstanceAction]:
         """The actions a client may ask for in ``state`` (non-automatic transitions)."""
-        return [t.action for t in self.transitions_from(state) if t.action is not None]
+        return list(self._actions.get(state, ()))
 
     def allows(self, state: InstanceState, action: InstanceAction) -> bool:
         return (state, action) in self._by_action
@@ -96,11 +107,11 @@ class StateMachine:
         return transition.target if transition else None
 
     def automatic_targets(self, state: InstanceState) -> list[InstanceState]:
-        return [t.target for t in self.transitions_from(state) if t.automatic]
+        return list(self._automatic.get(state, ()))
 
     def is_transitional(self, state: InstanceState) -> bool:
         """True when the cloud will move the instance on its own from ``state``."""
-        return bool(self.automatic_targets(state))
+        return state in self._automatic and bool(self._automatic[state])
 
     def __repr__(self) -> str:
         return f"StateMachine({len(self.transitions)} transitions)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from google.protobuf import timestamp_pb2
@@ -38,37 +38,58 @@ from deltacloud.v1 import (
 
 from .errors import invalid_argument
 
+_EPOCH = datetime(1970, 1, 1)
+
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A Timestamp of ``value`` (naive means UTC, as Timestamp.FromDatetime has it),
+    computed directly: FromDatetime is slow Python and runs for every instance sent."""
     if value is None:
         return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 E = TypeVar("E", bound=int)
+_ENUM_VALUES: dict[tuple[Any, str, str], int] = {}
 
 
 def _enum(enum_type: type[E], prefix: str, value: str) -> E:
     """Map a model's state string ("IN_USE") onto an enum value (STATE_IN_USE); unknown
     values become UNSPECIFIED rather than failing the call."""
-    name = f"{prefix}{value.upper().replace('-', '_')}"
-    # The .pyi stubs present a protobuf enum as an int subclass; at run time it is the
-    # EnumTypeWrapper whose values are plain ints, which enum fields accept.
-    wrapper = cast(EnumTypeWrapper, enum_type)
-    try:
-        return cast(E, int(wrapper.Value(name)))
-    except ValueError:
-        return cast(E, 0)
+    key = (enum_type, prefix, value)
+    found = _ENUM_VALUES.get(key)
+    if found is None:
+        name = f"{prefix}{value.upper().replace('-', '_')}"
+        # The .pyi stubs present a protobuf enum as an int subclass; at run time it is the
+        # EnumTypeWrapper whose values are plain ints, which enum fields accept.
+        wrapper = cast(EnumTypeWrapper, enum_type)
+        try:
+            found = int(wrapper.Value(name))
+        except ValueError:
+            found = 0
+        if len(_ENUM_VALUES) < 4096:  # bounded: values come from drivers, not clients
+            _ENUM_VALUES[key] = found
+    return cast(E, found)
 
 
 # ---- instance states and actions ----------------------------------------------------
 
 
+_STATES = {
+    s: int(common_pb2.InstanceState.Value(f"INSTANCE_STATE_{s.name}")) for s in InstanceState
+}
+_ACTIONS = {
+    a: int(common_pb2.InstanceAction.Value(f"INSTANCE_ACTION_{a.name}")) for a in InstanceAction
+}
+
+
 def state_to_proto(state: InstanceState) -> common_pb2.InstanceState:
-    value = common_pb2.InstanceState.Value(f"INSTANCE_STATE_{state.name}")
-    return cast(common_pb2.InstanceState, int(value))
+    return cast(common_pb2.InstanceState, _STATES[state])
 
 
 def enum_name(enum_type: Any, value: int, field: str) -> str:
@@ -98,8 +119,7 @@ def state_from_proto(value: int) -> InstanceState | None:
 
 
 def action_to_proto(action: InstanceAction) -> common_pb2.InstanceAction:
-    value = common_pb2.InstanceAction.Value(f"INSTANCE_ACTION_{action.name}")
-    return cast(common_pb2.InstanceAction, int(value))
+    return cast(common_pb2.InstanceAction, _ACTIONS[action])
 
 
 def state_machine(machine: StateMachine) -> instance_pb2.InstanceStateMachine:

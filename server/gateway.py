@@ -25,6 +25,9 @@ from deltacloud.drivers import (
     DriverConfig,
     DriverRegistry,
     OperationNotSupportedError,
+    WouldBlock,
+    is_nonblocking,
+    nonblocking,
 )
 
 from .config import ServerConfig
@@ -53,11 +56,23 @@ class Call:
         return type(self.driver)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking driver method off the event loop, with this call's context. A
-        call whose deadline passed while it waited for a worker is not started at all; the
-        first one checks the credentials before anything else."""
+        """Run a driver method with this call's context: off the event loop, unless it is
+        marked nonblocking (and so is ``authenticate`` when the credentials are not checked
+        yet), in which case it runs here unless it raises WouldBlock. A call whose deadline
+        passed while it waited for a worker is not started at all; the first one checks
+        the credentials before anything else."""
         check = self.driver.authenticate if self.unauthenticated else None
-        result: T = await self.gateway.run_blocking(_unless_expired, check, fn, self.ctx, *args)
+        if is_nonblocking(fn) and (check is None or is_nonblocking(check)):
+            ctx = self.ctx
+            inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, on_event_loop=True)
+            try:
+                result: T = _unless_expired(check, fn, inline, *args)
+            except WouldBlock:
+                pass
+            else:
+                self.unauthenticated = False
+                return result
+        result = await self.gateway.run_blocking(_unless_expired, check, fn, self.ctx, *args)
         self.unauthenticated = False
         return result
 
@@ -73,8 +88,12 @@ class Call:
         """Check the credentials now, when server-side work (not a driver call) would come
         first otherwise."""
         if self.unauthenticated:
-            await self.gateway.run_blocking(self.driver.authenticate, self.ctx)
-            self.unauthenticated = False
+            await self.run(_nothing)
+
+
+@nonblocking
+def _nothing(ctx: CallContext) -> None:
+    """The operation of a call that only checks credentials."""
 
 
 def _unless_expired(

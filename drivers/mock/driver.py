@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from .. import models as m
-from ..base import BaseDriver, CallContext, DriverConfig, Filters
+from ..base import BaseDriver, CallContext, DriverConfig, Filters, nonblocking
 from ..capabilities import COLLECTIONS, Feature
 from ..errors import (
     ActionNotAllowedError,
@@ -70,7 +70,7 @@ from .fixtures import HARDWARE_PROFILES, MOCK_PASSWORD, MOCK_USER, REALMS, insta
 from .fixtures import seed as seed_fixtures
 from .keys import fake_key_pair, fingerprint
 from .records import natural_key
-from .store import Record, Store, Tx
+from .store import Record, Snapshot, Store, Tx
 
 #: Size of the chunks get_blob_content yields.
 CHUNK_SIZE = 64 * 1024
@@ -203,6 +203,7 @@ class MockDriver(BaseDriver):
 
     # ---- credentials ------------------------------------------------------------------
 
+    @nonblocking
     def authenticate(self, ctx: CallContext) -> None:
         creds = ctx.credentials
         expected = self._users.get(creds.user)
@@ -352,7 +353,9 @@ class MockDriver(BaseDriver):
         return sorted(recs, key=lambda r: natural_key(r["id"]))
 
     @staticmethod
-    def _attachments(tx: Tx, owner: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    def _attachments(
+        tx: Tx | Snapshot, owner: str
+    ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """Volumes attached to and addresses associated with each of ``owner``'s
         instances (those objects hold the link, so it cannot disagree with them)."""
         volumes: dict[str, list[str]] = defaultdict(list)
@@ -367,7 +370,7 @@ class MockDriver(BaseDriver):
             ips.sort(key=lambda ip: int(ipaddress.ip_address(ip)))
         return volumes, addresses
 
-    def _instance_model(self, tx: Tx, owner: str, rec: Record) -> m.Instance:
+    def _instance_model(self, tx: Tx | Snapshot, owner: str, rec: Record) -> m.Instance:
         volumes, addresses = self._attachments(tx, owner)
         return records.instance(rec, volumes.get(rec["id"], []), addresses.get(rec["id"], []))
 
@@ -378,23 +381,32 @@ class MockDriver(BaseDriver):
         now = time.time()
         return any(self._advance(dict(rec), now) for rec in recs)
 
+    @staticmethod
+    def _instance_tables(owner: str) -> list[tuple[str, str]]:
+        """What reading ``owner``'s instances touches: they, and the volumes and addresses
+        that hold their attachments."""
+        return [("instance", owner), ("volume", owner), ("address", owner)]
+
+    @nonblocking
     def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
         owner = self._owner(ctx)
         wanted = filters.get("id")
-        with self._store.reading() as tx:  # the usual case: nothing to write
-            if isinstance(wanted, str) and wanted:
-                found = tx.get("instance", owner, wanted)
-                recs = [found] if found is not None else []
-            else:
-                recs = tx.list("instance", owner)
-            if not self._due(recs):
-                volumes, addresses = self._attachments(tx, owner)
-                recs.sort(key=lambda r: natural_key(r["id"]))
-                instances = [
-                    records.instance(r, volumes.get(r["id"], []), addresses.get(r["id"], []))
-                    for r in recs
-                ]
-                return filter_on(instances, filters, *COLLECTIONS["instances"].filters)
+        # The usual case, served from memory: nothing due to be written.
+        snap = self._store.snapshot(self._instance_tables(owner), wait=not ctx.on_event_loop)
+        if isinstance(wanted, str) and wanted:
+            found = snap.get("instance", owner, wanted)
+            recs = [found] if found is not None else []
+        else:
+            recs = snap.list("instance", owner)
+        if not self._due(recs):
+            volumes, addresses = self._attachments(snap, owner)
+            recs.sort(key=lambda r: natural_key(r["id"]))
+            instances = [
+                records.instance(r, volumes.get(r["id"], []), addresses.get(r["id"], []))
+                for r in recs
+            ]
+            return filter_on(instances, filters, *COLLECTIONS["instances"].filters)
+        ctx.leave_event_loop()
         with self._store.transaction() as tx:
             if isinstance(wanted, str) and wanted:
                 # One id: a primary-key lookup instead of a scan.
@@ -410,14 +422,17 @@ class MockDriver(BaseDriver):
         ]
         return filter_on(instances, filters, *COLLECTIONS["instances"].filters)
 
+    @nonblocking
     def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         owner = self._owner(ctx)
-        with self._store.reading() as tx:  # the usual case: nothing to write
-            rec = tx.get("instance", owner, instance_id)
-            if rec is None:
-                raise NotFoundError("instance", instance_id)
-            if not self._due([rec]):
-                return self._instance_model(tx, owner, rec)
+        # The usual case, served from memory: nothing due to be written.
+        snap = self._store.snapshot(self._instance_tables(owner), wait=not ctx.on_event_loop)
+        rec = snap.get("instance", owner, instance_id)
+        if rec is None:
+            raise NotFoundError("instance", instance_id)
+        if not self._due([rec]):
+            return self._instance_model(snap, owner, rec)
+        ctx.leave_event_loop()
         with self._store.transaction() as tx:
             rec = self._instance_rec(tx, owner, instance_id)
             return self._instance_model(tx, owner, rec)

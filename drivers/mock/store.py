@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..base import WouldBlock
 from ..errors import InternalDriverError
 
 Record = dict[str, Any]
@@ -117,6 +118,31 @@ class Tx:
         return cursor.rowcount > 0
 
 
+class Snapshot:
+    """Read-only records of some tables, as committed at one moment (Store.snapshot)."""
+
+    def __init__(self, tables: dict[tuple[str, str], dict[tuple[str, str], Record]]) -> None:
+        self._tables = tables
+
+    def get(self, kind: str, owner: str, item_id: str, parent: str = "") -> Record | None:
+        return self._tables[(kind, owner)].get((parent, item_id))
+
+    def list(self, kind: str, owner: str, parent: str | None = "") -> list[Record]:
+        """Records of ``kind`` owned by ``owner`` (under ``parent``; None: any parent)."""
+        table = self._tables[(kind, owner)]
+        if parent is None:
+            return list(table.values())
+        return [rec for (p, _), rec in table.items() if p == parent]
+
+
+def _select(reader: sqlite3.Connection, table: tuple[str, str]) -> dict[tuple[str, str], Record]:
+    kind, owner = table
+    rows = reader.execute(
+        "SELECT parent, id, data FROM objects WHERE kind=? AND owner=?", (kind, owner)
+    )
+    return {(parent, item_id): _load(data) for parent, item_id, data in rows}
+
+
 def _load(text: str) -> Record:
     data = json.loads(text)
     if not isinstance(data, dict):
@@ -137,6 +163,12 @@ class Store:
         # concurrent creates race-free (no duplicate ids, no lost writes) in one process.
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        # Reads served from memory (snapshot): a connection of their own (WAL readers never
+        # wait for the writer), decoded tables, and the data_version they were read at.
+        self._cache_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._cached: dict[tuple[str, str], dict[tuple[str, str], Record]] = {}
+        self._cached_version: int | None = None
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -191,10 +223,15 @@ class Store:
                     path.unlink()
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._cache_lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            self._cached.clear()
+            self._cached_version = None
 
     # ---- transactions -----------------------------------------------------------------
 
@@ -238,6 +275,66 @@ class Store:
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT")
+
+    def snapshot(self, tables: Iterable[tuple[str, str]], *, wait: bool = True) -> Snapshot:
+        """The committed records of ``tables`` ((kind, owner) pairs), from memory.
+
+        Decoded records are kept per table and are valid while the database's
+        ``data_version`` (which moves with every commit, this process's or another's, so
+        servers sharing the directory stay coherent) has not moved; a table not in memory is
+        loaded in one read transaction with the others missing. With ``wait=False`` (the
+        caller is on the event loop) it never waits: it raises WouldBlock instead when
+        another thread holds the cache or a table would have to be read from disk.
+
+        The records are shared: read them, copy them before changing anything."""
+        if not self._cache_lock.acquire(blocking=wait):
+            raise WouldBlock()
+        try:
+            reader = self._reader
+            if reader is None:
+                if not wait:
+                    raise WouldBlock()
+                reader = self._open_reader()
+            version = reader.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._cached_version:
+                self._cached.clear()
+                self._cached_version = version
+            wanted = list(tables)
+            if any(t not in self._cached for t in wanted):
+                if not wait:
+                    raise WouldBlock()
+                self._read_tables(reader, wanted)
+            return Snapshot({t: self._cached[t] for t in wanted})
+        except sqlite3.Error as exc:
+            raise InternalDriverError("the mock driver's storage failed") from exc
+        finally:
+            self._cache_lock.release()
+
+    def _open_reader(self) -> sqlite3.Connection:
+        with self._lock:
+            self._connection()  # creates and seeds the database on first use
+        reader = sqlite3.connect(
+            self.db_path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        reader.execute("PRAGMA busy_timeout=30000")
+        self._reader = reader
+        return reader
+
+    def _read_tables(self, reader: sqlite3.Connection, wanted: list[tuple[str, str]]) -> None:
+        """Bring every table of ``wanted`` into memory from one read transaction. If the
+        database moved since the cache's version, everything cached is dropped and every
+        wanted table read, all at the version this transaction sees."""
+        reader.execute("BEGIN")
+        try:
+            loaded = {t: _select(reader, t) for t in wanted if t not in self._cached}
+            version = reader.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._cached_version:
+                self._cached.clear()
+                self._cached_version = version
+                loaded.update({t: _select(reader, t) for t in wanted if t not in loaded})
+            self._cached.update(loaded)
+        finally:
+            reader.execute("COMMIT")
 
     # ---- blob files -------------------------------------------------------------------
 
@@ -285,4 +382,4 @@ def _unlink_all(paths: Iterable[Path]) -> None:
             path.unlink()
 
 
-__all__ = ["Record", "Store", "Tx"]
+__all__ = ["Record", "Snapshot", "Store", "Tx"]
