@@ -10,6 +10,7 @@ the whole walk is served once.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ MAX_PAGE_SIZE = 1000
 _DIGITS = re.compile(r"(\d+)")
 
 
+@functools.lru_cache(maxsize=65_536)  # ids recur on every list: parse each once
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key putting inst2 before inst10, and 192.168.0.9 before 192.168.0.10."""
     return tuple(
@@ -127,14 +129,16 @@ def paginate(
     page_size: int,
     page_token: str,
     tokens: PageTokens,
-    query: str,
+    query: Callable[[], str],
 ) -> Page[T]:
+    """``query`` gives the digest of the request's query; it is computed only when a token
+    is read or written (most lists fit in one page)."""
     size = page_size_of(page_size)
     ordered = sorted(items, key=lambda item: natural_key(id_of(item)))
     if page_token:
-        after = natural_key(tokens.decode(query, page_token))
+        after = natural_key(tokens.decode(query(), page_token))
         ordered = [item for item in ordered if natural_key(id_of(item)) > after]
     page = ordered[:size]
     more = len(ordered) > size
-    token = tokens.encode(query, id_of(page[-1])) if more and page else ""
+    token = tokens.encode(query(), id_of(page[-1])) if more and page else ""
     return Page(page, token)

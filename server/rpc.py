@@ -100,14 +100,13 @@ class Servicer:
         page the request's token points at."""
         attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
         kept = filter_on(items, filters, *attrs)
-        query = self._query(call, collection, filters)
         return paginate(
             kept,
             id_of=id_of,
             page_size=request.page_size,
             page_token=request.page_token,
             tokens=self.tokens,
-            query=query,
+            query=lambda: self._query(call, collection, filters),
         )
 
 

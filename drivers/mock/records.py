@@ -12,6 +12,7 @@ few fields only the driver sees:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -202,6 +203,7 @@ def load_balancer(rec: Record) -> m.LoadBalancer:
     )
 
 
+@functools.lru_cache(maxsize=65_536)  # ids recur on every list: parse each once
 def natural_key(item_id: str) -> tuple[Any, ...]:
     """Sort ``inst2`` before ``inst10``."""
     parts: list[Any] = []

@@ -129,7 +129,7 @@ class DiscoveryServicer(Servicer, pb_grpc.DiscoveryServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
             tokens=self.tokens,
-            query=query_digest(query),
+            query=lambda: query_digest(query),
         )
 
     @unary
