@@ -13,6 +13,7 @@ import pytest
 from conftest import Api, ServerProcess
 from google.protobuf import empty_pb2
 
+from deltacloud.server.servicers.buckets import chunk_message
 from deltacloud.v1 import bucket_pb2 as pb
 from support import MD, failure
 
@@ -511,3 +512,14 @@ def test_fixture_buckets_are_unchanged_by_the_tests_above(api: Api) -> None:
     blob, content, _ = download(api, "bucket1", "blob1")
     assert content == b"content of blob 1"
     assert dict(blob.user_metadata) == {"SOMENEWKEY": "NEWVALUE"}
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16_383, 16_384, 1024 * 1024, 2 * 1024 * 1024 + 3])
+def test_download_chunks_are_encoded_exactly_as_protobuf_encodes_them(size: int) -> None:
+    """DownloadBlob writes its chunk messages pre-encoded (one copy of the bytes instead of
+    two); they must be the very bytes protobuf would produce."""
+    data = bytes(i % 251 for i in range(size))
+    expected = pb.DownloadBlobResponse(chunk=data).SerializeToString()
+    assert chunk_message(data) == expected
+    assert chunk_message(memoryview(data)) == expected
+    assert pb.DownloadBlobResponse.FromString(chunk_message(data)).chunk == data

@@ -550,15 +550,20 @@ def _upload(
     return api.buckets.UploadBlob(requests(), metadata=EC2, timeout=60)  # type: ignore[no-any-return]
 
 
-def test_a_blob_over_the_multipart_threshold_round_trips(ec2_api: Api) -> None:
-    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="big-blobs"), metadata=EC2)
+@pytest.mark.parametrize(
+    "chunk",
+    [1 * MIB, 700_001],  # the second: pieces that never line up with the 5 MiB parts
+)
+def test_a_blob_over_the_multipart_threshold_round_trips(ec2_api: Api, chunk: int) -> None:
+    bucket = f"big-blobs-{chunk}"
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name=bucket), metadata=EC2)
     content = secrets.token_bytes(12 * MIB + 12345)  # three parts of 5 MiB at most
-    blob = _upload(ec2_api, "big-blobs", "big.bin", content)
+    blob = _upload(ec2_api, bucket, "big.bin", content, chunk)
     assert blob.content_length == len(content)
     got = hashlib.sha256()
     size = 0
     for message in ec2_api.buckets.DownloadBlob(
-        bucket_pb2.DownloadBlobRequest(bucket_id="big-blobs", id="big.bin"), metadata=EC2
+        bucket_pb2.DownloadBlobRequest(bucket_id=bucket, id="big.bin"), metadata=EC2
     ):
         got.update(message.chunk)
         size += len(message.chunk)

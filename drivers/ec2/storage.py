@@ -107,7 +107,10 @@ class Storage(EC2Base, abstract=True):
         target = {"Bucket": opts.bucket_id, "Key": opts.blob_id}
         with translated("bucket", opts.bucket_id):
             s3.head_bucket(Bucket=opts.bucket_id)  # fail before reading the stream
-        buffer = bytearray()
+        # The bytes not sent yet, as received: joined once per part (one copy) rather than
+        # appended to a bytearray and sliced out of it (three).
+        held: list[bytes] = []
+        held_size = 0
         upload_id = ""
         parts: list[dict[str, Any]] = []
         # Parts go up in parallel, but at most PARALLEL_PARTS at a time: memory stays
@@ -123,21 +126,25 @@ class Storage(EC2Base, abstract=True):
 
         try:
             for chunk in opts.chunks:
-                buffer += chunk
-                if len(buffer) <= self.multipart_threshold and not upload_id:
+                held.append(bytes(chunk))
+                held_size += len(chunk)
+                if held_size <= self.multipart_threshold and not upload_id:
                     continue
                 if not upload_id:
                     with translated("bucket", opts.bucket_id):
                         upload_id = s3.create_multipart_upload(**target, **extra)["UploadId"]
-                while len(buffer) >= self.part_size:
-                    send(bytes(buffer[: self.part_size]))
-                    del buffer[: self.part_size]
+                while held_size >= self.part_size:
+                    joined = b"".join(held)
+                    send(joined[: self.part_size])  # no copy when it is exactly one part
+                    rest = joined[self.part_size :]
+                    held, held_size = ([rest] if rest else []), len(rest)
+            body = b"".join(held)
             if not upload_id:
                 with translated("bucket", opts.bucket_id):
-                    s3.put_object(**target, Body=bytes(buffer), **extra)
+                    s3.put_object(**target, Body=body, **extra)
             else:
-                if buffer or not (parts or pending):
-                    send(bytes(buffer))
+                if body or not (parts or pending):
+                    send(body)
                 parts.extend(f.result() for f in pending)
                 pending.clear()
                 with translated("blob", opts.blob_id):

@@ -99,8 +99,9 @@ def _message_or_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], byte
     return serializer
 
 
-#: Streams that may write pre-serialized messages: one encoding shared by many subscribers.
-_PRESERIALIZED = {"InstanceService": ["WatchInstanceEvents"]}
+#: Streams that may write pre-serialized messages: one encoding shared by many subscribers
+#: (watch), or one copy of a blob's bytes instead of two (download).
+_PRESERIALIZED = {"InstanceService": ["WatchInstanceEvents"], "BucketService": ["DownloadBlob"]}
 
 
 def _add(add: Callable[..., None], servicer: object, server: grpc.aio.Server, service: str) -> None:

@@ -68,6 +68,26 @@ def _chunks_from_stream(
         )
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+#: DownloadBlobResponse.chunk: field 2, length-delimited.
+_CHUNK_TAG = b"\x12"
+
+
+def chunk_message(data: bytes | memoryview) -> bytes:
+    """The encoded ``DownloadBlobResponse(chunk=data)``, made with one copy of ``data``
+    (building the message and serializing it would copy it twice); the stream's serializer
+    passes bytes through."""
+    return b"".join((_CHUNK_TAG, _varint(len(data)), data))
+
+
 def _take(chunks: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
     """In a driver's thread: the next ``limit`` bytes of a download (fewer at the end),
     and whether it ended."""
@@ -188,13 +208,13 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         ended = False
         while not ended:
             data, ended = await self.gateway.run_blocking(_take, chunks, HOP_BYTES)
-            if len(data) <= 2 * HOP_BYTES:  # the usual case: one message, no copy
+            if len(data) <= 2 * HOP_BYTES:  # the usual case: one message
                 if data:
-                    yield pb.DownloadBlobResponse(chunk=data)
+                    yield chunk_message(data)  # type: ignore[misc]
                 continue
             view = memoryview(data)  # a driver yielded a huge piece: keep messages small
             for start in range(0, len(data), HOP_BYTES):
-                yield pb.DownloadBlobResponse(chunk=bytes(view[start : start + HOP_BYTES]))
+                yield chunk_message(view[start : start + HOP_BYTES])  # type: ignore[misc]
 
     @unary
     async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:
