@@ -5,8 +5,9 @@ moto directly, in one run.
   DescribeInstances with boto3 (one reused client), as a ratio of median latencies
   (target: ours <= 1.2x direct);
 - blob upload and download throughput through the server against boto3 put/get of the same
-  bytes (target: ours >= 0.8x direct), with the server's peak RSS (VmHWM), which must not
-  grow with the blob size.
+  bytes (target: ours >= 0.8x direct), with the CPU time each process (moto, our server,
+  this client) spends per MiB, and the server's peak RSS (VmHWM), which must not grow with
+  the blob size.
 
     .venv/bin/python -m bench.ec2_overhead [--instances 20] [--calls 200] [--blob-mib 64]
 """
@@ -33,6 +34,7 @@ import boto3
 import grpc
 from boto3.s3.transfer import TransferConfig
 
+from bench.watch_fanout import proc_cpu
 from deltacloud.drivers.conformance import Api, ServerProcess, metadata
 from deltacloud.v1 import bucket_pb2, instance_pb2
 
@@ -75,6 +77,11 @@ def timed(fn: Callable[[], Any], calls: int) -> list[float]:
         fn()
         out.append(time.perf_counter() - started)
     return out
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -177,18 +184,32 @@ def main() -> None:
             return sum(len(c) for c in body.iter_chunks(256 * 1024))
 
         throughput: list[tuple[str, float, float]] = []
+        # CPU seconds per MiB of each process, per side: where a transfer's work goes.
+        cpu: dict[tuple[str, str], list[float]] = {}
+        pids = {"moto": moto.pid, "server": server.process.pid}
+
+        def costs(fn: Callable[[], Any]) -> tuple[float, dict[str, float]]:
+            before = {name: proc_cpu(pid) for name, pid in pids.items()}
+            mine_before = own_cpu()
+            t0 = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - t0
+            spent = {name: proc_cpu(pid) - before[name] for name, pid in pids.items()}
+            spent["client"] = own_cpu() - mine_before
+            return elapsed, {k: v / args.blob_mib * 1e3 for k, v in spent.items()}
+
         for name, mine, theirs in (
             ("upload", upload, direct_upload),
             ("download", download, direct_download),
         ):
             ours_times, direct_times = [], []
             for _ in range(args.repeats):  # alternate, then take medians: the VM is noisy
-                t0 = time.perf_counter()
-                mine()
-                ours_times.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                theirs()
-                direct_times.append(time.perf_counter() - t0)
+                sides = (("ours", mine, ours_times), ("direct", theirs, direct_times))
+                for side, fn, times in sides:
+                    elapsed, per_mib = costs(fn)
+                    times.append(elapsed)
+                    for process, ms in per_mib.items():
+                        cpu.setdefault((f"{name} {side}", process), []).append(ms)
             ours_s, direct_s = statistics.median(ours_times), statistics.median(direct_times)
             throughput.append((name, args.blob_mib / ours_s, args.blob_mib / direct_s))
         rss_after = peak_rss_mib(server.process.pid)
@@ -212,6 +233,10 @@ def main() -> None:
     print(f"{'blob':<16}{'ours MiB/s':>10}{'direct MiB/s':>13}{'ratio':>7}  target >= 0.8")
     for name, ours_t, direct_t in throughput:
         print(f"{name:<16}{ours_t:>10.1f}{direct_t:>13.1f}{ours_t / direct_t:>7.2f}")
+    print("CPU ms per MiB (median)   moto  server  client")
+    for label in ("upload ours", "upload direct", "download ours", "download direct"):
+        row = [statistics.median(cpu[(label, p)]) for p in ("moto", "server", "client")]
+        print(f"  {label:<22}{row[0]:>7.2f}{row[1]:>8.2f}{row[2]:>8.2f}")
     print(f"server peak RSS: {rss_before:.0f} MiB before blobs, {rss_after:.0f} MiB after")
 
 
