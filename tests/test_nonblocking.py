@@ -269,3 +269,42 @@ def test_snapshot_tables_are_read_at_one_version(tmp_path: Path) -> None:
         assert [r["id"] for r in both.list("volume", "u")] == ["v1"]
     finally:
         store.close()
+
+
+def test_every_mock_read_is_answered_on_the_loop_once_in_memory(driver: MockDriver) -> None:
+    reads = {
+        "list_realms": ({},),
+        "get_realm": ("us",),
+        "list_hardware_profiles": ({},),
+        "get_hardware_profile": ("m1-small",),
+        "list_images": ({},),
+        "get_image": ("img1",),
+        "list_instances": ({},),
+        "get_instance": ("inst0",),
+        "list_keys": ({},),
+        "get_key": ("test-key",),
+        "get_address": ("192.168.0.1",),
+        "list_storage_volumes": ({},),
+        "get_storage_volume": ("vol1",),
+        "list_storage_snapshots": ({},),
+        "get_storage_snapshot": ("snap1",),
+        "list_buckets": ({},),
+        "get_bucket": ("bucket1",),
+        "list_blobs": ("bucket1", {}),
+        "get_blob": ("bucket1", "blob1"),
+        "list_addresses": ({},),
+        "list_firewalls": ({},),
+        "list_load_balancers": ({},),
+    }
+    for name, args in reads.items():
+        method = getattr(driver, name)
+        assert is_nonblocking(method), name
+        on_worker = method(MOCK, *args)
+        assert method(ON_LOOP, *args) == on_worker, name
+
+
+def test_a_hanging_realm_leaves_the_loop_instead_of_sleeping_on_it(driver: MockDriver) -> None:
+    started = time.monotonic()
+    with pytest.raises(WouldBlock):
+        driver.get_realm(ON_LOOP, "hang")
+    assert time.monotonic() - started < 1.0

@@ -12,7 +12,9 @@ machine) and checks, for exactly that:
   action it is where the machine says, its ``actions`` are the machine's, every action the
   machine does not allow in that state is refused before the driver is called, and the
   watch stream shows exactly the declared transitions;
-- keys and buckets (when offered) go through create, read and delete.
+- keys and buckets (when offered) go through create, read and delete;
+- list methods marked ``@nonblocking`` answer on the event loop what they answer on a
+  worker (or raise WouldBlock).
 
 Use::
 
@@ -26,6 +28,7 @@ Use::
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,10 +41,15 @@ import pytest
 from deltacloud.drivers import (
     COLLECTIONS,
     BaseDriver,
+    CallContext,
+    Credentials,
+    DriverConfig,
     DriverRegistry,
     InstanceAction,
     InstanceState,
     StateMachine,
+    WouldBlock,
+    is_nonblocking,
 )
 from deltacloud.v1 import (
     address_pb2,
@@ -672,6 +680,46 @@ class DriverConformance:
         assert caused == done | {InstanceAction.CREATE}
 
     # ---- create, read, delete ----------------------------------------------------------
+
+    # ---- nonblocking methods --------------------------------------------------------------
+
+    def driver_options(self) -> dict[str, str]:
+        """The driver's options, from the ``--driver-option NAME.key=value`` server flags."""
+        options: dict[str, str] = {}
+        args = list(self.server_args)
+        for flag, value in itertools.pairwise(args):
+            prefix = f"{self.driver}."
+            if flag == "--driver-option" and value.startswith(prefix) and "=" in value:
+                key, _, option = value[len(prefix) :].partition("=")
+                options[key] = option
+        return options
+
+    def test_nonblocking_lists_answer_on_the_event_loop_as_on_a_worker(
+        self, tmp_path: Path
+    ) -> None:
+        """A list method marked ``@nonblocking``, called as the server calls it on its event
+        loop, either raises WouldBlock or answers what it answers on a worker."""
+        cls = self.driver_class()
+        lists = [COLLECTIONS[c].operations["list"] for c in COLLECTIONS if c in cls.collections]
+        marked = [name for name in lists if is_nonblocking(getattr(cls, name))]
+        if not marked:
+            pytest.skip("the driver marks no list method @nonblocking")  # a fact of the driver
+        provider = self.provider or cls.default_provider()
+        driver = cls(provider, DriverConfig(tmp_path, self.driver_options()))
+        credentials = Credentials(self.username, self.password)
+        worker = CallContext(credentials, provider)
+        loop = CallContext(credentials, provider, on_event_loop=True)
+        try:
+            for name in marked:
+                method = getattr(driver, name)
+                on_worker = method(worker, {})  # also brings what the loop reads into memory
+                try:
+                    on_loop = method(loop, {})
+                except WouldBlock:
+                    continue  # allowed: the server then calls it on a worker
+                assert on_loop == on_worker, f"{name} answers differently on the event loop"
+        finally:
+            driver.close()
 
     def test_keys_are_created_read_and_deleted(self, kit_api: Api) -> None:
         cls = self.driver_class()

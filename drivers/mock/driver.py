@@ -215,6 +215,12 @@ class MockDriver(BaseDriver):
         if expected is None or not matches or not creds.user:
             raise AuthenticationError("the mock driver does not accept these credentials")
 
+    def _read(self, ctx: CallContext, owner: str, *kinds: str) -> Snapshot:
+        """The committed records of ``owner``'s ``kinds``, from memory; on the event loop,
+        WouldBlock when they are not in memory yet (a worker reads them in)."""
+        tables = [(kind, owner) for kind in kinds]
+        return self._store.snapshot(tables, wait=not ctx.on_event_loop)
+
     def _owner(self, ctx: CallContext) -> str:
         """The calling user. Authenticates again: ownership is derived from the user name,
         so a method must never trust a user the server might not have checked."""
@@ -223,6 +229,7 @@ class MockDriver(BaseDriver):
 
     # ---- realms -----------------------------------------------------------------------
 
+    @nonblocking
     def list_realms(self, ctx: CallContext, filters: Filters) -> list[m.Realm]:
         self._owner(ctx)
         if filters.get("id"):
@@ -230,6 +237,7 @@ class MockDriver(BaseDriver):
         realms = [dataclasses.replace(r) for r in REALMS]
         return filter_on(realms, filters, *COLLECTIONS["realms"].filters)
 
+    @nonblocking
     def get_realm(self, ctx: CallContext, realm_id: str) -> m.Realm:
         self._owner(ctx)
         raise_if_failing(realm_id, ctx)
@@ -240,6 +248,7 @@ class MockDriver(BaseDriver):
 
     # ---- hardware profiles ------------------------------------------------------------
 
+    @nonblocking
     def list_hardware_profiles(self, ctx: CallContext, filters: Filters) -> list[HardwareProfile]:
         profiles = filter_on(self.hardware_profiles, filters, "id")
         arch = filters.get("architecture")
@@ -248,12 +257,14 @@ class MockDriver(BaseDriver):
             profiles = [p for p in profiles if p.architecture_label == str(arch)]
         return profiles
 
+    @nonblocking
     def get_hardware_profile(self, ctx: CallContext, profile_id: str) -> HardwareProfile:
         for profile in self.hardware_profiles:
             if profile.id == profile_id:
                 return profile
         raise NotFoundError("hardware_profile", profile_id)
 
+    @nonblocking
     def default_hardware_profile_id(self, ctx: CallContext, image_id: str) -> str:
         # Faithful to the original mock: m1-small whatever the image's architecture.
         self.get_image(ctx, image_id)
@@ -264,17 +275,17 @@ class MockDriver(BaseDriver):
     def _image_model(self, rec: Record) -> m.Image:
         return records.image(rec, self.hardware_profiles)
 
+    @nonblocking
     def list_images(self, ctx: CallContext, filters: Filters) -> list[m.Image]:
         self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("image", "")
+        recs = self._read(ctx, "", "image").list("image", "")
         images = [self._image_model(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(images, filters, *COLLECTIONS["images"].filters)
 
+    @nonblocking
     def get_image(self, ctx: CallContext, image_id: str) -> m.Image:
         self._owner(ctx)
-        with self._store.transaction() as tx:
-            rec = tx.get("image", "", image_id)
+        rec = self._read(ctx, "", "image").get("image", "", image_id)
         if rec is None:
             raise NotFoundError("image", image_id)
         return self._image_model(rec)
@@ -577,17 +588,17 @@ class MockDriver(BaseDriver):
 
     # ---- keys -------------------------------------------------------------------------
 
+    @nonblocking
     def list_keys(self, ctx: CallContext, filters: Filters) -> list[m.Key]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("key", owner)
+        recs = self._read(ctx, owner, "key").list("key", owner)
         keys = [records.key(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(keys, filters, *COLLECTIONS["keys"].filters)
 
+    @nonblocking
     def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            rec = tx.get("key", owner, key_id)
+        rec = self._read(ctx, owner, "key").get("key", owner, key_id)
         if rec is None:
             raise NotFoundError("key", key_id)
         return records.key(rec)
@@ -632,23 +643,23 @@ class MockDriver(BaseDriver):
 
     # ---- storage volumes --------------------------------------------------------------
 
-    def _volume_rec(self, tx: Tx, owner: str, volume_id: str) -> Record:
+    def _volume_rec(self, tx: Tx | Snapshot, owner: str, volume_id: str) -> Record:
         rec = tx.get("volume", owner, volume_id)
         if rec is None:
             raise NotFoundError("storage_volume", volume_id)
         return rec
 
+    @nonblocking
     def list_storage_volumes(self, ctx: CallContext, filters: Filters) -> list[m.StorageVolume]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("volume", owner)
+        recs = self._read(ctx, owner, "volume").list("volume", owner)
         volumes = [records.volume(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(volumes, filters, *COLLECTIONS["storage_volumes"].filters)
 
+    @nonblocking
     def get_storage_volume(self, ctx: CallContext, volume_id: str) -> m.StorageVolume:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            return records.volume(self._volume_rec(tx, owner, volume_id))
+        return records.volume(self._volume_rec(self._read(ctx, owner, "volume"), owner, volume_id))
 
     def create_storage_volume(
         self, ctx: CallContext, opts: m.CreateStorageVolume
@@ -757,17 +768,17 @@ class MockDriver(BaseDriver):
 
     # ---- storage snapshots ------------------------------------------------------------
 
+    @nonblocking
     def list_storage_snapshots(self, ctx: CallContext, filters: Filters) -> list[m.StorageSnapshot]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("snapshot", owner)
+        recs = self._read(ctx, owner, "snapshot").list("snapshot", owner)
         snaps = [records.snapshot(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(snaps, filters, *COLLECTIONS["storage_snapshots"].filters)
 
+    @nonblocking
     def get_storage_snapshot(self, ctx: CallContext, snapshot_id: str) -> m.StorageSnapshot:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            rec = tx.get("snapshot", owner, snapshot_id)
+        rec = self._read(ctx, owner, "snapshot").get("snapshot", owner, snapshot_id)
         if rec is None:
             raise NotFoundError("storage_snapshot", snapshot_id)
         return records.snapshot(rec)
@@ -798,26 +809,28 @@ class MockDriver(BaseDriver):
 
     # ---- buckets ----------------------------------------------------------------------
 
-    def _bucket_rec(self, tx: Tx, owner: str, bucket_id: str) -> Record:
+    def _bucket_rec(self, tx: Tx | Snapshot, owner: str, bucket_id: str) -> Record:
         rec = tx.get("bucket", owner, bucket_id)
         if rec is None:
             raise NotFoundError("bucket", bucket_id)
         return rec
 
+    @nonblocking
     def list_buckets(self, ctx: CallContext, filters: Filters) -> list[m.Bucket]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            buckets = [
-                records.bucket(r, tx.count("blob", owner, r["id"]))
-                for r in sorted(tx.list("bucket", owner), key=lambda r: natural_key(r["id"]))
-            ]
+        snap = self._read(ctx, owner, "bucket", "blob")
+        buckets = [
+            records.bucket(r, snap.count("blob", owner, r["id"]))
+            for r in sorted(snap.list("bucket", owner), key=lambda r: natural_key(r["id"]))
+        ]
         return filter_on(buckets, filters, *COLLECTIONS["buckets"].filters)
 
+    @nonblocking
     def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            rec = self._bucket_rec(tx, owner, bucket_id)
-            return records.bucket(rec, tx.count("blob", owner, bucket_id))
+        snap = self._read(ctx, owner, "bucket", "blob")
+        rec = self._bucket_rec(snap, owner, bucket_id)
+        return records.bucket(rec, snap.count("blob", owner, bucket_id))
 
     def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
         owner = self._owner(ctx)
@@ -846,25 +859,27 @@ class MockDriver(BaseDriver):
 
     # ---- blobs ------------------------------------------------------------------------
 
-    def _blob_rec(self, tx: Tx, owner: str, bucket_id: str, blob_id: str) -> Record:
+    def _blob_rec(self, tx: Tx | Snapshot, owner: str, bucket_id: str, blob_id: str) -> Record:
         self._bucket_rec(tx, owner, bucket_id)
         rec = tx.get("blob", owner, blob_id, parent=bucket_id)
         if rec is None:
             raise NotFoundError("blob", blob_id, bucket_id=bucket_id)
         return rec
 
+    @nonblocking
     def list_blobs(self, ctx: CallContext, bucket_id: str, filters: Filters) -> list[m.Blob]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            self._bucket_rec(tx, owner, bucket_id)
-            recs = tx.list("blob", owner, parent=bucket_id)
+        snap = self._read(ctx, owner, "bucket", "blob")
+        self._bucket_rec(snap, owner, bucket_id)
+        recs = snap.list("blob", owner, parent=bucket_id)
         blobs = [records.blob(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(blobs, filters, "id")
 
+    @nonblocking
     def get_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> m.Blob:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            return records.blob(self._blob_rec(tx, owner, bucket_id, blob_id))
+        snap = self._read(ctx, owner, "bucket", "blob")
+        return records.blob(self._blob_rec(snap, owner, bucket_id, blob_id))
 
     def put_blob(self, ctx: CallContext, opts: m.PutBlob) -> m.Blob:
         owner = self._owner(ctx)
@@ -948,23 +963,24 @@ class MockDriver(BaseDriver):
 
     # ---- addresses --------------------------------------------------------------------
 
-    def _address_rec(self, tx: Tx, owner: str, address_id: str) -> Record:
+    def _address_rec(self, tx: Tx | Snapshot, owner: str, address_id: str) -> Record:
         rec = tx.get("address", owner, address_id)
         if rec is None:
             raise NotFoundError("address", address_id)
         return rec
 
+    @nonblocking
     def list_addresses(self, ctx: CallContext, filters: Filters) -> list[m.Address]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("address", owner)
+        recs = self._read(ctx, owner, "address").list("address", owner)
         recs.sort(key=lambda r: int(ipaddress.ip_address(r["id"])))
         return filter_on([records.address(r) for r in recs], filters, "id")
 
+    @nonblocking
     def get_address(self, ctx: CallContext, address_id: str) -> m.Address:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            return records.address(self._address_rec(tx, owner, address_id))
+        snap = self._read(ctx, owner, "address")
+        return records.address(self._address_rec(snap, owner, address_id))
 
     def create_address(self, ctx: CallContext) -> m.Address:
         owner = self._owner(ctx)
@@ -1023,23 +1039,24 @@ class MockDriver(BaseDriver):
 
     # ---- firewalls --------------------------------------------------------------------
 
-    def _firewall_rec(self, tx: Tx, owner: str, firewall_id: str) -> Record:
+    def _firewall_rec(self, tx: Tx | Snapshot, owner: str, firewall_id: str) -> Record:
         rec = tx.get("firewall", owner, firewall_id)
         if rec is None:
             raise NotFoundError("firewall", firewall_id)
         return rec
 
+    @nonblocking
     def list_firewalls(self, ctx: CallContext, filters: Filters) -> list[m.Firewall]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("firewall", owner)
+        recs = self._read(ctx, owner, "firewall").list("firewall", owner)
         fws = [records.firewall(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(fws, filters, *COLLECTIONS["firewalls"].filters)
 
+    @nonblocking
     def get_firewall(self, ctx: CallContext, firewall_id: str) -> m.Firewall:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            return records.firewall(self._firewall_rec(tx, owner, firewall_id))
+        snap = self._read(ctx, owner, "firewall")
+        return records.firewall(self._firewall_rec(snap, owner, firewall_id))
 
     def create_firewall(self, ctx: CallContext, opts: m.CreateFirewall) -> m.Firewall:
         owner = self._owner(ctx)
@@ -1175,23 +1192,25 @@ class MockDriver(BaseDriver):
 
     # ---- load balancers ---------------------------------------------------------------
 
-    def _lb_rec(self, tx: Tx, owner: str, lb_id: str) -> Record:
+    def _lb_rec(self, tx: Tx | Snapshot, owner: str, lb_id: str) -> Record:
         rec = tx.get("load_balancer", owner, lb_id)
         if rec is None:
             raise NotFoundError("load_balancer", lb_id)
         return rec
 
+    @nonblocking
     def list_load_balancers(self, ctx: CallContext, filters: Filters) -> list[m.LoadBalancer]:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            recs = tx.list("load_balancer", owner)
+        recs = self._read(ctx, owner, "load_balancer").list("load_balancer", owner)
         lbs = [records.load_balancer(r) for r in sorted(recs, key=lambda r: natural_key(r["id"]))]
         return filter_on(lbs, filters, *COLLECTIONS["load_balancers"].filters)
 
+    @nonblocking
     def get_load_balancer(self, ctx: CallContext, lb_id: str) -> m.LoadBalancer:
         owner = self._owner(ctx)
-        with self._store.transaction() as tx:
-            return records.load_balancer(self._lb_rec(tx, owner, lb_id))
+        return records.load_balancer(
+            self._lb_rec(self._read(ctx, owner, "load_balancer"), owner, lb_id)
+        )
 
     def create_load_balancer(self, ctx: CallContext, opts: m.CreateLoadBalancer) -> m.LoadBalancer:
         owner = self._owner(ctx)

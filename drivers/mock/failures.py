@@ -74,6 +74,7 @@ def raise_if_failing(realm_ids: object, ctx: CallContext) -> None:
     candidates = realm_ids if isinstance(realm_ids, list | tuple | set | frozenset) else [realm_ids]
     for realm_id in candidates:
         if realm_id == "hang":
+            ctx.leave_event_loop()  # blocks: never on the server's event loop
             left = ctx.time_left()
             time.sleep(MAX_HANG if left is None else min(left, MAX_HANG))
             raise BackendTimeoutError(

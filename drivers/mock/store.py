@@ -134,6 +134,9 @@ class Snapshot:
             return list(table.values())
         return [rec for (p, _), rec in table.items() if p == parent]
 
+    def count(self, kind: str, owner: str, parent: str) -> int:
+        return sum(1 for p, _ in self._tables[(kind, owner)] if p == parent)
+
 
 def _select(reader: sqlite3.Connection, table: tuple[str, str]) -> dict[tuple[str, str], Record]:
     kind, owner = table
@@ -258,24 +261,6 @@ class Store:
                 raise
             _unlink_all(tx.files_to_delete)
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[Tx]:
-        """A read-only snapshot (a deferred ``BEGIN``): no write lock, so reads do not
-        queue behind the database's writer lock. Writing inside it is a bug."""
-        with self._lock:
-            try:
-                conn = self._connection()
-                conn.execute("BEGIN")
-            except sqlite3.Error as exc:
-                raise InternalDriverError("the mock driver's storage failed") from exc
-            try:
-                yield Tx(conn, self)
-            except sqlite3.Error as exc:
-                raise InternalDriverError("the mock driver's storage failed") from exc
-            finally:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("COMMIT")
-
     def snapshot(self, tables: Iterable[tuple[str, str]], *, wait: bool = True) -> Snapshot:
         """The committed records of ``tables`` ((kind, owner) pairs), from memory.
 
@@ -287,14 +272,21 @@ class Store:
         another thread holds the cache or a table would have to be read from disk.
 
         The records are shared: read them, copy them before changing anything."""
+        if self._reader is None:
+            if not wait:
+                raise WouldBlock()
+            # Before taking the cache lock: opening takes the writer's lock, and a writer
+            # inside a transaction may be waiting for the cache lock.
+            try:
+                self._open_reader()
+            except sqlite3.Error as exc:
+                raise InternalDriverError("the mock driver's storage failed") from exc
         if not self._cache_lock.acquire(blocking=wait):
             raise WouldBlock()
         try:
             reader = self._reader
-            if reader is None:
-                if not wait:
-                    raise WouldBlock()
-                reader = self._open_reader()
+            if reader is None:  # closed meanwhile
+                raise InternalDriverError("the mock driver's storage is closed")
             version = reader.execute("PRAGMA data_version").fetchone()[0]
             if version != self._cached_version:
                 self._cached.clear()
@@ -310,15 +302,18 @@ class Store:
         finally:
             self._cache_lock.release()
 
-    def _open_reader(self) -> sqlite3.Connection:
+    def _open_reader(self) -> None:
         with self._lock:
             self._connection()  # creates and seeds the database on first use
         reader = sqlite3.connect(
             self.db_path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         reader.execute("PRAGMA busy_timeout=30000")
-        self._reader = reader
-        return reader
+        with self._cache_lock:
+            if self._reader is None:
+                self._reader = reader
+                return
+        reader.close()  # another thread opened one first
 
     def _read_tables(self, reader: sqlite3.Connection, wanted: list[tuple[str, str]]) -> None:
         """Bring every table of ``wanted`` into memory from one read transaction. If the
