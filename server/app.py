@@ -79,11 +79,25 @@ def _lock_data_dir(data_dir: Path) -> TextIO:
     return handle
 
 
+async def _build_configured_drivers(gateway: Gateway, config: ServerConfig) -> None:
+    optioned = {key.partition(".")[0] for key in config.driver_options} - {config.driver}
+    names = [config.driver, *sorted(optioned)]
+    for name in names:
+        provider = config.provider if name == config.driver else ""
+        cls, provider = gateway.resolve_names(name, provider)
+        try:
+            await gateway.run_blocking(gateway.instance, cls, provider)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"driver {name!r} refused its options: {exc}") from None
+
+
 async def start(config: ServerConfig, registry: DriverRegistry | None = None) -> RunningServer:
     lock = _lock_data_dir(config.data_dir)
     gateway = Gateway(config, registry or DriverRegistry())
-    # Fail at start, not at the first call, when the default driver is unknown or broken.
-    gateway.resolve_names(config.driver, config.provider)
+    # Fail at start, not at the first call, when the default driver is unknown or broken,
+    # or a driver's options are malformed: build the default driver, and every driver given
+    # options, now (off the loop: a driver may open files).
+    await _build_configured_drivers(gateway, config)
     tokens = PageTokens.from_data_dir(config.data_dir)
     events = EventHub(
         gateway,

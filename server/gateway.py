@@ -131,7 +131,8 @@ class Gateway:
     def driver_class(self, name: str) -> type[BaseDriver]:
         return self.registry.load(name)
 
-    def _instance(self, cls: type[BaseDriver], provider: str) -> BaseDriver:
+    def instance(self, cls: type[BaseDriver], provider: str) -> BaseDriver:
+        """The driver instance of (cls, provider), built on first use (may open files)."""
         key = (cls.name, provider)
         with self._lock:
             driver = self._drivers.get(key)
@@ -189,7 +190,7 @@ class Gateway:
         ctx = CallContext(requested.credentials, provider, deadline)
         driver = self._drivers.get((cls.name, provider))
         if driver is None:  # the first call builds it (it may open files): off the loop
-            driver = await self.run_blocking(self._instance, cls, provider)
+            driver = await self.run_blocking(self.instance, cls, provider)
         return Call(self, driver, ctx, unauthenticated=authenticate)
 
     def close(self) -> None:

@@ -97,6 +97,42 @@ def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Pat
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        (["mock.pending_delay=soon"], "'pending_delay' must be a number of seconds"),
+        (["ec2.multipart_threshold=big"], "ec2.multipart_threshold must be a size"),
+        (["ec2.multipart_concurrency=0"], "ec2.multipart_concurrency must be at least 1"),
+        (["nimbus.region=x"], "unknown driver 'nimbus'"),
+    ],
+)
+def test_malformed_driver_options_fail_at_start_with_one_clear_line(
+    tmp_path: Path, options: list[str], complaint: str
+) -> None:
+    """Options are checked when the server starts (the default driver and every driver
+    given options are built then), not at a client's first call."""
+    flags = [arg for option in options for arg in ("--driver-option", option)]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deltacloud.server.main",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deltacloud-server: "), result.stderr
+    assert complaint in lines[0]
+
+
 def test_bad_flag_value_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "deltacloud.server.main", "--driver-option", "nodot=1"],

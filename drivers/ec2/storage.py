@@ -26,10 +26,6 @@ from .session import EC2Base
 DOWNLOAD_CHUNK = 1024 * 1024
 
 
-#: Multipart upload parts in flight at once for one blob.
-PARALLEL_PARTS = 4
-
-
 class Storage(EC2Base, abstract=True):
     def s3(self, ctx: CallContext) -> Any:
         return self.client(ctx, "s3")
@@ -113,15 +109,16 @@ class Storage(EC2Base, abstract=True):
         held_size = 0
         upload_id = ""
         parts: list[dict[str, Any]] = []
-        # Parts go up in parallel, but at most PARALLEL_PARTS at a time: memory stays
-        # bounded by (PARALLEL_PARTS + 1) parts whatever the blob's size.
+        # Parts go up in parallel, but at most multipart_concurrency at a time: memory
+        # stays bounded by that many parts plus one, whatever the blob's size.
         pending: list[Future[dict[str, Any]]] = []
-        pool = ThreadPoolExecutor(max_workers=PARALLEL_PARTS, thread_name_prefix="s3-part")
+        parallel = self.multipart_concurrency
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-part")
 
         def send(body: bytes) -> None:
             number = len(parts) + len(pending) + 1
             pending.append(pool.submit(self._part, s3, target, upload_id, number, body))
-            if len(pending) >= PARALLEL_PARTS:
+            if len(pending) >= parallel:
                 parts.append(pending.pop(0).result())
 
         try:
