@@ -106,7 +106,7 @@ def _unless_expired(
         check(ctx)
     if ctx.deadline is not None and ctx.time_left() == 0:
         raise BackendTimeoutError(
-            "the call's deadline passed before a worker was free to start it",
+            "the call's deadline passed before the driver could be called",
             reason="DEADLINE_PASSED_IN_QUEUE",
         )
     return fn(ctx, *args)
