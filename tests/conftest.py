@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from ec2_support import AUTHENTICATING_MOTO, GENERATED_SECRETS, MOTO, MotoServer
 
 from deltacloud.drivers.conformance import Api
 from deltacloud.drivers.conformance import ServerProcess as KitServerProcess
@@ -111,7 +112,7 @@ def no_credentials_in_any_server_log(
     import base64
 
     logs = list(tmp_path_factory.getbasetemp().rglob("server-*.log"))
-    forms = [s.encode() for s in SECRETS]
+    forms = [s.encode() for s in [*SECRETS, *GENERATED_SECRETS]]
     forms += [
         base64.b64encode(f"{u}:{p}".encode())
         for u, p in [("mockuser", "mockpassword"), *EXTRA_USERS.items()]
@@ -120,3 +121,27 @@ def no_credentials_in_any_server_log(
         f"{log}: {form.decode()}" for log in logs for form in forms if form in log.read_bytes()
     ]
     assert not leaks, "credentials in server logs:\n" + "\n".join(leaks)
+
+
+# ---- moto, for the EC2 driver's tests (one of each per run) ------------------------------
+
+
+def _running(moto: MotoServer) -> Iterator[MotoServer]:
+    moto.start()
+    try:
+        moto.seed()
+        yield moto
+    finally:
+        moto.stop()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """moto's standalone server, accepting any credentials."""
+    yield from _running(MOTO)
+
+
+@pytest.fixture(scope="session")
+def authenticating_moto() -> Iterator[MotoServer]:
+    """moto's standalone server checking every signature against its IAM, as AWS does."""
+    yield from _running(AUTHENTICATING_MOTO)

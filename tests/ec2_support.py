@@ -2,8 +2,9 @@
 never moto's in-process mocks, so the driver talks HTTP as it would to AWS.
 
 ``MOTO`` gets its free port when this module is imported, so test classes can name its URL
-in their server flags; the ``moto`` fixture (session scope) starts it, seeds one AMI of the
-test account (``image_owners=self`` lists it), and stops it at the end."""
+in their server flags; the ``moto`` fixture (session scope, tests/conftest.py) starts it,
+seeds one AMI of the test account (``image_owners=self`` lists it), and stops it at the end;
+``authenticating_moto`` does the same for ``AUTHENTICATING_MOTO``."""
 
 from __future__ import annotations
 
@@ -15,13 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MOTO_BIN = Path(sys.executable).parent / "moto_server"
@@ -64,10 +63,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Credentials made at run time (the authenticating moto's IAM keys), for the log scan.
+GENERATED_SECRETS: list[str] = []
+
+
 @dataclass
 class MotoServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: Check every request's SigV4 signature against moto's IAM, as AWS does (moto accepts
+    #: any credentials otherwise). The account's keys are made at start.
+    authenticating: bool = False
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
 
     @property
     def url(self) -> str:
@@ -77,6 +85,10 @@ class MotoServer:
         amis = Path(tempfile.gettempdir()) / f"deltacloud-moto-amis-{os.getpid()}.json"
         amis.write_text(json.dumps(AMIS))
         env = {**os.environ, "MOTO_AMIS_PATH": str(amis)}
+        if self.authenticating:
+            # moto serves this many requests unauthenticated, then checks every signature:
+            # exactly the three that make the test account below.
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
         self.process = subprocess.Popen(
             [str(MOTO_BIN), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
@@ -96,7 +108,31 @@ class MotoServer:
                     self.stop()
                     raise RuntimeError("moto_server did not start") from None
                 time.sleep(0.05)
+        if self.authenticating:
+            self._make_account()
         return self
+
+    def _make_account(self) -> None:
+        """An IAM user allowed everything, and its access key: the credentials the tests use
+        against this moto."""
+        iam = boto3.client(
+            "iam",
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id="AKIABOOTSTRAP",
+            aws_secret_access_key="bootstrap",
+        )
+        iam.create_user(UserName="deltacloud-tests")
+        key = iam.create_access_key(UserName="deltacloud-tests")["AccessKey"]
+        allow_all = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName="deltacloud-tests", PolicyName="all", PolicyDocument=json.dumps(allow_all)
+        )
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        GENERATED_SECRETS.append(self.secret_key)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -113,8 +149,8 @@ class MotoServer:
             service,
             region_name=REGION,
             endpoint_url=self.url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
         )
 
     def seed(self) -> str:
@@ -131,6 +167,8 @@ class MotoServer:
 
 
 MOTO = MotoServer()
+#: A second moto that checks signatures, for the conformance kit's wrong-credentials check.
+AUTHENTICATING_MOTO = MotoServer(authenticating=True)
 
 
 def server_flags(moto: MotoServer = MOTO, **extra: str) -> list[str]:
@@ -145,13 +183,3 @@ def server_flags(moto: MotoServer = MOTO, **extra: str) -> list[str]:
     for key, value in options.items():
         flags += ["--driver-option", f"ec2.{key}={value}"]
     return flags
-
-
-@pytest.fixture(scope="session", name="moto")
-def moto_fixture() -> Iterator[MotoServer]:
-    MOTO.start()
-    try:
-        MOTO.seed()
-        yield MOTO
-    finally:
-        MOTO.stop()

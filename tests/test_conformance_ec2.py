@@ -1,26 +1,26 @@
 """The EC2 driver passes the driver conformance kit, through the real server, against
-moto's standalone server on loopback (tests/ec2_support.py)."""
+moto's standalone server on loopback (tests/ec2_support.py), one that checks every request's
+signature as AWS does, so that wrong credentials are refused by the backend itself."""
 
 from __future__ import annotations
 
 import pytest
-from ec2_support import ACCESS_KEY, SECRET_KEY, MotoServer, moto_fixture, server_flags
+from ec2_support import AUTHENTICATING_MOTO, MotoServer, server_flags
 
 from deltacloud.drivers.conformance import DriverConformance
-
-__all__ = ["moto_fixture"]
 
 
 class TestEC2Conformance(DriverConformance):
     driver = "ec2"
-    username = ACCESS_KEY
-    password = SECRET_KEY
-    server_args = tuple(server_flags())
-    #: moto accepts any credentials.
-    rejects_wrong_credentials = False
+    # The account's keys are made when moto starts (see _moto_running).
+    username = ""
+    password = ""
+    server_args = tuple(server_flags(AUTHENTICATING_MOTO))
     settle_timeout = 20.0
 
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
-    def _moto_running(cls, moto: MotoServer) -> MotoServer:
-        return moto
+    def _moto_running(cls, authenticating_moto: MotoServer) -> MotoServer:
+        cls.username = authenticating_moto.access_key
+        cls.password = authenticating_moto.secret_key
+        return authenticating_moto

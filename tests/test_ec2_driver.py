@@ -19,7 +19,6 @@ from ec2_support import (
     AMIS,
     SECRET_KEY,
     MotoServer,
-    moto_fixture,
     server_flags,
 )
 from watching import Watcher, transitions
@@ -41,8 +40,6 @@ from deltacloud.v1 import (
     storage_volume_pb2,
 )
 from support import Failure, failure, metadata
-
-__all__ = ["moto_fixture"]
 
 S = common_pb2.InstanceState
 MIB = 1024 * 1024
@@ -126,6 +123,45 @@ def test_missing_credentials_are_unauthenticated(ec2_api: Api) -> None:
     md = [(k, v) for k, v in EC2 if k != "authorization"]
     f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
     assert f.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.fixture(scope="module")
+def signed_api(
+    authenticating_moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """Our server in front of a moto that checks signatures against its IAM, as AWS does."""
+    server = ec2_server(tmp_path_factory.mktemp("ec2-signed"), authenticating_moto)
+    channel = grpc.insecure_channel(server.target)
+    try:
+        yield Api(channel)
+    finally:
+        channel.close()
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("service", "call", "request_"),
+    [
+        ("EC2", "instances.ListInstances", instance_pb2.ListInstancesRequest()),
+        ("S3", "buckets.ListBuckets", bucket_pb2.ListBucketsRequest()),
+        ("ELB", "load_balancers.ListLoadBalancers", load_balancer_pb2.ListLoadBalancersRequest()),
+    ],
+)
+def test_credentials_the_backend_refuses_are_unauthenticated(
+    signed_api: Api, authenticating_moto: MotoServer, service: str, call: str, request_: object
+) -> None:
+    stub, rpc = call.split(".")
+    method = getattr(getattr(signed_api, stub), rpc)
+    good = metadata(authenticating_moto.access_key, authenticating_moto.secret_key, driver="ec2")
+    method(request_, metadata=good, timeout=15)  # the account's own keys work
+    for access_key, secret in [
+        (authenticating_moto.access_key, authenticating_moto.secret_key + "-wrong"),
+        ("AKIAUNKNOWNTOMOTO00", "whatever"),
+    ]:
+        f = refusal(method, request_, metadata(access_key, secret, driver="ec2"))
+        assert f.code == grpc.StatusCode.UNAUTHENTICATED, service
+        assert f.reason == "AUTHENTICATION_FAILED", (service, f.reason)
+        assert secret not in f.message and authenticating_moto.secret_key not in f.message
 
 
 def test_realms_are_availability_zones(ec2_api: Api) -> None:
