@@ -122,6 +122,7 @@ class Gateway:
             max_workers=self.config.workers, thread_name_prefix="driver"
         )
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
+        self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
         self._lock = threading.Lock()
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -143,7 +144,19 @@ class Gateway:
             return driver
 
     def resolve_names(self, driver_name: str, provider: str) -> tuple[type[BaseDriver], str]:
-        """Apply the server's defaults and check the driver and provider exist."""
+        """Apply the server's defaults and check the driver and provider exist (answers
+        are kept: they depend only on the names and the installed drivers)."""
+        key = (driver_name, provider)
+        known = self._resolved.get(key)
+        if known is not None:
+            return known
+        resolved = self._resolve(driver_name, provider)
+        if len(self._resolved) >= 4096:  # names come from clients: keep the map bounded
+            self._resolved.clear()
+        self._resolved[key] = resolved
+        return resolved
+
+    def _resolve(self, driver_name: str, provider: str) -> tuple[type[BaseDriver], str]:
         name = driver_name or self.config.driver
         cls = self.registry.load(name)
         if not provider:
