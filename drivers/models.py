@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .hardware import HardwareOverrides
-from .state_machine import InstanceState
+from .state_machine import InstanceAction, InstanceState, StateMachine
 
 
 @dataclass
@@ -52,7 +52,7 @@ class InstanceAddress:
 @dataclass
 class Instance:
     """An instance; its allowed ``actions`` are derived by the server from the driver's
-    state machine, so the model does not carry them."""
+    state machine (see :meth:`offered_actions`), so the model does not carry them."""
 
     id: str
     state: InstanceState
@@ -68,6 +68,14 @@ class Instance:
     key_name: str = ""
     firewall_ids: list[str] = field(default_factory=list)
     storage_volume_ids: list[str] = field(default_factory=list)
+    #: Actions the machine allows in this state that this instance does not offer, e.g.
+    #: stop for an EC2 instance-store instance. The server leaves them out of ``actions``
+    #: and refuses them (FAILED_PRECONDITION, ACTION_NOT_ALLOWED) before calling the driver.
+    unavailable_actions: frozenset[InstanceAction] = frozenset()
+
+    def offered_actions(self, machine: StateMachine) -> list[InstanceAction]:
+        """The actions a client may ask of this instance now."""
+        return [a for a in machine.allowed_actions(self.state) if a not in self.unavailable_actions]
 
 
 @dataclass

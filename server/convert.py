@@ -229,7 +229,7 @@ def _address(a: m.InstanceAddress) -> instance_pb2.InstanceAddress:
 
 
 def instance(i: m.Instance, machine: StateMachine | None) -> instance_pb2.Instance:
-    actions = machine.allowed_actions(i.state) if machine else []
+    actions = i.offered_actions(machine) if machine else []
     return instance_pb2.Instance(
         id=i.id,
         name=i.name,

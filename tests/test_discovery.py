@@ -467,7 +467,8 @@ def test_what_the_limited_driver_supports_works(api: Api) -> None:
     md = metadata(driver="limited")
     reply = api.instances.ListInstances(instance_pb2.ListInstancesRequest(), metadata=md)
     assert [(i.id, i.state, list(i.actions)) for i in reply.instances] == [
-        ("lim1", S.INSTANCE_STATE_RUNNING, [A.INSTANCE_ACTION_STOP])
+        ("lim1", S.INSTANCE_STATE_RUNNING, [A.INSTANCE_ACTION_STOP]),
+        ("lim-fixed", S.INSTANCE_STATE_RUNNING, []),  # running, but it cannot be stopped
     ]
     stopped = api.instances.StopInstance(instance_pb2.StopInstanceRequest(id="lim1"), metadata=md)
     assert stopped.state == S.INSTANCE_STATE_STOPPING
@@ -476,6 +477,21 @@ def test_what_the_limited_driver_supports_works(api: Api) -> None:
         instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
     )
     assert rebooted.state == S.INSTANCE_STATE_RUNNING
+
+
+def test_an_action_the_instance_does_not_offer_is_refused_before_the_driver(api: Api) -> None:
+    """The machine allows stop in RUNNING, but this instance does not offer it (like an EC2
+    instance-store instance): refused as not allowed, naming what is, and the driver's
+    stop_instance (which would fail the call with INTERNAL) is never called."""
+    md = metadata(driver="limited")
+    got = api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="lim-fixed"), metadata=md)
+    assert (got.state, list(got.actions)) == (S.INSTANCE_STATE_RUNNING, [])
+    f = failure(
+        refusal(api.instances.StopInstance, instance_pb2.StopInstanceRequest(id="lim-fixed"), md)
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ACTION_NOT_ALLOWED")
+    assert f.metadata["state"] == "running" and f.metadata["action"] == "stop"
+    assert f.metadata["allowed_actions"] == ""  # none: lists are comma-joined
 
 
 def test_errors_echo_driver_and_provider_too(api: Api) -> None:

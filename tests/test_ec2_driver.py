@@ -670,6 +670,7 @@ def test_an_outage_is_unavailable_within_the_deadline_and_service_comes_back(
         ("InvalidInstanceID.NotFound", 400, "RESOURCE_NOT_FOUND"),
         ("NoSuchKey", 404, "RESOURCE_NOT_FOUND"),
         ("IncorrectInstanceState", 400, "INCORRECT_INSTANCE_STATE"),
+        ("UnsupportedOperation", 400, "UNSUPPORTED_FOR_THIS_INSTANCE"),
         ("RequestLimitExceeded", 503, "BACKEND_UNAVAILABLE"),
         ("Throttling", 400, "BACKEND_UNAVAILABLE"),
         ("UnauthorizedOperation", 403, "PERMISSION_DENIED"),
@@ -688,6 +689,21 @@ def test_backend_codes_map_to_sdk_errors(code: str, status: int, reason: str) ->
     assert mapped.reason == reason
     if reason not in ("AUTHENTICATION_FAILED", "RESOURCE_NOT_FOUND"):
         assert mapped.metadata["backend_code"] == code
+
+
+def test_an_instance_store_instance_does_not_offer_stop() -> None:
+    from deltacloud.drivers import InstanceAction
+    from deltacloud.drivers.ec2 import EC2Driver
+
+    described = {"InstanceId": "i-1", "State": {"Name": "running"}}
+    machine = EC2Driver.instance_states
+    assert machine is not None
+    ebs = EC2Driver._instance({**described, "RootDeviceType": "ebs"})
+    store = EC2Driver._instance({**described, "RootDeviceType": "instance-store"})
+    assert InstanceAction.STOP in ebs.offered_actions(machine)
+    assert store.offered_actions(machine) == [
+        a for a in ebs.offered_actions(machine) if a is not InstanceAction.STOP
+    ]
 
 
 def test_connection_failures_are_backend_unavailable() -> None:

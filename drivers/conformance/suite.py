@@ -349,7 +349,9 @@ class DriverConformance:
     max_gets: ClassVar[int] = 20
 
     def create_instance_request(self, api: Api) -> instance_pb2.CreateInstanceRequest:
-        """The instance the lifecycle check creates: by default from the first image."""
+        """The instance the lifecycle check creates: by default from the first image. It
+        must offer every action its machine allows (no ``unavailable_actions``): the check
+        walks them all."""
         if "images" in self.driver_class().collections:
             images = api.images.ListImages(
                 image_pb2.ListImagesRequest(page_size=1), metadata=self.md
@@ -679,8 +681,6 @@ class DriverConformance:
         caused = {_cause_action(e.cause) for e in events} - {None}
         assert caused == done | {InstanceAction.CREATE}
 
-    # ---- create, read, delete ----------------------------------------------------------
-
     # ---- nonblocking methods --------------------------------------------------------------
 
     def driver_options(self) -> dict[str, str]:
@@ -720,6 +720,8 @@ class DriverConformance:
                 assert on_loop == on_worker, f"{name} answers differently on the event loop"
         finally:
             driver.close()
+
+    # ---- create, read, delete ----------------------------------------------------------
 
     def test_keys_are_created_read_and_deleted(self, kit_api: Api) -> None:
         cls = self.driver_class()

@@ -296,6 +296,12 @@ class Compute(EC2Base, abstract=True):
         if not groups:
             for eni in i.get("NetworkInterfaces", []):
                 groups += [g["GroupId"] for g in eni.get("Groups", []) if g.get("GroupId")]
+        # An instance-store instance cannot be stopped (EC2 answers UnsupportedOperation).
+        unavailable = (
+            frozenset({InstanceAction.STOP})
+            if i.get("RootDeviceType") == "instance-store"
+            else frozenset()
+        )
         volumes = [
             b["Ebs"]["VolumeId"]
             for b in i.get("BlockDeviceMappings", [])
@@ -315,6 +321,7 @@ class Compute(EC2Base, abstract=True):
             key_name=i.get("KeyName", ""),
             firewall_ids=list(dict.fromkeys(groups)),
             storage_volume_ids=volumes,
+            unavailable_actions=unavailable,
         )
 
     def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:

@@ -59,6 +59,7 @@ CONFLICT_CODES = frozenset(
         "InvalidAttachment.NotFound",
         "InvalidVolume.ZoneMismatch",
         "InvalidConfigurationRequest",
+        "UnsupportedOperation",  # e.g. stopping an instance-store instance
     }
 )
 DUPLICATE_CODES = frozenset(
@@ -196,6 +197,7 @@ def _reason(code: str) -> str:
         "InvalidIPAddress.InUse": "ADDRESS_IN_USE",
         "Resource.AlreadyAssociated": "ADDRESS_IN_USE",
         "BucketNotEmpty": "BUCKET_NOT_EMPTY",
+        "UnsupportedOperation": "UNSUPPORTED_FOR_THIS_INSTANCE",
     }
     return specific.get(code, "FAILED_PRECONDITION")
 

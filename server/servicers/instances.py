@@ -142,12 +142,10 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         call = await self.gateway.open(context, "instances", action.value)
         machine = _machine(call)
         current = await call.run(call.driver.get_instance, request_id)
-        if not machine.allows(current.state, action):
+        offered = current.offered_actions(machine)
+        if action not in offered:
             raise ActionNotAllowedError(
-                request_id,
-                action.value,
-                current.state.value,
-                [a.value for a in machine.allowed_actions(current.state)],
+                request_id, action.value, current.state.value, [a.value for a in offered]
             )
         method = {
             InstanceAction.START: call.driver.start_instance,

@@ -3,7 +3,8 @@
 
 It serves only the realms and instances collections, and its state machine has no reboot,
 so the server must refuse every other collection and the reboot operation. Its one realm and
-one instance are static: an action answers the instance in its new state, keeping nothing.
+two instances are static: an action answers the instance in its new state, keeping nothing.
+``lim-fixed`` cannot be stopped (``unavailable_actions``), as an EC2 instance-store instance.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from deltacloud.drivers import (
     BaseDriver,
     CallContext,
     Filters,
+    InstanceAction,
     InstanceState,
     NotFoundError,
     StateMachine,
@@ -41,12 +43,21 @@ class LimitedDriver(BaseDriver):
         return [m.Realm(id="lab", name="Laboratory", state="AVAILABLE")]
 
     def _instance(self, instance_id: str = "lim1") -> m.Instance:
+        if instance_id == "lim-fixed":
+            # Like an EC2 instance-store instance: running, but it cannot be stopped.
+            return m.Instance(
+                id="lim-fixed",
+                name="cannot stop",
+                state=InstanceState.RUNNING,
+                realm_id="lab",
+                unavailable_actions=frozenset({InstanceAction.STOP}),
+            )
         if instance_id != "lim1":
             raise NotFoundError("instance", instance_id)
         return m.Instance(id="lim1", name="limited", state=InstanceState.RUNNING, realm_id="lab")
 
     def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
-        return [self._instance()]
+        return [self._instance(), self._instance("lim-fixed")]
 
     def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         return self._instance(instance_id)
@@ -58,6 +69,8 @@ class LimitedDriver(BaseDriver):
         return dataclasses.replace(self._instance(instance_id), state=state)
 
     def stop_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
+        if instance_id == "lim-fixed":  # the server must have refused before calling this
+            raise AssertionError("stop_instance called for an instance that cannot stop")
         return self._moved(instance_id, InstanceState.STOPPING)
 
     def start_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
