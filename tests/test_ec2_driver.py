@@ -206,6 +206,17 @@ def test_images_filter_on_owner_and_architecture_in_the_backend(ec2_api: Api) ->
         assert (f.code, f.metadata["resource_type"]) == (grpc.StatusCode.NOT_FOUND, "image")
 
 
+def test_images_list_the_hardware_profiles_of_their_architecture(ec2_api: Api) -> None:
+    def profiles(image_id: str) -> list[str]:
+        request = image_pb2.GetImageRequest(id=image_id)
+        return list(ec2_api.images.GetImage(request, metadata=EC2).hardware_profile_ids)
+
+    assert profiles(ARM_IMAGE) == ["t4g.micro"]
+    assert profiles(X86_IMAGE) == ["m5.large", "t2.micro", "t3.micro", "t3.small"]
+    listed = ec2_api.images.ListImages(image_pb2.ListImagesRequest(), metadata=EC2).images
+    assert {i.id: list(i.hardware_profile_ids) for i in listed}[ARM_IMAGE] == ["t4g.micro"]
+
+
 def test_images_are_paged_by_describe_images_not_by_listing_everything(ec2_api: Api) -> None:
     everything = [
         i.id

@@ -169,7 +169,8 @@ class Compute(EC2Base, abstract=True):
             params["Filters"] = [{"Name": "architecture", "Values": [arch]}]
         with translated("image"):
             found = self.ec2(ctx).describe_images(**params)["Images"]
-        return [self._image(i) for i in found]
+        catalog = self._catalog(ctx)
+        return [self._image(i, catalog) for i in found]
 
     def list_page(
         self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str
@@ -199,7 +200,8 @@ class Compute(EC2Base, abstract=True):
         with translated("image"):
             answer = self.ec2(ctx).describe_images(**params)
         fetched = answer.get("Images", [])
-        page = [self._image(i) for i in fetched[offset : offset + page_size]]
+        catalog = self._catalog(ctx)
+        page = [self._image(i, catalog) for i in fetched[offset : offset + page_size]]
         if offset + page_size < len(fetched):
             return page, f"{token}|{offset + page_size}"
         following = answer.get("NextToken") or ""
@@ -210,17 +212,26 @@ class Compute(EC2Base, abstract=True):
             found = self.ec2(ctx).describe_images(ImageIds=[image_id])["Images"]
         if not found:
             raise NotFoundError("image", image_id)
-        return self._image(found[0])
+        return self._image(found[0], self._catalog(ctx))
 
     @staticmethod
-    def _image(i: dict[str, Any]) -> m.Image:
+    def _image(i: dict[str, Any], catalog: list[HardwareProfile]) -> m.Image:
+        """``catalog``: the region's profiles; the image lists those of its architecture
+        (with ``ec2.instance_types`` the operator keeps that list short)."""
+        arch = i.get("Architecture", "")
+        fitting = [
+            p.id
+            for p in catalog
+            if not arch or p.architecture is None or p.architecture.allows(arch)
+        ]
         return m.Image(
             id=i["ImageId"],
             name=i.get("Name", ""),
             owner_id=i.get("OwnerId", ""),
             description=i.get("Description", ""),
-            architecture=i.get("Architecture", ""),
+            architecture=arch,
             state=IMAGE_STATES.get(i.get("State", ""), "UNAVAILABLE"),
+            hardware_profile_ids=fitting,
             create_time=_when(i.get("CreationDate")),
             root_type=i.get("RootDeviceType", ""),
         )

@@ -86,8 +86,9 @@ class EC2Base(BaseDriver, abstract=True):
     - ``provider_endpoints=allow``: accept ``REGION@URL`` providers from clients (off by
       default: it would let any caller make the server connect anywhere).
     - ``image_owners``: owners listed when the client filters on none (default ``self``).
-    - ``instance_types``: comma list of instance types offered as hardware profiles
-      (default: every type the region describes).
+    - ``instance_types``: comma list of instance types offered as hardware profiles, and
+      listed by each image of their architecture (default: every type the region
+      describes, several hundred on AWS: each image then lists hundreds).
     - ``default_instance_type`` / ``default_arm_instance_type``: the profile an instance
       gets when the client names none (t3.micro / t4g.micro).
     - ``multipart_threshold`` / ``multipart_part_size``: S3 uploads above the threshold
