@@ -37,6 +37,9 @@ from .errors import ApiError
 T = TypeVar("T")
 log = logging.getLogger("deltacloud.server.gateway")
 
+#: A nonblocking method that holds the event loop longer than this is reported (once).
+SLOW_INLINE = 0.005
+
 #: The current call's driver and provider, for error metadata and logs.
 current_scope: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("current_scope")
 
@@ -65,6 +68,7 @@ class Call:
         if is_nonblocking(fn) and (check is None or is_nonblocking(check)):
             ctx = self.ctx
             inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, on_event_loop=True)
+            started = time.perf_counter()
             try:
                 result: T = _unless_expired(check, fn, inline, *args)
             except WouldBlock:
@@ -72,6 +76,8 @@ class Call:
             else:
                 self.unauthenticated = False
                 return result
+            finally:
+                self.gateway.check_inline_time(fn, time.perf_counter() - started)
         result = await self.gateway.run_blocking(_unless_expired, check, fn, self.ctx, *args)
         self.unauthenticated = False
         return result
@@ -123,7 +129,28 @@ class Gateway:
         )
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
+        self._warned_slow: set[str] = set()
         self._lock = threading.Lock()
+
+    def check_inline_time(self, fn: Callable[..., Any], seconds: float) -> None:
+        """Warn (once per method) when a method marked nonblocking held the event loop
+        longer than SLOW_INLINE: every other call waited meanwhile."""
+        if seconds < SLOW_INLINE:
+            return
+        name = getattr(fn, "__qualname__", repr(fn))
+        if name in self._warned_slow:
+            return
+        self._warned_slow.add(name)
+        log.warning(
+            "a @nonblocking driver method held the event loop",
+            extra={
+                "fields": {
+                    "method": name,
+                    "ms": round(seconds * 1000, 1),
+                    "hint": "it must answer from memory; leave the loop (WouldBlock) otherwise",
+                }
+            },
+        )
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -77,6 +77,8 @@ class Probe(BaseDriver):
         self.ran.append(("list_realms", threading.current_thread().name, ctx.on_event_loop))
         if filters.get("id") == "blocks":
             ctx.leave_event_loop()
+        if filters.get("id") == "slow":
+            time.sleep(0.02)  # what a method marked nonblocking must not do
         return [m.Realm("r1")]
 
     def get_realm(self, ctx: CallContext, realm_id: str) -> m.Realm:
@@ -162,6 +164,19 @@ def test_would_block_runs_the_method_again_on_a_worker(gateway: Gateway) -> None
         ("authenticate", False, False),  # ...and ran again, checked again, on a worker
         ("list_realms", False, False),
     ]
+
+
+def test_a_slow_nonblocking_method_is_reported_once(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="deltacloud.server.gateway"):
+        for _ in range(3):
+            run(gateway, "probe-fast-auth", "list_realms", {"id": "slow"})
+        run(gateway, "probe-fast-auth", "list_realms", {})
+    slow = [r for r in caplog.records if "held the event loop" in r.getMessage()]
+    assert len(slow) == 1
+    fields = slow[0].fields  # type: ignore[attr-defined]
+    assert fields["method"].endswith("list_realms") and fields["ms"] >= 20
 
 
 def test_wrong_credentials_are_refused_inline_before_the_method(gateway: Gateway) -> None:
