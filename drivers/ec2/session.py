@@ -16,6 +16,7 @@ from deltacloud.drivers import (
     DriverConfig,
     PermissionDeniedError,
     ValidationError,
+    nonblocking,
 )
 from deltacloud.drivers import models as m
 
@@ -161,6 +162,7 @@ class EC2Base(BaseDriver, abstract=True):
         )
         self._lock = threading.Lock()
 
+    @nonblocking
     def authenticate(self, ctx: CallContext) -> None:
         """Cheap: the cloud checks the keys on the first real call (no STS round trip)."""
         AwsCredentials.from_context(ctx)
