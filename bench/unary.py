@@ -6,9 +6,10 @@ same client in the same run; plus the time from starting the server to health SE
                                     [--json FILE]
 
 For each concurrency C the client (grpc.aio, one channel) keeps C calls in flight for the
-given seconds and records each call's latency, against ours and the bare server in turn,
---rounds times. Reported (medians over the rounds): requests per second, p50/p99 latency,
-the server's CPU time per call, and ours/bare throughput (target: at least 0.75).
+given seconds and records each call's latency, against ours, the "floor" server (our
+framework without the work, see bench/bare_server.py) and the bare server in turn, --rounds
+times. Reported (medians over the rounds): requests per second, p50/p99 latency, the
+server's CPU time per call, ours/bare throughput (target: at least 0.75) and floor/bare.
 """
 
 from __future__ import annotations
@@ -64,15 +65,19 @@ async def load(target: str, method: str, concurrency: int, seconds: float) -> di
     }
 
 
-def start_bare(folder: Path, target: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Capture our server's answers, then serve the same bytes from the bare server."""
+def capture(folder: Path, target: str) -> None:
+    """Our server's answers, for the reference servers to give."""
     with grpc.insecure_channel(target) as channel:
         stub = instance_pb2_grpc.InstanceServiceStub(channel)
         get = stub.GetInstance(CALLS["GetInstance"], metadata=MD).SerializeToString()
         listed = stub.ListInstances(CALLS["ListInstances"], metadata=MD).SerializeToString()
     (folder / "get.bin").write_bytes(get)
     (folder / "list.bin").write_bytes(listed)
-    port_file = folder / "bare.port"
+
+
+def start_reference(folder: Path, mode: str) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/bare_server.py in ``mode`` (bare or floor), answering the captured bytes."""
+    port_file = folder / f"{mode}.port"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -84,12 +89,14 @@ def start_bare(folder: Path, target: str) -> tuple[subprocess.Popen[bytes], str]
             str(folder / "get.bin"),
             "--list",
             str(folder / "list.bin"),
+            "--mode",
+            mode,
         ]
     )
     deadline = time.monotonic() + 30
     while not port_file.exists():
         if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("the bare server did not start")
+            raise RuntimeError(f"the {mode} server did not start")
         time.sleep(0.02)
     return process, f"127.0.0.1:{int(port_file.read_text())}"
 
@@ -118,6 +125,7 @@ def measure_row(
     shared machine lands on both servers rather than on one."""
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in servers}
     ratios: list[float] = []
+    floor_ratios: list[float] = []
     for _ in range(args.rounds):
         for name, target, pid in servers:
             cpu = proc_cpu(pid)
@@ -126,11 +134,16 @@ def measure_row(
             measured["cpu_us_per_call"] = measured["server_cpu_s"] / measured["calls"] * 1e6
             rounds[name].append(measured)
         ratios.append(rounds["ours"][-1]["rps"] / rounds["bare"][-1]["rps"])
+        if "floor" in rounds:
+            floor_ratios.append(rounds["floor"][-1]["rps"] / rounds["bare"][-1]["rps"])
     row: dict[str, Any] = {"method": method, "concurrency": concurrency, "ratios": ratios}
     for name, measured in rounds.items():
         row[name] = {key: statistics.median(m[key] for m in measured) for key in measured[0]}
         row[name]["rounds"] = measured
     row["ratio"] = statistics.median(ratios)
+    if floor_ratios:
+        row["floor_ratio"] = statistics.median(floor_ratios)
+        row["floor_ratios"] = floor_ratios
     return row
 
 
@@ -147,16 +160,23 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         ours = ServerProcess(folder / "ours", extra_args=["--log-level", "WARNING"]).start()
         assert ours.process is not None
-        bare, bare_target = start_bare(folder, ours.target)
-        servers = [("ours", ours.target, ours.process.pid), ("bare", bare_target, bare.pid)]
+        capture(folder, ours.target)
+        bare, bare_target = start_reference(folder, "bare")
+        floor, floor_target = start_reference(folder, "floor")
+        servers = [
+            ("ours", ours.target, ours.process.pid),
+            ("floor", floor_target, floor.pid),
+            ("bare", bare_target, bare.pid),
+        ]
         try:
             for method in CALLS:
                 for concurrency in levels:
                     results.append(measure_row(method, concurrency, args, servers))
         finally:
             ours.kill()
-            bare.terminate()
-            bare.wait(10)
+            for reference in (bare, floor):
+                reference.terminate()
+                reference.wait(10)
         starts = startup_ms(folder)
     info = machine()
     print(
@@ -171,18 +191,24 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'method':<14}{'conc':>5}{'ours rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'us/call':>8}"
         f"{'bare rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'us/call':>8}{'ratio':>7}"
+        f"{'floor rps':>10}{'us/call':>8}{'floor/bare':>11}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
-        o, b = r["ours"], r["bare"]
+        o, b, f = r["ours"], r["bare"], r["floor"]
         print(
             f"{r['method']:<14}{r['concurrency']:>5}{o['rps']:>10.0f}{o['p50_ms']:>8.2f}"
             f"{o['p99_ms']:>8.2f}{o['cpu_us_per_call']:>8.0f}{b['rps']:>10.0f}"
             f"{b['p50_ms']:>8.2f}{b['p99_ms']:>8.2f}{b['cpu_us_per_call']:>8.0f}"
-            f"{r['ratio']:>7.2f}"
+            f"{r['ratio']:>7.2f}{f['rps']:>10.0f}{f['cpu_us_per_call']:>8.0f}"
+            f"{r['floor_ratio']:>11.2f}"
         )
     print()
+    print(
+        "ratio: ours/bare. floor: our servicer framework and gateway.open answering the same\n"
+        "fixed messages without the driver call and conversion (bench/bare_server.py)."
+    )
     print("us/call: the server process's CPU time (all threads) per call.")
     print(
         "server start to health SERVING (ms, 5 runs): "
