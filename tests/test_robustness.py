@@ -177,6 +177,43 @@ def test_concurrent_clients_leave_exactly_what_their_acknowledged_calls_imply(
 # ---- crash -------------------------------------------------------------------------------
 
 
+def test_every_read_sees_the_writes_acknowledged_before_it(tmp_path: Path) -> None:
+    """Reads are answered from the mock's in-memory snapshot, on the event loop, while other
+    clients write: a read issued after a write was acknowledged must see it (the snapshot
+    is checked after every commit), whatever the other clients do meanwhile."""
+    server = ServerProcess(tmp_path, extra_args=["--workers", "8"]).start()
+    stale: list[str] = []
+
+    def worker(seed: int) -> None:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for step in range(15):
+                key = api.keys.CreateKey(
+                    key_pb2.CreateKeyRequest(name=f"rw-{seed}-{step}"), metadata=MD
+                )
+                if key.id not in [
+                    k.id
+                    for k in api.keys.ListKeys(
+                        key_pb2.ListKeysRequest(page_size=1000), metadata=MD
+                    ).keys
+                ]:
+                    stale.append(f"{key.id} missing from the list after its create")
+                api.keys.DeleteKey(key_pb2.DeleteKeyRequest(id=key.id), metadata=MD)
+                try:
+                    api.keys.GetKey(key_pb2.GetKeyRequest(id=key.id), metadata=MD)
+                    stale.append(f"{key.id} still readable after its delete")
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(worker, range(8)))
+    finally:
+        server.kill()
+    assert stale == []
+
+
 def test_kill_9_during_a_stream_of_writes_keeps_every_acknowledged_one(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path).start()
     acknowledged: list[str] = []
