@@ -111,7 +111,7 @@ class StateMachine:
 
     def is_transitional(self, state: InstanceState) -> bool:
         """True when the cloud will move the instance on its own from ``state``."""
-        return state in self._automatic and bool(self._automatic[state])
+        return bool(self._automatic.get(state))
 
     def __repr__(self) -> str:
         return f"StateMachine({len(self.transitions)} transitions)"

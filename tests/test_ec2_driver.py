@@ -65,6 +65,16 @@ def ec2_server(data_dir: Path, moto: MotoServer, **options: str) -> ServerProces
     return PlainServer(data_dir, extra_args=args).start()
 
 
+def serving(server: ServerProcess) -> Iterator[Api]:
+    """An Api on ``server`` until the fixture ends, then the server is stopped."""
+    channel = grpc.insecure_channel(server.target)
+    try:
+        yield Api(channel)
+    finally:
+        channel.close()
+        server.kill()
+
+
 @pytest.fixture(scope="module")
 def ec2_api(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     server = ec2_server(
@@ -73,12 +83,7 @@ def ec2_api(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         multipart_threshold="5MiB",
         image_owners="self,amazon",
     )
-    channel = grpc.insecure_channel(server.target)
-    try:
-        yield Api(channel)
-    finally:
-        channel.close()
-        server.kill()
+    yield from serving(server)
 
 
 def refusal(call: object, request: object, md: object = EC2, timeout: float = 15) -> Failure:
@@ -130,13 +135,7 @@ def signed_api(
     authenticating_moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Api]:
     """Our server in front of a moto that checks signatures against its IAM, as AWS does."""
-    server = ec2_server(tmp_path_factory.mktemp("ec2-signed"), authenticating_moto)
-    channel = grpc.insecure_channel(server.target)
-    try:
-        yield Api(channel)
-    finally:
-        channel.close()
-        server.kill()
+    yield from serving(ec2_server(tmp_path_factory.mktemp("ec2-signed"), authenticating_moto))
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,10 @@ def test_flags_override_environment_variables(tmp_path: Path) -> None:
             assert ("x-deltacloud-driver", "mock") in call.trailing_metadata()
 
 
-def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
-    result = subprocess.run(
+def start_server(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run deltacloud-server on a free loopback port with ``args``: for servers expected not
+    to start (it returns when the process exits)."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -81,14 +83,17 @@ def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Pat
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
-            str(tmp_path),
-            "--driver",
-            "nimbus",
+            str(data_dir),
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
+    result = start_server(tmp_path, "--driver", "nimbus")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -112,21 +117,7 @@ def test_malformed_driver_options_fail_at_start_with_one_clear_line(
     """Options are checked when the server starts (the default driver and every driver
     given options are built then), not at a client's first call."""
     flags = [arg for option in options for arg in ("--driver-option", option)]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deltacloud.server.main",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(tmp_path),
-            *flags,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = start_server(tmp_path, *flags)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deltacloud-server: "), result.stderr
@@ -287,20 +278,7 @@ def test_credentials_never_appear_in_logs_or_errors(tmp_path: Path) -> None:
 
 
 def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deltacloud.server.main",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(server.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = start_server(server.data_dir)
     assert result.returncode == 1
     assert "is in use by another deltacloud-server" in result.stderr
     assert "Traceback" not in result.stderr

@@ -139,6 +139,11 @@ def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
+#: What reading instances touches: they, and the volumes and addresses that hold their
+#: attachments.
+_INSTANCE_KINDS = ("instance", "volume", "address")
+
+
 class MockDriver(BaseDriver):
     """The mock cloud (see the module docstring for options and behaviours)."""
 
@@ -392,18 +397,12 @@ class MockDriver(BaseDriver):
         now = time.time()
         return any(self._advance(dict(rec), now) for rec in recs)
 
-    @staticmethod
-    def _instance_tables(owner: str) -> list[tuple[str, str]]:
-        """What reading ``owner``'s instances touches: they, and the volumes and addresses
-        that hold their attachments."""
-        return [("instance", owner), ("volume", owner), ("address", owner)]
-
     @nonblocking
     def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
         owner = self._owner(ctx)
         wanted = filters.get("id")
         # The usual case, served from memory: nothing due to be written.
-        snap = self._store.snapshot(self._instance_tables(owner), wait=not ctx.on_event_loop)
+        snap = self._read(ctx, owner, *_INSTANCE_KINDS)
         if isinstance(wanted, str) and wanted:
             found = snap.get("instance", owner, wanted)
             recs = [found] if found is not None else []
@@ -437,7 +436,7 @@ class MockDriver(BaseDriver):
     def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         owner = self._owner(ctx)
         # The usual case, served from memory: nothing due to be written.
-        snap = self._store.snapshot(self._instance_tables(owner), wait=not ctx.on_event_loop)
+        snap = self._read(ctx, owner, *_INSTANCE_KINDS)
         rec = snap.get("instance", owner, instance_id)
         if rec is None:
             raise NotFoundError("instance", instance_id)
