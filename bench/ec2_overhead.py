@@ -10,11 +10,17 @@ moto directly, in one run.
   the blob size.
 
     .venv/bin/python -m bench.ec2_overhead [--instances 20] [--calls 200] [--blob-mib 64]
+                                           [--pin-backend]
+
+``--pin-backend`` gives moto a core of its own (the last one; our server and this client
+share the others), as a cloud endpoint never shares the server's cores: it measures what
+our hop adds rather than how three processes divide two cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import io
 import os
@@ -68,6 +74,13 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of ``pid`` (threads started later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task), cpus)
+
+
 def timed(fn: Callable[[], Any], calls: int) -> list[float]:
     for _ in range(5):
         fn()
@@ -97,7 +110,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--blob-mib", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="blob transfers per side")
+    parser.add_argument(
+        "--pin-backend", action="store_true", help="moto on a core of its own (Linux, 2+ CPUs)"
+    )
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin_backend and len(cpus) < 2:
+        parser.error("--pin-backend needs at least two CPUs")
 
     moto, url = start_moto()
     data = Path(tempfile.mkdtemp(prefix="ec2-bench-"))
@@ -115,6 +134,10 @@ def main() -> None:
     try:
         server.start()
         assert server.process is not None
+        if args.pin_backend:
+            pin(moto.pid, {cpus[-1]})
+            for pid in (server.process.pid, os.getpid()):
+                pin(pid, set(cpus[:-1]))
         kw = {
             "region_name": REGION,
             "endpoint_url": url,
@@ -221,7 +244,13 @@ def main() -> None:
 
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"# ec2_overhead  {now}  {platform.node()}  {platform.platform()}")
+    layout = (
+        f"moto pinned to CPU {cpus[-1]}, server and client to CPUs {cpus[:-1]}"
+        if args.pin_backend
+        else "unpinned: moto, server and client share every CPU"
+    )
     print(f"# python {platform.python_version()}, {os.cpu_count()} CPUs, moto_server on loopback")
+    print(f"# {layout}")
     print(
         f"# {args.instances} instances, {args.calls} calls each (median), "
         f"blob {args.blob_mib} MiB x {args.repeats} each way (median)"
