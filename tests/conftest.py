@@ -15,7 +15,7 @@ from deltacloud.drivers.conformance import Api
 from deltacloud.drivers.conformance import ServerProcess as KitServerProcess
 from support import EXTRA_USERS
 
-__all__ = ["Api", "ServerProcess"]
+__all__ = ["Api", "PlainServer", "ServerProcess"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Short automatic-transition delays keep lifecycle tests fast.
@@ -38,6 +38,11 @@ class ServerProcess(KitServerProcess):
             "--driver-option",
             f"mock.stopping_delay={STOPPING_DELAY}",
         ]
+
+
+class PlainServer(KitServerProcess):
+    """The kit's server process as it is, without the mock's test flags (for servers on
+    another driver, whose flags come in ``extra_args``)."""
 
 
 def _server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[ServerProcess]:

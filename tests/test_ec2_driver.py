@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Api, ServerProcess
+from conftest import Api, PlainServer, ServerProcess
 from ec2_support import (
     ACCESS_KEY,
     AMIS,
@@ -45,13 +45,6 @@ S = common_pb2.InstanceState
 MIB = 1024 * 1024
 EC2 = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2")
 X86_IMAGE, ARM_IMAGE = AMIS[0]["ami_id"], AMIS[1]["ami_id"]
-
-
-class PlainServer(ServerProcess):
-    """The kit's process without the mock's test flags of tests/conftest.py."""
-
-    def base_args(self, port: int, port_file: Path) -> list[str]:
-        return ServerProcess.__mro__[1].base_args(self, port, port_file)  # type: ignore[no-any-return]
 
 
 def ec2_server(data_dir: Path, moto: MotoServer, **options: str) -> ServerProcess:
