@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from deltacloud.drivers import DriverRegistry
 
 from . import reflection
-from .config import ServerConfig
+from .config import ServerConfig, package_version
 from .events.hub import EventHub, EventSettings
 from .gateway import Gateway
 from .pagination import PageTokens
@@ -149,6 +149,7 @@ async def serve(config: ServerConfig) -> None:
         extra={
             "fields": {
                 "listen": f"{host}:{running.port}",
+                "version": package_version(),
                 "driver": config.driver,
                 "data_dir": str(config.data_dir),
                 "tls": config.tls_cert is not None,

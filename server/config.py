@@ -4,11 +4,15 @@ as its fallback, and the defaults a user gets with neither."""
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
+import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
@@ -139,6 +143,27 @@ FLAGS = [
 ]
 
 
+def version_line() -> str:
+    """What ``--version`` prints: ours and the versions a bug report needs."""
+    return (
+        f"deltacloud-server {package_version()} (grpcio {grpc.__version__}, "
+        f"protobuf {protobuf_version()}, Python {platform.python_version()})"
+    )
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("deltacloud-grpc")
+    except importlib.metadata.PackageNotFoundError:  # running from a tree not installed
+        return "unknown"
+
+
+def protobuf_version() -> str:
+    from google.protobuf import __version__
+
+    return str(__version__)
+
+
 def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """Flags with defaults from DELTACLOUD_* variables; argparse converts (and refuses,
     with a usage error) environment values exactly like command-line ones."""
@@ -158,6 +183,7 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
             default=default,
             help=f"{flag.help} (DELTACLOUD_{flag.env}; default {flag.default or 'none'})",
         )
+    p.add_argument("--version", action="version", version=version_line())
     p.add_argument(
         "--driver-option",
         action="append",

@@ -135,6 +135,33 @@ def test_bad_flag_value_is_a_usage_error(tmp_path: Path) -> None:
     assert "expected DRIVER.KEY=VALUE" in result.stderr
 
 
+def test_version_names_the_server_and_what_it_runs_on() -> None:
+    from importlib.metadata import version
+
+    from google.protobuf import __version__ as protobuf_version
+
+    result = subprocess.run(
+        [sys.executable, "-m", "deltacloud.server.main", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith(f"deltacloud-server {version('deltacloud-grpc')} (")
+    assert f"grpcio {grpc.__version__}" in line
+    assert f"protobuf {protobuf_version}" in line
+
+
+def test_the_serving_line_says_the_version(server: ServerProcess) -> None:
+    from importlib.metadata import version
+
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    serving = [line for line in lines if line.get("message") == "serving"]
+    assert len(serving) == 1, lines
+    assert serving[0]["version"] == version("deltacloud-grpc")
+
+
 def test_health_reports_every_service_serving(server: ServerProcess) -> None:
     with grpc.insecure_channel(server.target) as channel:
         api = Api(channel)
