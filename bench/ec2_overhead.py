@@ -81,15 +81,36 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task), cpus)
 
 
-def timed(fn: Callable[[], Any], calls: int) -> list[float]:
+#: Latency calls are split into this many blocks; each block's ratio of medians shows how
+#: far the figure moves within one run.
+BLOCKS = 10
+
+
+def paired(
+    ours: Callable[[], Any], direct: Callable[[], Any], calls: int
+) -> tuple[list[float], list[float]]:
+    """Latencies of ``calls`` calls each, ours and direct alternating call by call, so that
+    drift (moto growing slower, the machine's load) lands on both sides alike."""
     for _ in range(5):
-        fn()
-    out = []
+        ours()
+        direct()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(calls):
-        started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
-    return out
+        for fn, out in zip((ours, direct), times, strict=True):
+            started = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - started)
+    return times
+
+
+def spread(ours: list[float], direct: list[float], blocks: int = BLOCKS) -> tuple[float, float]:
+    """Lowest and highest ratio of medians over consecutive blocks of the paired calls."""
+    size = max(1, len(ours) // blocks)
+    ratios = [
+        statistics.median(ours[i : i + size]) / statistics.median(direct[i : i + size])
+        for i in range(0, len(ours) - size + 1, size)
+    ]
+    return min(ratios), max(ratios)
 
 
 def own_cpu() -> float:
@@ -157,24 +178,23 @@ def main() -> None:
         md = metadata(KEY, SECRET, driver="ec2")
         channel = grpc.insecure_channel(server.target)
         api = Api(channel)
-        rows: list[tuple[str, float, float]] = []
-
-        ours = timed(
+        rows: list[tuple[str, list[float], list[float]]] = []
+        ours, direct = paired(
             lambda: api.instances.ListInstances(
                 instance_pb2.ListInstancesRequest(page_size=1000), metadata=md
             ),
+            lambda: ec2.describe_instances(),
             args.calls,
         )
-        direct = timed(lambda: ec2.describe_instances(), args.calls)
-        rows.append(("ListInstances", statistics.median(ours), statistics.median(direct)))
-        ours = timed(
+        rows.append(("ListInstances", ours, direct))
+        ours, direct = paired(
             lambda: api.instances.GetInstance(
                 instance_pb2.GetInstanceRequest(id=ids[0]), metadata=md
             ),
+            lambda: ec2.describe_instances(InstanceIds=[ids[0]]),
             args.calls,
         )
-        direct = timed(lambda: ec2.describe_instances(InstanceIds=[ids[0]]), args.calls)
-        rows.append(("GetInstance", statistics.median(ours), statistics.median(direct)))
+        rows.append(("GetInstance", ours, direct))
 
         # ---- blobs ----
         s3.create_bucket(Bucket="bench")
@@ -206,7 +226,7 @@ def main() -> None:
             body = s3.get_object(Bucket="bench", Key="direct.bin")["Body"]
             return sum(len(c) for c in body.iter_chunks(256 * 1024))
 
-        throughput: list[tuple[str, float, float]] = []
+        throughput: list[tuple[str, list[float], list[float]]] = []
         # CPU seconds per MiB of each process, per side: where a transfer's work goes.
         cpu: dict[tuple[str, str], list[float]] = {}
         pids = {"moto": moto.pid, "server": server.process.pid}
@@ -233,8 +253,7 @@ def main() -> None:
                     times.append(elapsed)
                     for process, ms in per_mib.items():
                         cpu.setdefault((f"{name} {side}", process), []).append(ms)
-            ours_s, direct_s = statistics.median(ours_times), statistics.median(direct_times)
-            throughput.append((name, args.blob_mib / ours_s, args.blob_mib / direct_s))
+            throughput.append((name, ours_times, direct_times))
         rss_after = peak_rss_mib(server.process.pid)
         channel.close()
     finally:
@@ -252,16 +271,34 @@ def main() -> None:
     print(f"# python {platform.python_version()}, {os.cpu_count()} CPUs, moto_server on loopback")
     print(f"# {layout}")
     print(
-        f"# {args.instances} instances, {args.calls} calls each (median), "
-        f"blob {args.blob_mib} MiB x {args.repeats} each way (median)"
+        f"# {args.instances} instances, {args.calls} calls each, ours and direct alternating "
+        f"(median; range: lowest and highest ratio over {BLOCKS} blocks of calls)"
     )
-    print(f"{'call':<16}{'ours ms':>10}{'direct ms':>11}{'ratio':>8}  target <= 1.2")
-    for name, ours_m, direct_m in rows:
-        ratio = ours_m / direct_m
-        print(f"{name:<16}{ours_m * 1e3:>10.2f}{direct_m * 1e3:>11.2f}{ratio:>8.2f}")
-    print(f"{'blob':<16}{'ours MiB/s':>10}{'direct MiB/s':>13}{'ratio':>7}  target >= 0.8")
-    for name, ours_t, direct_t in throughput:
-        print(f"{name:<16}{ours_t:>10.1f}{direct_t:>13.1f}{ours_t / direct_t:>7.2f}")
+    print(
+        f"# blob {args.blob_mib} MiB x {args.repeats} each way, alternating (median; range: "
+        "lowest and highest ratio of one transfer to the direct one after it)"
+    )
+    print(f"{'call':<16}{'ours ms':>10}{'direct ms':>11}{'ratio':>8}{'range':>13}  target <= 1.2")
+    for name, ours, direct in rows:
+        ours_m, direct_m = statistics.median(ours), statistics.median(direct)
+        low, high = spread(ours, direct)
+        print(
+            f"{name:<16}{ours_m * 1e3:>10.2f}{direct_m * 1e3:>11.2f}{ours_m / direct_m:>8.2f}"
+            f"{low:>8.2f}-{high:.2f}"
+        )
+    print(
+        f"{'blob':<16}{'ours MiB/s':>10}{'direct MiB/s':>13}{'ratio':>7}{'range':>13}"
+        "  target >= 0.8"
+    )
+    for name, ours_s, direct_s in throughput:
+        ours_t = args.blob_mib / statistics.median(ours_s)
+        direct_t = args.blob_mib / statistics.median(direct_s)
+        # Throughput ratio of a pair: direct time over ours.
+        pairs = [d / o for o, d in zip(ours_s, direct_s, strict=True)]
+        print(
+            f"{name:<16}{ours_t:>10.1f}{direct_t:>13.1f}{ours_t / direct_t:>7.2f}"
+            f"{min(pairs):>8.2f}-{max(pairs):.2f}"
+        )
     print("CPU ms per MiB (median)   moto  server  client")
     for label in ("upload ours", "upload direct", "download ours", "download direct"):
         row = [statistics.median(cpu[(label, p)]) for p in ("moto", "server", "client")]

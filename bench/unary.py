@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     header = (
         f"{'method':<14}{'conc':>5}{'ours rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'us/call':>8}"
-        f"{'bare rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'us/call':>8}{'ratio':>7}"
+        f"{'bare rps':>10}{'p50 ms':>8}{'p99 ms':>8}{'us/call':>8}{'ratio':>7}{'range':>11}"
         f"{'floor rps':>10}{'us/call':>8}{'floor/bare':>11}"
     )
     print(header)
@@ -201,13 +201,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['method']:<14}{r['concurrency']:>5}{o['rps']:>10.0f}{o['p50_ms']:>8.2f}"
             f"{o['p99_ms']:>8.2f}{o['cpu_us_per_call']:>8.0f}{b['rps']:>10.0f}"
             f"{b['p50_ms']:>8.2f}{b['p99_ms']:>8.2f}{b['cpu_us_per_call']:>8.0f}"
-            f"{r['ratio']:>7.2f}{f['rps']:>10.0f}{f['cpu_us_per_call']:>8.0f}"
+            f"{r['ratio']:>7.2f}{min(r['ratios']):>6.2f}-{max(r['ratios']):.2f}"
+            f"{f['rps']:>10.0f}{f['cpu_us_per_call']:>8.0f}"
             f"{r['floor_ratio']:>11.2f}"
         )
     print()
     print(
-        "ratio: ours/bare. floor: our servicer framework and gateway.open answering the same\n"
-        "fixed messages without the driver call and conversion (bench/bare_server.py)."
+        "ratio: ours/bare (range: lowest and highest of the rounds). floor: our servicer\n"
+        "framework and gateway.open answering the same fixed messages without the driver\n"
+        "call and conversion (bench/bare_server.py)."
     )
     print("us/call: the server process's CPU time (all threads) per call.")
     print(
