@@ -91,6 +91,28 @@ async def _build_configured_drivers(gateway: Gateway, config: ServerConfig) -> N
             raise ValueError(f"driver {name!r} refused its options: {exc}") from None
 
 
+def keepalive_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive both ways (docs/operations.md): the server pings every connection
+    every ``keepalive_time`` seconds, calls or not, and closes it when the answer does not
+    come within ``keepalive_timeout``, so the watches of a client that vanished end
+    (and stop its scope's polling); clients may ping every ``keepalive_min_client_interval``
+    seconds, with or without calls in flight (gRPC's default allows one ping per 5 minutes,
+    and none without calls, and answers more with GOAWAY)."""
+    return [
+        ("grpc.keepalive_time_ms", round(config.keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", round(config.keepalive_timeout * 1000)),
+        # gRPC core waits for a ping's answer for ping_timeout_ms (a minute by default)
+        # whatever keepalive_timeout_ms says (grpc/grpc#34647): both, or the timeout is 60 s.
+        ("grpc.http2.ping_timeout_ms", round(config.keepalive_timeout * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            round(config.keepalive_min_client_interval * 1000),
+        ),
+    ]
+
+
 async def start(config: ServerConfig, registry: DriverRegistry | None = None) -> RunningServer:
     lock = _lock_data_dir(config.data_dir)
     gateway = Gateway(config, registry or DriverRegistry())
@@ -121,6 +143,7 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
             # default), while the event loop works through them.
             ("grpc.server.max_pending_requests", 20_000),
             ("grpc.server.max_pending_requests_hard_limit", 50_000),
+            *keepalive_options(config),
         ],
     )
     register_all(server, gateway, tokens, events)

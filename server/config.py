@@ -44,6 +44,9 @@ class ServerConfig:
     watch_buffer: int = 1000
     journal_max_events: int = 100_000
     journal_max_age: float = 7 * 24 * 3600.0
+    keepalive_time: float = 60.0
+    keepalive_timeout: float = 20.0
+    keepalive_min_client_interval: float = 10.0
 
     def options_for(self, driver: str) -> dict[str, str]:
         """The driver options meant for ``driver``, with the ``driver.`` prefix removed."""
@@ -137,6 +140,29 @@ FLAGS = [
         "--journal-max-age",
         str(7 * 24 * 3600),
         "seconds events are kept for resuming (a week)",
+        float,
+        positive=True,
+    ),
+    Flag(
+        "--keepalive-time",
+        "60",
+        "seconds between the server's keepalive pings on each client connection (a client "
+        "that vanished without closing it loses its connection, and its watches end)",
+        float,
+        positive=True,
+    ),
+    Flag(
+        "--keepalive-timeout",
+        "20",
+        "seconds the server waits for a ping's answer before closing the connection",
+        float,
+        positive=True,
+    ),
+    Flag(
+        "--keepalive-min-client-interval",
+        "10",
+        "shortest interval between a client's keepalive pings the server accepts; a client "
+        "pinging more often is sent GOAWAY (too_many_pings)",
         float,
         positive=True,
     ),

@@ -24,6 +24,15 @@ const SERVICES = {
   discovery: 'DiscoveryService',
 };
 
+// HTTP/2 keepalive while calls are in flight: a watch whose server vanished, or whose
+// network path died without closing the connection, fails within about 40 seconds and
+// resumes instead of waiting for ever. Every 30 s, which the server allows (its
+// --keepalive-min-client-interval is 10 s by default). `channelOptions` overrides them.
+const KEEPALIVE_OPTIONS = {
+  'grpc.keepalive_time_ms': 30000,
+  'grpc.keepalive_timeout_ms': 10000,
+};
+
 function loadPackage(protoRoot = PROTO_ROOT) {
   const files = Object.values(SERVICES).map(
     (service) => `deltacloud/v1/${service.replace(/Service$/, '').replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase()}.proto`,
@@ -58,7 +67,10 @@ class Client {
     const v1 = loadPackage(options.protoRoot);
     const credentials = options.credentials ?? grpc.credentials.createInsecure();
     this.metadata = metadataFor(options);
-    this.channel = new grpc.Channel(target, credentials, {});
+    this.channel = new grpc.Channel(target, credentials, {
+      ...KEEPALIVE_OPTIONS,
+      ...(options.channelOptions ?? {}),
+    });
     for (const [name, service] of Object.entries(SERVICES)) {
       const stub = new v1[service](target, credentials, { channelOverride: this.channel });
       this[name] = wrap(stub, this.metadata);
@@ -89,7 +101,12 @@ async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity,
   const seen = new Set();
   let resumes = 0;
   while (!signal?.aborted) {
-    const stream = open({ ...request, ...(after !== undefined ? { after_revision: after } : {}) });
+    // Resumed after the last revision seen; the snapshot (if asked for) only until one came,
+    // as the server refuses a snapshot together with a revision to start after.
+    const stream = open({
+      ...request,
+      ...(after !== undefined ? { after_revision: after, initial_snapshot: false } : {}),
+    });
     const stop = () => stream.cancel();
     signal?.addEventListener('abort', stop, { once: true });
     try {
@@ -131,4 +148,4 @@ function wrap(stub, metadata) {
   return wrapped;
 }
 
-module.exports = { Client, loadPackage, metadataFor, watchEvents, grpc, PROTO_ROOT };
+module.exports = { Client, KEEPALIVE_OPTIONS, loadPackage, metadataFor, watchEvents, grpc, PROTO_ROOT };

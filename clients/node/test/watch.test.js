@@ -22,48 +22,66 @@ function fakeStream(messages, code) {
   return stream;
 }
 
-test('resumes after the last revision seen and drops repeated events', async () => {
+// Runs watchEvents over `scripts` (one fake stream per subscription, in order) until it
+// throws; returns the revisions it yielded, the requests it made and the error.
+async function runScripts(scripts, request = {}) {
   const requests = [];
-  const scripts = [
-    () => fakeStream([{ events: [event(1), event(2)], revision: 2 }], grpc.status.UNAVAILABLE),
-    // The server re-sends revision 2 (same event id): it must not be yielded twice.
-    () => fakeStream([{ events: [event(2), event(3)], revision: 3 }], grpc.status.INVALID_ARGUMENT),
-  ];
-  const open = (request) => {
-    requests.push(request);
+  const open = (req) => {
+    requests.push(req);
     return scripts[requests.length - 1]();
   };
   const got = [];
-  await assert.rejects(
-    (async () => {
-      for await (const e of watchEvents(open, {}, { backoffMs: 1 })) got.push(e.revision);
-    })(),
-    (error) => error.code === grpc.status.INVALID_ARGUMENT,
-  );
+  let error;
+  try {
+    for await (const e of watchEvents(open, request, { backoffMs: 1 })) got.push(e.revision);
+  } catch (caught) {
+    error = caught;
+  }
+  return { got, requests, error };
+}
+
+test('resumes after the last revision seen and drops repeated events', async () => {
+  const { got, requests, error } = await runScripts([
+    () => fakeStream([{ events: [event(1), event(2)], revision: 2 }], grpc.status.UNAVAILABLE),
+    // The server re-sends revision 2 (same event id): it must not be yielded twice.
+    () => fakeStream([{ events: [event(2), event(3)], revision: 3 }], grpc.status.INVALID_ARGUMENT),
+  ]);
+  assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
   assert.deepEqual(got, [1, 2, 3]);
   assert.equal(requests[0].after_revision, undefined);
   assert.equal(requests[1].after_revision, 2);
 });
 
 test('progress messages move the resume position too', async () => {
-  const requests = [];
-  const scripts = [
+  const { got, requests, error } = await runScripts([
     () => fakeStream([{ events: [], revision: 7, kind: 'KIND_PROGRESS' }], grpc.status.RESOURCE_EXHAUSTED),
     () => fakeStream([{ events: [event(8)], revision: 8 }], grpc.status.OUT_OF_RANGE),
-  ];
-  const open = (request) => {
-    requests.push(request);
-    return scripts[requests.length - 1]();
-  };
-  const got = [];
-  await assert.rejects(
-    (async () => {
-      for await (const e of watchEvents(open, {}, { backoffMs: 1 })) got.push(e.revision);
-    })(),
-    (error) => error.code === grpc.status.OUT_OF_RANGE,
-  );
+  ]);
+  assert.equal(error?.code, grpc.status.OUT_OF_RANGE);
   assert.deepEqual(got, [8]);
   assert.equal(requests[1].after_revision, 7);
+});
+
+test('a watch with a snapshot resumes after it without asking for another', async () => {
+  const { got, requests, error } = await runScripts(
+    [
+      // The stream drops before anything came: the retry asks for the snapshot again.
+      () => fakeStream([], grpc.status.UNAVAILABLE),
+      () => fakeStream([{ events: [event(1), event(2)], revision: 2 }], grpc.status.UNAVAILABLE),
+      () => fakeStream([{ events: [event(3)], revision: 3 }], grpc.status.OUT_OF_RANGE),
+    ],
+    { initial_snapshot: true },
+  );
+  assert.equal(error?.code, grpc.status.OUT_OF_RANGE);
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.deepEqual(
+    requests.map((r) => [r.initial_snapshot, r.after_revision]),
+    [
+      [true, undefined],
+      [true, undefined],
+      [false, 2],
+    ],
+  );
 });
 
 test('an abort signal ends the iteration quietly', async () => {

@@ -42,6 +42,19 @@ class StreamCall(Protocol[Resp_co]):
 
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+#: HTTP/2 keepalive while calls are in flight: a watch whose server vanished, or whose
+#: network path died without closing the connection, fails within about 40 seconds and
+#: resumes instead of waiting for ever. Every 30 s, which the server allows (its
+#: --keepalive-min-client-interval is 10 s by default); ``max_pings_without_data`` 0
+#: because a watching client sends no data, and gRPC stops pinging after 2 pings otherwise.
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # The wait for a ping's answer is ping_timeout_ms (60 s by default) in gRPC core now,
+    # whatever keepalive_timeout_ms says: set both.
+    ("grpc.http2.ping_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
 #: Default deadline of a unary call, in seconds (streams have none unless asked).
 DEFAULT_TIMEOUT = 30.0
 
@@ -97,15 +110,18 @@ class Settings:
     def channel_options(self) -> list[tuple[str, Any]]:
         # Reconnect soon after a server restart (gRPC's default waits up to 2 minutes), so
         # retried reads and resumed watches find the server again in seconds.
-        options: list[tuple[str, Any]] = [
-            ("grpc.initial_reconnect_backoff_ms", 250),
-            ("grpc.min_reconnect_backoff_ms", 250),
-            ("grpc.max_reconnect_backoff_ms", 3000),
-            *self.options,
-        ]
+        options: dict[str, Any] = {
+            "grpc.initial_reconnect_backoff_ms": 250,
+            "grpc.min_reconnect_backoff_ms": 250,
+            "grpc.max_reconnect_backoff_ms": 3000,
+            **dict(KEEPALIVE_OPTIONS),
+        }
+        # The caller's options replace these by name: gRPC takes the first of two
+        # arguments with the same name, so appending would leave the defaults in force.
+        options.update(self.options)
         if self.server_name:
-            options.append(("grpc.ssl_target_name_override", self.server_name))
-        return options
+            options["grpc.ssl_target_name_override"] = self.server_name
+        return list(options.items())
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
