@@ -3,6 +3,7 @@ google.rpc.Status, filtering and paging lists, and checking required fields."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -137,6 +138,9 @@ def unary(
         except grpc.aio.AbortError:
             code = "ABORTED"
             raise
+        except asyncio.CancelledError:  # the client went away, or its deadline passed
+            code = "CANCELLED"
+            raise
         except Exception as exc:
             error = to_api_error(exc, _scope_metadata())
             code = error.code.name
@@ -174,6 +178,9 @@ def streaming(
                 yield item
         except grpc.aio.AbortError:
             code = "ABORTED"
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
             raise
         except Exception as exc:
             error = to_api_error(exc, _scope_metadata())

@@ -1,7 +1,8 @@
 """A TCP proxy on loopback that can go silent: ``freeze()`` makes every connection open at
 that moment stop forwarding in both directions while staying open, as when a peer's host
 vanishes or a network path dies without a FIN or RST. Connections made afterwards forward
-normally, so a client that reconnects gets through."""
+normally, so a client that reconnects gets through; ``hang()`` silences those too, as a
+server that accepts connections and never answers."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Blackhole:
         self._links: list[_Link] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._hanging = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -64,6 +66,8 @@ class Blackhole:
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             link = _Link(client, upstream)
             with self._lock:
+                if self._hanging:
+                    link.frozen.set()
                 if self._closed:
                     link.close()
                     return
@@ -76,6 +80,12 @@ class Blackhole:
         with self._lock:
             for link in self._links:
                 link.frozen.set()
+
+    def hang(self) -> None:
+        """Every connection, open now or made later, is silent."""
+        with self._lock:
+            self._hanging = True
+        self.freeze()
 
     def close(self) -> None:
         with self._lock:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 import pytest
+from blackhole import Blackhole
 from conftest import Api, PlainServer, ServerProcess
 from ec2_support import (
     ACCESS_KEY,
@@ -23,6 +25,7 @@ from ec2_support import (
 )
 from watching import Watcher, transitions
 
+from deltacloud.drivers.ec2.clients import TIMEOUT_CLASSES, Budget, timeout_class
 from deltacloud.drivers.ec2.errors import translate
 from deltacloud.v1 import (
     address_pb2,
@@ -47,13 +50,16 @@ EC2 = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2")
 X86_IMAGE, ARM_IMAGE = AMIS[0]["ami_id"], AMIS[1]["ami_id"]
 
 
-def ec2_server(data_dir: Path, moto: MotoServer, **options: str) -> ServerProcess:
+def ec2_server(
+    data_dir: Path, moto: MotoServer, extra: Sequence[str] = (), **options: str
+) -> ServerProcess:
     args = [
         *server_flags(moto, **options),
         "--watch-fast-poll-interval",
         "0.1",
         "--watch-poll-interval",
         "0.3",
+        *extra,
     ]
     return PlainServer(data_dir, extra_args=args).start()
 
@@ -659,6 +665,44 @@ def test_an_outage_is_unavailable_within_the_deadline_and_service_comes_back(
     finally:
         server.kill()
         own.stop()
+
+
+def test_a_hung_endpoint_is_unavailable_within_the_deadline_and_frees_the_worker(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """An endpoint that accepts connections and never answers (a hung server, a path that
+    drops everything): each call is answered BACKEND_UNAVAILABLE before the client's
+    deadline, and its worker is free again by then: with a single worker, the next call is
+    answered the same way rather than queued behind the first."""
+    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
+        endpoint = SimpleNamespace(url=f"http://{hole.target}")
+        server = ec2_server(tmp_path, endpoint, extra=["--workers", "1"])  # type: ignore[arg-type]
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                api = Api(channel)
+                request = realm_pb2.ListRealmsRequest()
+                assert api.realms.ListRealms(request, metadata=EC2, timeout=10).realms
+                hole.hang()
+                for deadline in (4.0, 4.0, 12.0):
+                    started = time.monotonic()
+                    f = refusal(api.realms.ListRealms, request, timeout=deadline)
+                    took = time.monotonic() - started
+                    assert (f.code, f.reason) == (
+                        grpc.StatusCode.UNAVAILABLE,
+                        "BACKEND_UNAVAILABLE",
+                    ), (deadline, took, f)
+                    assert took < deadline
+        finally:
+            server.kill()
+
+
+@pytest.mark.parametrize("limit", TIMEOUT_CLASSES)
+def test_each_time_budget_fits_its_attempts_timeouts_and_sleeps(limit: float) -> None:
+    budget = Budget.of(limit)
+    assert budget.worst_case() <= limit + 1e-9
+    assert budget.read >= budget.connect > 0
+    assert timeout_class(limit) == limit
+    assert timeout_class(limit + 0.001) == limit  # the largest budget that fits
 
 
 # ---- the error mapping --------------------------------------------------------------------

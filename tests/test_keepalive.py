@@ -36,14 +36,15 @@ def _watch_request(progress_seconds: int) -> instance_pb2.WatchInstanceEventsReq
     )
 
 
-def _watch_ended_in_log(server: ServerProcess) -> bool:
-    """Whether the server logged the end of a WatchInstanceEvents call (DEBUG access log)."""
+def _watch_ended_in_log(server: ServerProcess) -> str | None:
+    """The status code the server logged for the end of a WatchInstanceEvents call (DEBUG
+    access log), None while it has not ended."""
     for line in server.log().splitlines():
         if line.startswith("{"):
             record = json.loads(line)
             if record.get("message") == "call" and record.get("method") == "WatchInstanceEvents":
-                return True
-    return False
+                return str(record["code"])
+    return None
 
 
 def _reboot(server: ServerProcess) -> None:
@@ -60,15 +61,16 @@ def test_the_server_drops_a_client_that_stopped_answering(tmp_path: Path) -> Non
             stub = instance_pb2_grpc.InstanceServiceStub(channel)
             stream = stub.WatchInstanceEvents(_watch_request(1), metadata=MD, timeout=60)
             next(stream)  # the snapshot: the stream is live
-            assert not _watch_ended_in_log(server)
+            assert _watch_ended_in_log(server) is None
             hole.freeze()
             frozen = time.monotonic()
-            while not _watch_ended_in_log(server):
+            while (code := _watch_ended_in_log(server)) is None:
                 assert time.monotonic() - frozen < 10, (
                     "the server kept the watch of a client that stopped answering for 10 s "
                     "with a keepalive of 1 s + 1 s"
                 )
                 time.sleep(0.1)
+            assert code == "CANCELLED"
             stream.cancel()
     finally:
         server.kill()

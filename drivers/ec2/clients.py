@@ -6,8 +6,12 @@ the boto3 client that uses them, and never logged. boto3 clients are thread-safe
 built; building one is slow (~50 ms), so reusing them is what keeps a call cheap.
 
 The client's deadline bounds each backend call: botocore fixes its timeouts and retries per
-client, so clients come in a few *timeout classes* (1, 2, 5, 10, 30, 60 s): a call uses the
-class just above its time left, whose connect/read timeouts and retry count fit in it.
+client, so clients come in a few *time budgets* (0.5 to 60 s). A call uses the largest
+budget its time left covers, and a budget's attempts, their connect and read timeouts and
+botocore's sleeps between them add up to at most the budget: even against an endpoint
+that never answers, botocore gives up, the caller hears BACKEND_UNAVAILABLE, and the
+worker is free again before the client's deadline. A call without a deadline gets the
+largest budget.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from botocore.config import Config  # type: ignore[import-untyped]
 
 from deltacloud.drivers import AuthenticationError, BackendTimeoutError, CallContext
 
-#: Timeout classes (seconds); a call without a deadline uses the last one.
-TIMEOUT_CLASSES = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: Time budgets of a backend call (seconds), retries included.
+TIMEOUT_CLASSES = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -56,22 +60,50 @@ class AwsCredentials:
 
 
 def timeout_class(time_left: float | None) -> float:
+    """The budget of a call with ``time_left`` seconds: the largest that fits (the
+    smallest when none does), the largest without a deadline."""
     if time_left is None:
         return TIMEOUT_CLASSES[-1]
-    for limit in TIMEOUT_CLASSES:
-        if time_left <= limit:
-            return limit
-    return TIMEOUT_CLASSES[-1]
+    fitting = [limit for limit in TIMEOUT_CLASSES if limit <= time_left]
+    return fitting[-1] if fitting else TIMEOUT_CLASSES[0]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How botocore spends a time budget: ``attempts`` tries (standard retry mode), each
+    at most ``connect`` + ``read`` seconds, and the sleeps between them."""
+
+    attempts: int
+    connect: float
+    read: float
+
+    @classmethod
+    def of(cls, limit: float) -> Budget:
+        # Short budgets are not retried (the client may retry); longer ones retry
+        # throttling and connection failures.
+        attempts = 1 if limit < 10 else 2 if limit < 30 else 3
+        per_attempt = (limit - _sleeps(attempts)) / attempts
+        connect = min(per_attempt / 4, 3.0)
+        return cls(attempts, connect, per_attempt - connect)
+
+    def worst_case(self) -> float:
+        """Seconds until botocore gives up when every attempt times out."""
+        return self.attempts * (self.connect + self.read) + _sleeps(self.attempts)
+
+
+def _sleeps(attempts: int) -> float:
+    """The longest botocore's standard mode sleeps in all between ``attempts`` tries: up
+    to 2**(n-1) s before the n-th retry (1, 2, 4, ...)."""
+    return float((1 << (attempts - 1)) - 1)
 
 
 def _config(service: str, limit: float, endpoint: str) -> Any:
-    # Attempts fit in the class: a 1-2 s call is not retried, longer ones are (standard
-    # mode retries throttling and connection errors with backoff).
-    attempts = 1 if limit <= 2 else 2 if limit <= 5 else 3 if limit <= 10 else 5
+    budget = Budget.of(limit)
     options: dict[str, Any] = {
-        "connect_timeout": min(limit, 5.0),
-        "read_timeout": limit,
-        "retries": {"max_attempts": attempts, "mode": "standard"},
+        "connect_timeout": budget.connect,
+        "read_timeout": budget.read,
+        # total_max_attempts counts the first try; botocore's max_attempts does not.
+        "retries": {"total_max_attempts": budget.attempts, "mode": "standard"},
         "max_pool_connections": 32,
     }
     if service == "s3":
