@@ -164,7 +164,9 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     return RunningServer(server, gateway, events, health_servicer, port, lock)
 
 
-async def serve(config: ServerConfig) -> None:
+async def serve(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT; returns how many driver calls were still running on
+    workers when the server stopped (main exits without waiting for them)."""
     running = await start(config)
     host = config.listen.rsplit(":", 1)[0]
     log.info(
@@ -190,4 +192,17 @@ async def serve(config: ServerConfig) -> None:
     await stop.wait()
     log.info("shutting down", extra={"fields": {"grace_seconds": config.shutdown_grace}})
     await running.stop(config.shutdown_grace)
+    abandoned = running.gateway.running_calls
+    if abandoned:
+        # Their clients were answered UNAVAILABLE at the end of the grace period; waiting
+        # for a backend that does not answer would hold the process (and a deploy) for as
+        # long as the driver's own timeouts, or for ever.
+        log.warning(
+            "driver calls still running after the grace period; exiting without them",
+            extra={"fields": {"calls": abandoned}},
+        )
+        # asyncio.run cancels their handlers next, and grpc logs each cancellation as an
+        # error with a traceback: said once above, it is not an error.
+        logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)
     log.info("stopped")
+    return abandoned

@@ -131,6 +131,10 @@ class Gateway:
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
         self._warned_slow: set[str] = set()
         self._lock = threading.Lock()
+        #: Driver calls running on a worker now (the shutdown does not wait past its grace
+        #: for those still running then).
+        self._running = 0
+        self._running_lock = threading.Lock()
 
     def check_inline_time(self, fn: Callable[..., Any], seconds: float) -> None:
         """Warn (once per method) when a method marked nonblocking held the event loop
@@ -154,7 +158,24 @@ class Gateway:
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+        call = functools.partial(self._counted, fn, *args)
+        return await loop.run_in_executor(self.executor, call)
+
+    def _counted(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._running_lock:
+            self._running += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._running_lock:
+                self._running -= 1
+
+    @property
+    def running_calls(self) -> int:
+        """Driver calls on a worker now (an abandoned call's coroutine may be gone while
+        its thread still waits on the backend)."""
+        with self._running_lock:
+            return self._running
 
     def driver_class(self, name: str) -> type[BaseDriver]:
         return self.registry.load(name)

@@ -184,6 +184,43 @@ def test_signal_shuts_down_gracefully_and_exits_zero(tmp_path: Path, sig: signal
         server.kill()
 
 
+def test_a_driver_call_outliving_the_grace_period_does_not_hold_the_process(
+    tmp_path: Path,
+) -> None:
+    """The mock's ``hang`` realm blocks its worker for 30 s (no deadline): after SIGTERM the
+    call is answered UNAVAILABLE at the end of the grace period (2 s here) and the process
+    exits then, without waiting for the worker, saying so in its log."""
+    server = ServerProcess(tmp_path).start()
+    try:
+        channel = grpc.insecure_channel(server.target)
+        outcome: dict[str, object] = {}
+
+        def hang() -> None:
+            try:
+                Api(channel).realms.GetRealm(realm_pb2.GetRealmRequest(id="hang"), metadata=MD)
+            except grpc.RpcError as error:
+                outcome["code"] = error.code()
+
+        caller = threading.Thread(target=hang)
+        caller.start()
+        time.sleep(0.5)  # the call is on its worker
+        assert server.process is not None
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(15) == 0
+        took = time.monotonic() - signalled
+        caller.join(5)
+        channel.close()
+        assert outcome.get("code") == grpc.StatusCode.UNAVAILABLE
+        assert took < 8, f"the server took {took:.1f} s to exit (grace 2 s, the call hangs 30)"
+        records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        warned = [r for r in records if r.get("message", "").startswith("driver calls still")]
+        assert [r["calls"] for r in warned] == [1]
+        assert records[-1]["message"] == "stopped"
+    finally:
+        server.kill()
+
+
 def test_in_flight_upload_finishes_during_graceful_shutdown(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path).start()
     try:
