@@ -241,7 +241,10 @@ class CreateBucket:
 @dataclass
 class PutBlob:
     """A blob upload; ``chunks`` yields the content as it arrives, so a driver can stream
-    it to the backend without holding it in memory."""
+    it to the backend without holding it in memory. ``chunks`` may raise instead of ending:
+    the client cancelled, or sent another length than it announced. The driver must then
+    store nothing and leave the previous version of the blob as it was (write to a
+    temporary place, or abort the multipart upload, and let the exception go)."""
 
     bucket_id: str
     blob_id: str

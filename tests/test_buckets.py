@@ -4,6 +4,8 @@ download, metadata, and the errors of every operation."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,6 +361,43 @@ def test_upload_whose_bytes_differ_from_content_length_is_refused_and_stores_not
     assert (f.metadata.get("expected"), f.metadata.get("received")) == (str(announced), "30")
     assert_old_version_intact(api, bucket_id, blob_id, old)
     assert stored_files(server) == files
+
+
+@pytest.mark.parametrize("announce", [False, True])
+def test_an_upload_the_client_cancels_midway_stores_nothing(
+    api: Api, server: ServerProcess, victim: tuple[str, str, bytes], announce: bool
+) -> None:
+    """gRPC shows the server a client's cancel as the end of the request stream: the half
+    sent must not replace the blob, whether its length was announced or not."""
+    bucket_id, blob_id, old = victim
+    files = stored_files(server)
+    sent, release = threading.Event(), threading.Event()
+    length = 4 * CHUNK
+
+    def stream() -> Iterator[pb.UploadBlobRequest]:
+        yield header(bucket_id, blob_id, content_length=length if announce else None)
+        yield from chunks(b"n" * (length // 2))
+        sent.set()
+        release.wait(30)  # the client stalls here, then gives up
+
+    call = api.buckets.UploadBlob.future(stream(), metadata=MD, timeout=30)
+    try:
+        assert sent.wait(10)
+        uploads = Path(server.data_dir) / "mock" / "tmp"
+        deadline = time.monotonic() + 10
+        while not (uploads.is_dir() and any(uploads.iterdir())):  # the driver is writing it
+            assert time.monotonic() < deadline, "the upload never reached the driver"
+            time.sleep(0.01)
+        call.cancel()
+        with pytest.raises(grpc.FutureCancelledError):
+            call.result()
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while stored_files(server) != files:  # the driver drops its temporary file
+        assert time.monotonic() < deadline, stored_files(server) - files
+        time.sleep(0.01)
+    assert_old_version_intact(api, bucket_id, blob_id, old)
 
 
 @pytest.mark.parametrize("missing", ["bucket_id", "blob_id"])

@@ -154,3 +154,28 @@ def test_generated_client_methods_are_up_to_date() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_uploads_announce_their_length_when_it_is_known() -> None:
+    """So that the server refuses an upload cut short (a cancel looks like the end of the
+    stream to it) and need not wait to rule a cancel out."""
+    import io
+
+    from deltacloud.client.blobs import known_length, upload_requests
+
+    assert known_length(b"12345") == 5
+    assert known_length(memoryview(b"123")) == 3
+    file = io.BytesIO(b"0123456789")
+    file.read(4)
+    assert known_length(file) == 6
+    assert file.tell() == 4  # left where it was
+    assert known_length(iter([b"a", b"b"])) is None
+
+    def announced(data: object, **kw: object) -> int | None:
+        first = next(upload_requests(bucket_id="b", blob_id="x", data=data, **kw))  # type: ignore[arg-type]
+        return first.header.content_length if first.header.HasField("content_length") else None
+
+    assert announced(b"abc") == 3
+    assert announced(io.BytesIO(b"abcd")) == 4
+    assert announced(iter([b"abc"])) is None
+    assert announced(iter([b"abc"]), content_length=3) == 3

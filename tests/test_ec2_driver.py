@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -613,6 +614,42 @@ def test_a_blob_over_the_multipart_threshold_round_trips(ec2_api: Api, chunk: in
         got.update(message.chunk)
         size += len(message.chunk)
     assert (size, got.hexdigest()) == (len(content), hashlib.sha256(content).hexdigest())
+
+
+def test_an_upload_the_client_abandons_leaves_no_parts_and_no_object(
+    ec2_api: Api, moto: MotoServer
+) -> None:
+    """The client cancels an upload after S3 has some of its parts: the server aborts the
+    multipart upload (S3 would keep, and bill, the parts) and its worker is free again."""
+    bucket = "abandoned-uploads"
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name=bucket), metadata=EC2)
+    s3 = moto.client("s3")
+    release = threading.Event()
+
+    def requests() -> Iterator[bucket_pb2.UploadBlobRequest]:
+        header = bucket_pb2.UploadBlobHeader(bucket_id=bucket, blob_id="never.bin")
+        yield bucket_pb2.UploadBlobRequest(header=header)
+        for _ in range(12):  # 12 MiB: the multipart upload starts, parts go up
+            yield bucket_pb2.UploadBlobRequest(chunk=secrets.token_bytes(MIB))
+        release.wait(30)  # then the client stalls, and gives up
+
+    call = ec2_api.buckets.UploadBlob.future(requests(), metadata=EC2, timeout=60)
+    try:
+        deadline = time.monotonic() + 15
+        while not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+            assert time.monotonic() < deadline, "the multipart upload never started"
+            time.sleep(0.05)
+        call.cancel()
+        deadline = time.monotonic() + 15
+        while s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+            assert time.monotonic() < deadline, "the abandoned multipart upload is still there"
+            time.sleep(0.05)
+    finally:
+        release.set()
+    listed = ec2_api.buckets.ListBlobs(
+        bucket_pb2.ListBlobsRequest(bucket_id=bucket), metadata=EC2
+    ).blobs
+    assert [b.id for b in listed] == []
 
 
 def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:

@@ -3,8 +3,9 @@ iterable of chunks, with progress reporting; shared by both client flavours."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from deltacloud.v1 import bucket_pb2
 
@@ -28,6 +29,20 @@ def chunks(data: Data, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
                 yield block[start : start + chunk_size]
 
 
+def known_length(data: Data) -> int | None:
+    """The bytes ``data`` will yield, when that is known before reading it."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return memoryview(data).nbytes
+    seekable = getattr(data, "seekable", None)
+    if callable(seekable) and seekable():
+        file = cast(BinaryIO, data)
+        here = file.tell()
+        end = file.seek(0, os.SEEK_END)
+        file.seek(here)
+        return max(0, end - here)
+    return None
+
+
 def upload_requests(
     *,
     bucket_id: str,
@@ -39,7 +54,12 @@ def upload_requests(
     progress: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK_SIZE,
 ) -> Iterator[bucket_pb2.UploadBlobRequest]:
-    """The header, then the data in chunks; ``progress`` is told each chunk's size."""
+    """The header, then the data in chunks; ``progress`` is told each chunk's size.
+    The header announces the length when it is known (given, bytes, or the rest of a
+    seekable file): the server then refuses an upload cut short, and stores it without
+    waiting to see whether its end was a cancel."""
+    if content_length is None:
+        content_length = known_length(data)
     header = bucket_pb2.UploadBlobHeader(
         bucket_id=bucket_id,
         blob_id=blob_id,
