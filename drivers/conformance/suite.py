@@ -736,6 +736,46 @@ class DriverConformance:
         f = _refusal(kit_api.keys.GetKey, key_pb2.GetKeyRequest(id=key.id), self.md)
         assert f.code == grpc.StatusCode.NOT_FOUND
 
+    def test_an_upload_that_fails_midway_leaves_the_previous_version(self, kit_api: Api) -> None:
+        """PutBlob's chunks raise when the client cancels or sends another length than it
+        announced (the server decides); the driver must store nothing then."""
+        cls = self.driver_class()
+        needed = ("create", "destroy", "put_blob", "download_blob", "delete_blob")
+        if not all(cls.supports("buckets", op) for op in needed):
+            pytest.skip("the driver does not create buckets and put blobs")  # a fact
+        name = f"conformance-{secrets.token_hex(4)}"
+        bucket = kit_api.buckets.CreateBucket(
+            bucket_pb2.CreateBucketRequest(name=name), metadata=self.md
+        )
+        old = secrets.token_bytes(1000)
+
+        def upload(content: bytes, announced: int) -> bucket_pb2.Blob:
+            header = bucket_pb2.UploadBlobHeader(
+                bucket_id=bucket.id, blob_id="blob", content_length=announced
+            )
+            requests = [
+                bucket_pb2.UploadBlobRequest(header=header),
+                bucket_pb2.UploadBlobRequest(chunk=content),
+            ]
+            return kit_api.buckets.UploadBlob(iter(requests), metadata=self.md)  # type: ignore[no-any-return]
+
+        upload(old, len(old))
+        with pytest.raises(grpc.RpcError) as caught:
+            upload(secrets.token_bytes(700), 2000)
+        f = failure(caught.value)
+        assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CONTENT_LENGTH_MISMATCH")
+        downloaded = b"".join(
+            m.chunk
+            for m in kit_api.buckets.DownloadBlob(
+                bucket_pb2.DownloadBlobRequest(bucket_id=bucket.id, id="blob"), metadata=self.md
+            )
+        )
+        assert downloaded == old, "a failed upload replaced the blob"
+        kit_api.buckets.DeleteBlob(
+            bucket_pb2.DeleteBlobRequest(bucket_id=bucket.id, id="blob"), metadata=self.md
+        )
+        kit_api.buckets.DeleteBucket(bucket_pb2.DeleteBucketRequest(id=bucket.id), metadata=self.md)
+
     def test_blobs_round_trip_through_a_new_bucket(self, kit_api: Api) -> None:
         cls = self.driver_class()
         needed = ("create", "destroy", "put_blob", "download_blob", "delete_blob")
