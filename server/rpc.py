@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
@@ -23,6 +24,18 @@ from .pagination import Page, PageTokens, page_size_of, paginate, query_digest
 NATIVE = "native:"
 
 T = TypeVar("T")
+
+
+class _NeverRaised(Exception):
+    """Stands for ExecuteBatchError if a gRPC release moves it."""
+
+
+#: What context.write raises when the call is gone (the client cancelled or vanished).
+CallGone: type[Exception] = getattr(
+    importlib.import_module("grpc._cython.cygrpc"), "ExecuteBatchError", _NeverRaised
+)
+
+
 access_log = logging.getLogger("deltacloud.server.access")
 if TYPE_CHECKING:
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -125,8 +138,10 @@ def _scope_metadata() -> dict[str, str]:
 def unary(
     fn: Callable[[Any, Any, Context], Awaitable[T]],
 ) -> Callable[[Any, Any, Context], Awaitable[T]]:
-    """Wrap a unary (or client-streaming) handler: any failure becomes a status with
-    ErrorInfo; cancellation and aborts pass through."""
+    """Wrap a handler (streams write with ``context.write``): any failure becomes a status
+    with ErrorInfo; cancellation and aborts pass through, and so does a write that fails
+    because the client has gone (as a cancellation: gRPC logs any other exception that
+    leaves a handler as an error of the server)."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Context) -> T:
@@ -141,6 +156,10 @@ def unary(
         except asyncio.CancelledError:  # the client went away, or its deadline passed
             code = "CANCELLED"
             raise
+        except CallGone:
+            # A write to (or read from) a stream whose client has gone: nobody to answer.
+            code = "CANCELLED"
+            raise asyncio.CancelledError() from None
         except Exception as exc:
             error = to_api_error(exc, _scope_metadata())
             code = error.code.name
@@ -161,32 +180,3 @@ def _log_access(method: str, code: str, started: float) -> None:
             **_scope_metadata(),
         }
         access_log.debug("call", extra={"fields": fields})
-
-
-def streaming(
-    fn: Callable[[Any, Any, Context], AsyncIterator[T]],
-) -> Callable[[Any, Any, Context], AsyncIterator[T]]:
-    """The same for server-streaming handlers (async generators)."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[T]:
-        current_scope.set({})
-        started = time.perf_counter()
-        code = "OK"
-        try:
-            async for item in fn(self, request, context):
-                yield item
-        except grpc.aio.AbortError:
-            code = "ABORTED"
-            raise
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception as exc:
-            error = to_api_error(exc, _scope_metadata())
-            code = error.code.name
-            await abort(context, error, _scope_metadata())
-        finally:
-            _log_access(fn.__name__, code, started)
-
-    return wrapper

@@ -17,7 +17,7 @@ from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..errors import ApiError, invalid_argument
-from ..rpc import Context, Servicer, require, streaming, unary
+from ..rpc import Context, Servicer, require, unary
 
 #: Bytes moved per hop between the event loop and a driver's thread, both ways: the chunk
 #: size of DownloadBlob, and how much of an upload is handed to the driver at once. Each
@@ -233,26 +233,27 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             raise
         return convert.blob(stored)
 
-    @streaming
-    async def DownloadBlob(
-        self, request: pb.DownloadBlobRequest, context: Context
-    ) -> AsyncIterator[pb.DownloadBlobResponse]:
+    @unary
+    async def DownloadBlob(self, request: pb.DownloadBlobRequest, context: Context) -> None:
+        # Written with context.write rather than yielded: a write to a stream whose client
+        # has gone fails in our code (see rpc.unary) rather than being logged by gRPC as an
+        # error of the server.
         require(request, "bucket_id", "id")
         call = await self.gateway.open(context, "buckets", "download_blob")
         await call.echo_first(context)
         blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
         chunks = await call.run(call.driver.get_blob_content, request.bucket_id, request.id)
-        yield pb.DownloadBlobResponse(blob=convert.blob(blob))
+        await context.write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
         ended = False
         while not ended:
             data, ended = await self.gateway.run_blocking(_take, chunks, HOP_BYTES)
             if len(data) <= 2 * HOP_BYTES:  # the usual case: one message
                 if data:
-                    yield chunk_message(data)  # type: ignore[misc]
+                    await context.write(chunk_message(data))
                 continue
             view = memoryview(data)  # a driver yielded a huge piece: keep messages small
             for start in range(0, len(data), HOP_BYTES):
-                yield chunk_message(view[start : start + HOP_BYTES])  # type: ignore[misc]
+                await context.write(chunk_message(view[start : start + HOP_BYTES]))
 
     @unary
     async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:
