@@ -202,7 +202,9 @@ def main() -> None:
         rss_before = peak_rss_mib(server.process.pid)
 
         def upload() -> None:
-            header = bucket_pb2.UploadBlobHeader(bucket_id="bench", blob_id="ours.bin")
+            header = bucket_pb2.UploadBlobHeader(
+                bucket_id="bench", blob_id="ours.bin", content_length=len(content)
+            )
 
             def requests() -> Iterator[bucket_pb2.UploadBlobRequest]:
                 yield bucket_pb2.UploadBlobRequest(header=header)
