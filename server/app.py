@@ -39,9 +39,11 @@ class RunningServer:
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         # Watch streams end first, each with its last revision, so clients resume cleanly;
-        # then in-flight calls get the grace period.
-        await self.events.shutdown()
+        # then in-flight calls get the grace period, their actions still journaled; then
+        # the monitors stop and the journal closes.
+        await self.events.end_streams()
         await self.server.stop(grace)
+        await self.events.close()
         self.gateway.close()
         self.data_dir_lock.close()
 

@@ -18,7 +18,14 @@ import pytest
 from conftest import Api, ServerProcess
 from grpc_health.v1 import health_pb2
 
-from deltacloud.v1 import bucket_pb2, instance_pb2, key_pb2, realm_pb2
+from deltacloud.v1 import (
+    bucket_pb2,
+    common_pb2,
+    instance_pb2,
+    instance_pb2_grpc,
+    key_pb2,
+    realm_pb2,
+)
 from support import MD, basic, failure, metadata
 
 
@@ -217,6 +224,48 @@ def test_a_driver_call_outliving_the_grace_period_does_not_hold_the_process(
         warned = [r for r in records if r.get("message", "").startswith("driver calls still")]
         assert [r["calls"] for r in warned] == [1]
         assert records[-1]["message"] == "stopped"
+    finally:
+        server.kill()
+
+
+def test_an_action_answered_during_the_grace_period_is_journaled(tmp_path: Path) -> None:
+    """A stop that takes a second (the test driver's slow cloud) is in flight at SIGTERM:
+    it is answered within the grace period, and a watch resumed after the restart gets its
+    event from the journal, as for any acknowledged action."""
+    flags = ["--driver-option", "limited.stop_seconds=1", "--shutdown-grace", "5"]
+    server = ServerProcess(tmp_path, extra_args=flags).start()
+    md = metadata(driver="limited")
+    try:
+        channel = grpc.insecure_channel(server.target)
+        stub = instance_pb2_grpc.InstanceServiceStub(channel)
+        answer: dict[str, object] = {}
+
+        def stop() -> None:
+            answer["instance"] = stub.StopInstance(
+                instance_pb2.StopInstanceRequest(id="lim1"), metadata=md, timeout=10
+            )
+
+        caller = threading.Thread(target=stop)
+        caller.start()
+        time.sleep(0.3)  # the stop is on its worker
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        caller.join(10)
+        assert server.process.wait(15) == 0
+        channel.close()
+        stopped = answer.get("instance")
+        assert isinstance(stopped, instance_pb2.Instance)
+        assert stopped.state == common_pb2.INSTANCE_STATE_STOPPING
+        assert '"level": "ERROR"' not in server.log()
+        server.restart()
+        with grpc.insecure_channel(server.target) as again:
+            stream = instance_pb2_grpc.InstanceServiceStub(again).WatchInstanceEvents(
+                instance_pb2.WatchInstanceEventsRequest(after_revision=0), metadata=md, timeout=10
+            )
+            first = next(stream)
+            stream.cancel()
+        causes = [(e.instance_id, e.cause) for e in first.events]
+        assert ("lim1", instance_pb2.EVENT_CAUSE_STOP) in causes, causes
     finally:
         server.kill()
 

@@ -614,9 +614,9 @@ class EventHub:
                 log.exception("journal compaction failed")
             await asyncio.sleep(self.settings.compact_every)
 
-    async def shutdown(self, wait: float = 1.0) -> None:
-        """End every watch stream (they answer UNAVAILABLE with their last revision), stop
-        the monitors, close the journal."""
+    async def end_streams(self, wait: float = 1.0) -> None:
+        """End every watch stream (they answer UNAVAILABLE with their last revision); new
+        ones end at once. Actions still record their events until ``close``."""
         self.closing = True
         scopes = list(self._scopes.values())  # streams ending evict their scopes meanwhile
         for scope in scopes:
@@ -626,9 +626,17 @@ class EventHub:
         deadline = time.monotonic() + wait
         while any(s.subscribers for s in scopes) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for scope in scopes:
+
+    async def close(self) -> None:
+        """Stop the monitors and close the journal (after the last call has answered)."""
+        for scope in list(self._scopes.values()):
             await scope.stop()
         if self._compactor is not None:
             self._compactor.cancel()
         await self.in_writer(self.journal.close)
         self._writer.shutdown(wait=True)
+
+    async def shutdown(self, wait: float = 1.0) -> None:
+        """Both, for a hub with no calls left in flight."""
+        await self.end_streams(wait)
+        await self.close()

@@ -5,11 +5,13 @@ It serves only the realms and instances collections, and its state machine has n
 so the server must refuse every other collection and the reboot operation. Its one realm and
 two instances are static: an action answers the instance in its new state, keeping nothing.
 ``lim-fixed`` cannot be stopped (``unavailable_actions``), as an EC2 instance-store instance.
+The option ``limited.stop_seconds`` makes stop_instance take that long (a slow cloud).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import ClassVar
 
 from deltacloud.drivers import (
@@ -71,6 +73,7 @@ class LimitedDriver(BaseDriver):
     def stop_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         if instance_id == "lim-fixed":  # the server must have refused before calling this
             raise AssertionError("stop_instance called for an instance that cannot stop")
+        time.sleep(float(self.config.options.get("stop_seconds", "0")))
         return self._moved(instance_id, InstanceState.STOPPING)
 
     def start_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
