@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -731,6 +733,39 @@ def test_a_hung_endpoint_is_unavailable_within_the_deadline_and_frees_the_worker
                     assert took < deadline
         finally:
             server.kill()
+
+
+_CLIENT_MEMORY = """
+import os
+from deltacloud.drivers import CallContext, Credentials
+from deltacloud.drivers.ec2.clients import ClientCache
+
+def rss():
+    for line in open(f"/proc/{os.getpid()}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+cache = ClientCache(size=64)
+ctx = lambda i: CallContext(Credentials(f"AKIA{i:04d}", "secret"), "us-east-1")
+cache.get(ctx(0), "ec2", "us-east-1", "http://127.0.0.1:9")  # the first one loads botocore
+before = rss()
+for i in range(1, 9):
+    cache.get(ctx(i), "ec2", "us-east-1", "http://127.0.0.1:9")
+print((rss() - before) / 8)
+"""
+
+
+def test_each_cached_ec2_client_costs_little_memory() -> None:
+    """A client per (credentials, region, endpoint, time budget) is kept: each must not
+    carry its own copy of the EC2 service model (24 MiB when each had its own session)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads VmRSS from /proc")  # a fact of the platform
+    result = subprocess.run(
+        [sys.executable, "-c", _CLIENT_MEMORY], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    per_client = float(result.stdout.strip())
+    assert per_client < 8, f"{per_client:.1f} MiB per cached EC2 client"
 
 
 @pytest.mark.parametrize("limit", TIMEOUT_CLASSES)

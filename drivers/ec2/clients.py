@@ -122,6 +122,12 @@ class ClientCache:
         self._size = size
         self._clients: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        # One session builds every client: it parses each service's model once (a session
+        # per client cost 24 MiB and 180 ms per EC2 client, against 3 MiB and 16 ms). The
+        # credentials go to each client, never to the session. Sessions are not
+        # thread-safe: one build at a time.
+        self._session: Any = None
+        self._build_lock = threading.Lock()
 
     def get(
         self,
@@ -153,17 +159,20 @@ class ClientCache:
             if client is not None:
                 self._clients.move_to_end(key)
                 return client
-        # Built outside the lock (slow); a concurrent twin is harmless, the last one wins.
-        session = boto3.session.Session()
-        client = session.client(
-            service,
-            region_name=region,
-            endpoint_url=endpoint or None,
-            aws_access_key_id=creds.access_key,
-            aws_secret_access_key=creds.secret_key,
-            aws_session_token=creds.session_token or None,
-            config=_config(service, limit, endpoint),
-        )
+        # Built outside the cache's lock (slow); a concurrent twin is harmless, the last one
+        # wins.
+        with self._build_lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            client = self._session.client(
+                service,
+                region_name=region,
+                endpoint_url=endpoint or None,
+                aws_access_key_id=creds.access_key,
+                aws_secret_access_key=creds.secret_key,
+                aws_session_token=creds.session_token or None,
+                config=_config(service, limit, endpoint),
+            )
         with self._lock:
             self._clients[key] = client
             self._clients.move_to_end(key)
