@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +29,8 @@ from ec2_support import (
 )
 from watching import Watcher, transitions
 
+from deltacloud.drivers import BackendUnavailableError
+from deltacloud.drivers.ec2.budget import ByteBudget, shared_budget
 from deltacloud.drivers.ec2.clients import TIMEOUT_CLASSES, Budget, timeout_class
 from deltacloud.drivers.ec2.errors import translate
 from deltacloud.v1 import (
@@ -652,6 +655,48 @@ def test_an_upload_the_client_abandons_leaves_no_parts_and_no_object(
         bucket_pb2.ListBlobsRequest(bucket_id=bucket), metadata=EC2
     ).blobs
     assert [b.id for b in listed] == []
+
+
+def test_the_upload_budget_makes_parts_wait_for_room_until_their_deadline() -> None:
+    budget = ByteBudget(10)
+    assert budget.acquire(6, None) == 6
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError) as caught:
+        budget.acquire(6, 0.2)  # 4 free: it waits, then gives up at its deadline
+    assert caught.value.reason == "UPLOADS_BUSY"
+    assert 0.15 < time.monotonic() - started < 2
+    threading.Timer(0.1, budget.release, args=(6,)).start()
+    assert budget.acquire(6, 5) == 6  # room came back in time
+    budget.release(6)
+    assert budget.acquire(99, 0) == 10  # a part larger than the budget takes all of it
+    assert shared_budget(12345) is shared_budget(12345)  # one per size, for every region
+
+
+def test_concurrent_uploads_share_a_small_memory_budget(moto: MotoServer, tmp_path: Path) -> None:
+    """Room for two 5 MiB parts in flight in the whole server, three uploads of 16 MiB at
+    once: each waits its turn, none fails, every byte arrives."""
+    server = ec2_server(tmp_path, moto, multipart_threshold="5MiB", multipart_memory="10MiB")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="budgeted"), metadata=EC2)
+            contents = {f"b{i}": secrets.token_bytes(16 * MIB + i) for i in range(3)}
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                blobs = list(
+                    pool.map(lambda item: _upload(api, "budgeted", *item), contents.items())
+                )
+            assert [b.content_length for b in blobs] == [len(c) for c in contents.values()]
+            for blob_id, content in contents.items():
+                got = b"".join(
+                    m.chunk
+                    for m in api.buckets.DownloadBlob(
+                        bucket_pb2.DownloadBlobRequest(bucket_id="budgeted", id=blob_id),
+                        metadata=EC2,
+                    )
+                )
+                assert got == content
+    finally:
+        server.kill()
 
 
 def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:

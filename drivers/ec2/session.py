@@ -20,6 +20,7 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
+from .budget import shared_budget
 from .clients import AwsCredentials, ClientCache
 
 DEFAULT_REGION = "us-east-1"
@@ -94,6 +95,8 @@ class EC2Base(BaseDriver, abstract=True):
       gets when the client names none (t3.micro / t4g.micro).
     - ``multipart_threshold`` / ``multipart_part_size``: S3 uploads above the threshold
       go in parts of this size (8MiB / 8MiB; S3 needs at least 5MiB).
+    - ``multipart_memory``: bytes of parts in flight for all uploads together (256MiB);
+      past it uploads wait for room, until their deadline (then UNAVAILABLE UPLOADS_BUSY).
     - ``multipart_concurrency``: parts of one upload in flight at once (4). More helps
       against a distant endpoint; on a small machine next to its endpoint, fewer can be
       faster (bench/ec2_overhead on 2 cores with moto: 2 beat 4).
@@ -156,6 +159,9 @@ class EC2Base(BaseDriver, abstract=True):
         )
         self.multipart_concurrency = _count(
             "multipart_concurrency", options.get("multipart_concurrency"), 4
+        )
+        self.upload_budget = shared_budget(
+            _size("multipart_memory", options.get("multipart_memory"), 256 * MIB)
         )
         self._clients = ClientCache(
             _count("client_cache_size", options.get("client_cache_size"), 64)

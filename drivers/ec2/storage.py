@@ -1,6 +1,8 @@
 """S3: buckets and blobs. Uploads stream: a blob up to the multipart threshold goes in one
-PutObject; a larger one in parts of ``multipart_part_size``, so the server holds at most
-one part per upload. Downloads stream the object's body in chunks."""
+PutObject; a larger one in parts of ``multipart_part_size``, at most
+``multipart_concurrency`` of them in flight per upload, and at most ``multipart_memory``
+bytes of parts in flight for all uploads of the process together. Downloads stream the
+object's body in chunks."""
 
 from __future__ import annotations
 
@@ -116,8 +118,11 @@ class Storage(EC2Base, abstract=True):
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-part")
 
         def send(body: bytes) -> None:
+            taken = self.upload_budget.acquire(len(body), ctx.time_left())
             number = len(parts) + len(pending) + 1
-            pending.append(pool.submit(self._part, s3, target, upload_id, number, body))
+            future = pool.submit(self._part, s3, target, upload_id, number, body)
+            future.add_done_callback(lambda _: self.upload_budget.release(taken))
+            pending.append(future)
             if len(pending) >= parallel:
                 parts.append(pending.pop(0).result())
 
