@@ -597,3 +597,34 @@ def test_clients_leaving_downloads_midway_leave_no_error_in_the_log(tmp_path: Pa
         assert errors == []
     finally:
         server.kill()
+
+
+def test_an_upload_to_a_full_disk_is_resource_exhausted_and_the_server_recovers(
+    tmp_path: Path,
+) -> None:
+    """The server's file-size limit (RLIMIT_FSIZE, set on the running process) stands for
+    a full disk: the upload is RESOURCE_EXHAUSTED STORAGE_FULL and leaves nothing behind;
+    with room again, the same upload is stored."""
+    import resource
+
+    server = ServerProcess(tmp_path).start()
+    assert server.process is not None
+    pid = server.process.pid
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            new_bucket(api, "full-disk")
+            files = stored_files(server)
+            soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (2 * 1024 * 1024, hard))
+            data = os.urandom(4 * 1024 * 1024)
+            try:
+                f = failure(upload_error(api, [header("full-disk", "big"), *chunks(data)]))
+            finally:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+            assert (f.code, f.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL")
+            assert stored_files(server) == files
+            assert blob_ids(api, "full-disk") == []
+            assert upload(api, "full-disk", "big", data).content_length == len(data)
+    finally:
+        server.kill()

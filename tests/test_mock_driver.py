@@ -1082,3 +1082,29 @@ def test_close_releases_the_database(tmp_path: Path) -> None:
     # usable again after close (reopens lazily), and the data is still there
     assert [k.id for k in d.list_keys(MOCK, {})] == ["test-key"]
     d.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "full"),
+    [
+        (OSError(28, "No space left on device"), True),
+        (OSError(122, "Disk quota exceeded"), True),
+        (OSError(27, "File too large"), True),
+        (OSError(5, "Input/output error"), False),
+        (sqlite3.OperationalError("database or disk is full"), True),
+        (sqlite3.OperationalError("disk I/O error"), False),
+    ],
+)
+def test_a_full_disk_is_resource_exhausted_and_other_storage_failures_internal(
+    error: BaseException, full: bool
+) -> None:
+    from deltacloud.drivers.mock.store import storage_failure
+
+    if isinstance(error, sqlite3.Error):  # set by SQLite on its errors
+        error.sqlite_errorcode = sqlite3.SQLITE_FULL if full else sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
+    mapped = storage_failure(error)
+    if full:
+        assert (type(mapped).__name__, mapped.reason) == ("ResourceExhaustedError", "STORAGE_FULL")
+    else:
+        assert type(mapped).__name__ == "InternalDriverError"
+    assert "SQLite" not in mapped.message and "errno" not in mapped.message

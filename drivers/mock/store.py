@@ -22,6 +22,7 @@ process opening the same database.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import WouldBlock
-from ..errors import InternalDriverError
+from ..errors import DriverError, InternalDriverError, ResourceExhaustedError
 
 Record = dict[str, Any]
 
@@ -250,13 +251,13 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
         """One ``BEGIN IMMEDIATE ... COMMIT``; rolls back on any exception. Storage
-        failures surface as InternalDriverError (never a raw SQLite message)."""
+        failures surface as SDK errors (see storage_failure; never a raw SQLite message)."""
         with self._lock:
             try:
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise InternalDriverError("the mock driver's storage failed") from exc
+                raise storage_failure(exc) from exc
             tx = Tx(conn, self)
             try:
                 yield tx
@@ -267,7 +268,7 @@ class Store:
                     conn.execute("ROLLBACK")
                 _unlink_all(tx.files_written)
                 if isinstance(exc, sqlite3.Error):
-                    raise InternalDriverError("the mock driver's storage failed") from exc
+                    raise storage_failure(exc) from exc
                 raise
             _unlink_all(tx.files_to_delete)
 
@@ -294,7 +295,7 @@ class Store:
             try:
                 self._open_reader()
             except sqlite3.Error as exc:
-                raise InternalDriverError("the mock driver's storage failed") from exc
+                raise storage_failure(exc) from exc
         if not self._cache_lock.acquire(blocking=wait):
             raise WouldBlock()
         try:
@@ -318,7 +319,7 @@ class Store:
                 self._read_tables(reader, wanted)
             return Snapshot({t: self._cached[t] for t in wanted})
         except sqlite3.Error as exc:
-            raise InternalDriverError("the mock driver's storage failed") from exc
+            raise storage_failure(exc) from exc
         finally:
             self._cache_lock.release()
 
@@ -355,24 +356,34 @@ class Store:
 
     def write_blob_file(self, chunks: Iterable[bytes]) -> tuple[str, int]:
         """Stream ``chunks`` into a new blob file: temp file, fsync, rename into place,
-        fsync the directory. Returns (file name, size). Nothing is left behind on failure.
-        Called outside any transaction so a slow upload does not block other callers."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        fsync the directory. Returns (file name, size). Nothing is left behind on failure:
+        an exception of ``chunks`` passes as it is, a failure of the disk becomes an SDK
+        error (STORAGE_FULL when it is full). Called outside any transaction so a slow
+        upload does not block other callers."""
         name = uuid.uuid4().hex
         tmp = self.tmp_dir / f"{name}.part"
         size = 0
         try:
-            with open(tmp, "wb") as out:
+            with _storage_errors():
+                self.tmp_dir.mkdir(parents=True, exist_ok=True)
+                self.blob_dir.mkdir(parents=True, exist_ok=True)
+                out = open(tmp, "wb")  # noqa: SIM115 - closed below, on every path
+            try:
                 for chunk in chunks:
                     if not isinstance(chunk, bytes | bytearray | memoryview):
                         raise TypeError("blob chunks must be bytes")
-                    out.write(chunk)
+                    with _storage_errors():
+                        out.write(chunk)
                     size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.blob_dir / name)
-            _fsync_dir(self.blob_dir)
+                with _storage_errors():
+                    out.flush()
+                    os.fsync(out.fileno())
+            finally:
+                with contextlib.suppress(OSError):
+                    out.close()
+            with _storage_errors():
+                os.replace(tmp, self.blob_dir / name)
+                _fsync_dir(self.blob_dir)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -381,6 +392,30 @@ class Store:
 
     def blob_path(self, name: str) -> Path:
         return self.blob_dir / name
+
+
+#: Errors of a full disk, a quota or a file-size limit: the client may retry later.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_failure(exc: BaseException) -> DriverError:
+    """The SDK error for a failure of the mock's storage: RESOURCE_EXHAUSTED STORAGE_FULL
+    when the disk (or a quota) is full, INTERNAL otherwise; never SQLite's message."""
+    full = (isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS) or (
+        isinstance(exc, sqlite3.Error)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    )
+    if full:
+        return ResourceExhaustedError("the mock driver's storage is full", reason="STORAGE_FULL")
+    return InternalDriverError("the mock driver's storage failed")
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise storage_failure(exc) from exc
 
 
 def _fsync_dir(path: Path) -> None:
