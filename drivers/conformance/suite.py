@@ -736,17 +736,25 @@ class DriverConformance:
         f = _refusal(kit_api.keys.GetKey, key_pb2.GetKeyRequest(id=key.id), self.md)
         assert f.code == grpc.StatusCode.NOT_FOUND
 
-    def test_an_upload_that_fails_midway_leaves_the_previous_version(self, kit_api: Api) -> None:
-        """PutBlob's chunks raise when the client cancels or sends another length than it
-        announced (the server decides); the driver must store nothing then."""
+    def _new_bucket_for_blobs(self, kit_api: Api) -> bucket_pb2.Bucket:
+        """A new bucket, or a skip when the driver does not do buckets and blobs."""
         cls = self.driver_class()
         needed = ("create", "destroy", "put_blob", "download_blob", "delete_blob")
         if not all(cls.supports("buckets", op) for op in needed):
             pytest.skip("the driver does not create buckets and put blobs")  # a fact
         name = f"conformance-{secrets.token_hex(4)}"
-        bucket = kit_api.buckets.CreateBucket(
+        return kit_api.buckets.CreateBucket(  # type: ignore[no-any-return]
             bucket_pb2.CreateBucketRequest(name=name), metadata=self.md
         )
+
+    def _download(self, kit_api: Api, bucket_id: str, blob_id: str) -> bytes:
+        request = bucket_pb2.DownloadBlobRequest(bucket_id=bucket_id, id=blob_id)
+        return b"".join(m.chunk for m in kit_api.buckets.DownloadBlob(request, metadata=self.md))
+
+    def test_an_upload_that_fails_midway_leaves_the_previous_version(self, kit_api: Api) -> None:
+        """PutBlob's chunks raise when the client cancels or sends another length than it
+        announced (the server decides); the driver must store nothing then."""
+        bucket = self._new_bucket_for_blobs(kit_api)
         old = secrets.token_bytes(1000)
 
         def upload(content: bytes, announced: int) -> bucket_pb2.Blob:
@@ -764,12 +772,7 @@ class DriverConformance:
             upload(secrets.token_bytes(700), 2000)
         f = failure(caught.value)
         assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CONTENT_LENGTH_MISMATCH")
-        downloaded = b"".join(
-            m.chunk
-            for m in kit_api.buckets.DownloadBlob(
-                bucket_pb2.DownloadBlobRequest(bucket_id=bucket.id, id="blob"), metadata=self.md
-            )
-        )
+        downloaded = self._download(kit_api, bucket.id, "blob")
         assert downloaded == old, "a failed upload replaced the blob"
         kit_api.buckets.DeleteBlob(
             bucket_pb2.DeleteBlobRequest(bucket_id=bucket.id, id="blob"), metadata=self.md
@@ -777,14 +780,7 @@ class DriverConformance:
         kit_api.buckets.DeleteBucket(bucket_pb2.DeleteBucketRequest(id=bucket.id), metadata=self.md)
 
     def test_blobs_round_trip_through_a_new_bucket(self, kit_api: Api) -> None:
-        cls = self.driver_class()
-        needed = ("create", "destroy", "put_blob", "download_blob", "delete_blob")
-        if not all(cls.supports("buckets", op) for op in needed):
-            pytest.skip("the driver does not create buckets and put blobs")  # a fact
-        name = f"conformance-{secrets.token_hex(4)}"
-        bucket = kit_api.buckets.CreateBucket(
-            bucket_pb2.CreateBucketRequest(name=name), metadata=self.md
-        )
+        bucket = self._new_bucket_for_blobs(kit_api)
         content = secrets.token_bytes(300_000)
         chunks = [content[i : i + 65536] for i in range(0, len(content), 65536)]
         header = bucket_pb2.UploadBlobHeader(
@@ -795,12 +791,7 @@ class DriverConformance:
         ]
         blob = kit_api.buckets.UploadBlob(iter(requests), metadata=self.md)
         assert blob.content_length == len(content)
-        downloaded = b"".join(
-            m.chunk
-            for m in kit_api.buckets.DownloadBlob(
-                bucket_pb2.DownloadBlobRequest(bucket_id=bucket.id, id="blob"), metadata=self.md
-            )
-        )
+        downloaded = self._download(kit_api, bucket.id, "blob")
         assert downloaded == content
         kit_api.buckets.DeleteBlob(
             bucket_pb2.DeleteBlobRequest(bucket_id=bucket.id, id="blob"), metadata=self.md
