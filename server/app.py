@@ -4,9 +4,11 @@ TLS, and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
+import resource
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +168,22 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     return RunningServer(server, gateway, events, health_servicer, port, lock)
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one: every client connection, watch
+    and blob file takes a descriptor, and many systems start services with a soft limit of
+    1024 (and a hard one far above). Returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 async def serve(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT; returns how many driver calls were still running on
     workers when the server stopped (main exits without waiting for them)."""
+    open_files = raise_open_files_limit()
     running = await start(config)
     host = config.listen.rsplit(":", 1)[0]
     log.info(
@@ -180,6 +195,7 @@ async def serve(config: ServerConfig) -> int:
                 "driver": config.driver,
                 "data_dir": str(config.data_dir),
                 "tls": config.tls_cert is not None,
+                "max_open_files": open_files,
             }
         },
     )

@@ -409,3 +409,44 @@ def test_a_bad_environment_value_is_a_usage_error_not_a_traceback(tmp_path: Path
     assert result.returncode == 2
     assert "argument --workers: invalid int value: 'many'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_server_raises_its_open_files_limit_to_the_hard_one(tmp_path: Path) -> None:
+    """Started with a soft limit of 256 (systemd's default is 1024 against a hard limit far
+    above), it takes the hard one: each connection, watch and blob file is a descriptor."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"the hard limit here ({hard}) leaves nothing to raise")  # a fact
+    port_file = tmp_path / "port"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deltacloud.server.main",
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file",
+            str(port_file),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            assert process.poll() is None, "the server exited at start"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert line.split()[3:5] == [str(hard), str(hard)], line
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=15)
+    serving = [json.loads(x) for x in err.splitlines() if '"message": "serving"' in x]
+    assert serving and serving[0]["max_open_files"] == hard
