@@ -17,6 +17,7 @@ largest budget.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -120,14 +121,12 @@ def _config(service: str, limit: float, endpoint: str) -> Any:
 # client, against well under 1 MiB and 16 ms. The credentials go to each client, never to
 # the session. Sessions are not thread-safe: one build at a time.
 _BUILD_LOCK = threading.Lock()
-_SESSION: list[Any] = []
 
 
+@functools.cache
 def _session() -> Any:
     """The shared session (call with _BUILD_LOCK held)."""
-    if not _SESSION:
-        _SESSION.append(boto3.session.Session())
-    return _SESSION[0]
+    return boto3.session.Session()
 
 
 class ClientCache:

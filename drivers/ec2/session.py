@@ -4,7 +4,6 @@ driver options, and the call's boto3 client."""
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -166,7 +165,6 @@ class EC2Base(BaseDriver, abstract=True):
         self._clients = ClientCache(
             _count("client_cache_size", options.get("client_cache_size"), 64)
         )
-        self._lock = threading.Lock()
 
     @nonblocking
     def authenticate(self, ctx: CallContext) -> None:

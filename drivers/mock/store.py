@@ -367,8 +367,8 @@ class Store:
             with _storage_errors():
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
                 self.blob_dir.mkdir(parents=True, exist_ok=True)
-                out = open(tmp, "wb")  # noqa: SIM115 - closed below, on every path
-            try:
+                out = open(tmp, "wb")  # noqa: SIM115 - the with below closes it
+            with out:
                 for chunk in chunks:
                     if not isinstance(chunk, bytes | bytearray | memoryview):
                         raise TypeError("blob chunks must be bytes")
@@ -378,9 +378,6 @@ class Store:
                 with _storage_errors():
                     out.flush()
                     os.fsync(out.fileno())
-            finally:
-                with contextlib.suppress(OSError):
-                    out.close()
             with _storage_errors():
                 os.replace(tmp, self.blob_dir / name)
                 _fsync_dir(self.blob_dir)

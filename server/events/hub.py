@@ -635,8 +635,3 @@ class EventHub:
             self._compactor.cancel()
         await self.in_writer(self.journal.close)
         self._writer.shutdown(wait=True)
-
-    async def shutdown(self, wait: float = 1.0) -> None:
-        """Both, for a hub with no calls left in flight."""
-        await self.end_streams(wait)
-        await self.close()
