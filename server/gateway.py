@@ -10,6 +10,7 @@ import functools
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ log = logging.getLogger("deltacloud.server.gateway")
 
 #: A nonblocking method that holds the event loop longer than this is reported (once).
 SLOW_INLINE = 0.005
+
+#: Driver instances kept for providers their driver does not list (an ec2 ``REGION@URL``
+#: provider, when the server accepts them): past this many, the oldest is dropped (its
+#: running calls finish with it; a later call builds it again).
+MAX_UNLISTED_PROVIDERS = 256
 
 #: The current call's driver and provider, for error metadata and logs.
 current_scope: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("current_scope")
@@ -129,6 +135,9 @@ class Gateway:
         )
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
+        #: Keys of ``_drivers`` whose provider the driver does not list, oldest first.
+        self._unlisted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._listed: dict[type[BaseDriver], frozenset[str]] = {}
         self._warned_slow: set[str] = set()
         self._lock = threading.Lock()
         #: Driver calls running on a worker now (the shutdown does not wait past its grace
@@ -181,7 +190,10 @@ class Gateway:
         return self.registry.load(name)
 
     def instance(self, cls: type[BaseDriver], provider: str) -> BaseDriver:
-        """The driver instance of (cls, provider), built on first use (may open files)."""
+        """The driver instance of (cls, provider), built on first use (may open files).
+        Instances of the providers a driver lists are kept for the server's life; of
+        others, the last MAX_UNLISTED_PROVIDERS (clients name those: the map must not grow
+        with whatever they send)."""
         key = (cls.name, provider)
         with self._lock:
             driver = self._drivers.get(key)
@@ -189,7 +201,25 @@ class Gateway:
                 data_dir = self.config.data_dir
                 driver = cls(provider, DriverConfig(data_dir, self.config.options_for(cls.name)))
                 self._drivers[key] = driver
+                if provider not in self._listed_providers(cls):
+                    self._unlisted[key] = None
+                    while len(self._unlisted) > MAX_UNLISTED_PROVIDERS:
+                        # Dropped, not closed: calls still running may be using it.
+                        oldest, _ = self._unlisted.popitem(last=False)
+                        del self._drivers[oldest]
             return driver
+
+    def _listed_providers(self, cls: type[BaseDriver]) -> frozenset[str]:
+        listed = self._listed.get(cls)
+        if listed is None:
+            listed = self._listed[cls] = frozenset(p.id for p in cls.providers())
+        return listed
+
+    @property
+    def driver_instances(self) -> int:
+        """Driver instances kept now."""
+        with self._lock:
+            return len(self._drivers)
 
     def resolve_names(self, driver_name: str, provider: str) -> tuple[type[BaseDriver], str]:
         """Apply the server's defaults and check the driver and provider exist (answers

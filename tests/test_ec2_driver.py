@@ -29,10 +29,13 @@ from ec2_support import (
 )
 from watching import Watcher, transitions
 
-from deltacloud.drivers import BackendUnavailableError
+from deltacloud.drivers import BackendUnavailableError, CallContext, Credentials, DriverConfig
+from deltacloud.drivers.ec2 import EC2Driver
 from deltacloud.drivers.ec2.budget import ByteBudget, shared_budget
 from deltacloud.drivers.ec2.clients import TIMEOUT_CLASSES, Budget, timeout_class
 from deltacloud.drivers.ec2.errors import translate
+from deltacloud.server.config import ServerConfig
+from deltacloud.server.gateway import MAX_UNLISTED_PROVIDERS, Gateway
 from deltacloud.v1 import (
     address_pb2,
     bucket_pb2,
@@ -791,7 +794,7 @@ def rss():
             return int(line.split()[1]) / 1024
 
 ctx = lambda i: CallContext(Credentials(f"AKIA{i:04d}", "secret"), "us-east-1")
-caches = [ClientCache() for _ in range(9)]  # one per region's driver, all kept
+caches = [ClientCache() for _ in range(9)]  # clients in caches of their own, all kept
 caches[0].get(ctx(0), "ec2", "us-east-1", "http://127.0.0.1:9")  # loads the EC2 model
 before = rss()
 for i in range(1, 9):  # other credentials and regions, in the other caches
@@ -801,8 +804,8 @@ print((rss() - before) / 8)
 
 
 def test_each_cached_ec2_client_costs_little_memory() -> None:
-    """A client per (credentials, region, endpoint, time budget) is kept, in a cache per
-    region's driver: none may carry its own copy of the EC2 service model (20-24 MiB when
+    """A client per (credentials, region, endpoint, time budget) is kept: none may carry
+    its own copy of the EC2 service model (20-24 MiB when
     each client had its own session)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("reads VmRSS from /proc")  # a fact of the platform
@@ -812,6 +815,35 @@ def test_each_cached_ec2_client_costs_little_memory() -> None:
     assert result.returncode == 0, result.stderr
     per_client = float(result.stdout.strip())
     assert per_client < 8, f"{per_client:.1f} MiB per cached EC2 client"
+
+
+def test_every_regions_driver_shares_one_bounded_client_cache(tmp_path: Path) -> None:
+    """client_cache_size bounds the clients of the whole server, not of each region (nine
+    regions kept 64 clients each before; endpoint providers one cache each)."""
+    config = DriverConfig(tmp_path, {"client_cache_size": "3"})
+    drivers = [EC2Driver(region, config) for region in ("us-east-1", "eu-west-1")]
+    for i in range(4):
+        ctx = CallContext(Credentials(f"AKIA{i:04d}", "secret"), "", time.monotonic() + 30)
+        for driver in drivers:
+            assert driver.client(ctx, "ec2") is driver.client(ctx, "ec2")  # reused
+    assert drivers[0]._clients is drivers[1]._clients
+    assert len(drivers[0]._clients) == 3
+
+
+def test_endpoint_providers_clients_name_do_not_grow_the_servers_drivers(tmp_path: Path) -> None:
+    """Every ``REGION@URL`` provider a client sends builds a driver instance, even one the
+    server then refuses (PROVIDER_ENDPOINT_NOT_ALLOWED): the server keeps the last
+    MAX_UNLISTED_PROVIDERS of them, and every listed region's for good."""
+    gateway = Gateway(ServerConfig(data_dir=tmp_path))
+    cls = gateway.driver_class("ec2")
+    region = gateway.instance(cls, "us-east-1")
+    for port in range(1, MAX_UNLISTED_PROVIDERS + 100):
+        gateway.instance(cls, f"us-east-1@http://127.0.0.1:{port}")
+    assert gateway.driver_instances == MAX_UNLISTED_PROVIDERS + 1
+    assert gateway.instance(cls, "us-east-1") is region
+    newest = f"us-east-1@http://127.0.0.1:{MAX_UNLISTED_PROVIDERS + 99}"
+    assert gateway.instance(cls, newest) is gateway.instance(cls, newest)
+    gateway.close()
 
 
 @pytest.mark.parametrize("limit", TIMEOUT_CLASSES)

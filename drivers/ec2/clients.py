@@ -186,6 +186,10 @@ class ClientCache:
                 self._clients.popitem(last=False)
         return client
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
     def clear(self) -> None:
         with self._lock:
             clients = list(self._clients.values())
@@ -193,3 +197,15 @@ class ClientCache:
         for client in clients:
             with contextlib.suppress(Exception):  # best effort at shutdown
                 client.close()
+
+
+_CACHES: dict[int, ClientCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def shared_cache(size: int) -> ClientCache:
+    """The process's client cache of that size: every region's driver (and every
+    ``REGION@URL`` provider's) shares it, so the clients kept are bounded for the whole
+    server, not per region (the key has the region and endpoint in it)."""
+    with _CACHES_LOCK:
+        return _CACHES.setdefault(size, ClientCache(size))

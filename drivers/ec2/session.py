@@ -20,7 +20,7 @@ from deltacloud.drivers import (
 from deltacloud.drivers import models as m
 
 from .budget import shared_budget
-from .clients import AwsCredentials, ClientCache
+from .clients import AwsCredentials, shared_cache
 
 DEFAULT_REGION = "us-east-1"
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
@@ -99,8 +99,8 @@ class EC2Base(BaseDriver, abstract=True):
     - ``multipart_concurrency``: parts of one upload in flight at once (4). More helps
       against a distant endpoint; on a small machine next to its endpoint, fewer can be
       faster (bench/ec2_overhead on 2 cores with moto: 2 beat 4).
-    - ``client_cache_size``: boto3 clients kept, one per (credentials, region, endpoint,
-      service) (64).
+    - ``client_cache_size``: boto3 clients kept by the server process, all regions
+      together, one per (credentials, region, endpoint, service, time budget) (64).
     """
 
     @classmethod
@@ -162,7 +162,7 @@ class EC2Base(BaseDriver, abstract=True):
         self.upload_budget = shared_budget(
             _size("multipart_memory", options.get("multipart_memory"), 256 * MIB)
         )
-        self._clients = ClientCache(
+        self._clients = shared_cache(
             _count("client_cache_size", options.get("client_cache_size"), 64)
         )
 
@@ -180,8 +180,8 @@ class EC2Base(BaseDriver, abstract=True):
     def client(self, ctx: CallContext, service: str) -> Any:
         return self._clients.get(ctx, service, self.region, self.endpoint)
 
-    def close(self) -> None:
-        self._clients.clear()
+    # No close(): the clients belong to the process's shared cache, which other regions'
+    # drivers still use; they go with the process.
 
 
 def require_text(value: str, what: str) -> str:
