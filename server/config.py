@@ -31,6 +31,7 @@ class ServerConfig:
     #: "driver.key" -> value, e.g. {"mock.pending_delay": "0.2"}.
     driver_options: Mapping[str, str] = field(default_factory=dict)
     workers: int = 32
+    upload_workers: int = 64
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
@@ -98,6 +99,14 @@ FLAGS = [
     Flag("--provider", "", "default provider of the default driver (else the driver's own)"),
     Flag("--data-dir", None, "where the mock driver and the event journal keep state", Path),
     Flag("--workers", "32", "threads running driver calls", int, positive=True),
+    Flag(
+        "--upload-workers",
+        "64",
+        "threads running blob uploads, one per upload in progress (an upload goes at its "
+        "client's pace, so uploads do not take the --workers other calls need)",
+        int,
+        positive=True,
+    ),
     Flag("--max-message-bytes", str(4 * MIB), "largest message", int, positive=True),
     Flag("--shutdown-grace", "5", "seconds in-flight calls get on SIGTERM/SIGINT", float),
     Flag("--log-level", "INFO", "DEBUG, INFO, WARNING or ERROR", str.upper),

@@ -64,19 +64,26 @@ class Call:
     def driver_class(self) -> type[BaseDriver]:
         return type(self.driver)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, client_paced: bool = False) -> T:
         """Run a driver method with this call's context: off the event loop, unless it is
         marked nonblocking (and so is ``authenticate`` when the credentials are not checked
         yet), in which case it runs here unless it raises WouldBlock. A call whose deadline
         passed while it waited for a worker is not started at all; the first one checks
-        the credentials before anything else."""
+        the credentials before anything else. ``client_paced``: the method reads a
+        client's stream (an upload), so it runs on the upload workers, never holding one
+        of the workers every other call needs while a slow client sends."""
         check = self.driver.authenticate if self.unauthenticated else None
-        if is_nonblocking(fn) and (check is None or is_nonblocking(check)):
+        result: T
+        if (
+            not client_paced
+            and is_nonblocking(fn)
+            and (check is None or is_nonblocking(check))
+        ):
             ctx = self.ctx
             inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, on_event_loop=True)
             started = time.perf_counter()
             try:
-                result: T = _unless_expired(check, fn, inline, *args)
+                result = _unless_expired(check, fn, inline, *args)
             except WouldBlock:
                 pass
             else:
@@ -84,7 +91,9 @@ class Call:
                 return result
             finally:
                 self.gateway.check_inline_time(fn, time.perf_counter() - started)
-        result = await self.gateway.run_blocking(_unless_expired, check, fn, self.ctx, *args)
+        result = await self.gateway.run_blocking(
+            _unless_expired, check, fn, self.ctx, *args, client_paced=client_paced
+        )
         self.unauthenticated = False
         return result
 
@@ -133,6 +142,9 @@ class Gateway:
         self.executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="driver"
         )
+        self.upload_executor = ThreadPoolExecutor(
+            max_workers=self.config.upload_workers, thread_name_prefix="upload"
+        )
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
         #: Keys of ``_drivers`` whose provider the driver does not list, oldest first.
@@ -165,10 +177,13 @@ class Gateway:
             },
         )
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_blocking(
+        self, fn: Callable[..., T], *args: Any, client_paced: bool = False
+    ) -> T:
         loop = asyncio.get_running_loop()
         call = functools.partial(self._counted, fn, *args)
-        return await loop.run_in_executor(self.executor, call)
+        executor = self.upload_executor if client_paced else self.executor
+        return await loop.run_in_executor(executor, call)
 
     def _counted(self, fn: Callable[..., T], *args: Any) -> T:
         with self._running_lock:
@@ -294,3 +309,4 @@ class Gateway:
             except Exception:
                 log.exception("closing driver %s failed", driver.name)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.upload_executor.shutdown(wait=False, cancel_futures=True)

@@ -628,3 +628,78 @@ def test_an_upload_to_a_full_disk_is_resource_exhausted_and_the_server_recovers(
             assert upload(api, "full-disk", "big", data).content_length == len(data)
     finally:
         server.kill()
+
+
+def test_slow_uploads_do_not_hold_the_workers_other_calls_need(tmp_path: Path) -> None:
+    """An upload runs at its client's pace: uploads whose clients stall must not take the
+    driver workers that every other call needs (two workers, three stalled uploads)."""
+    from deltacloud.v1 import key_pb2
+
+    server = ServerProcess(tmp_path, extra_args=["--workers", "2"]).start()
+    release = threading.Event()
+
+    def stalled(blob_id: str) -> Iterator[pb.UploadBlobRequest]:
+        yield header("bucket1", blob_id)
+        yield pb.UploadBlobRequest(chunk=b"first part")
+        release.wait(60)
+        yield pb.UploadBlobRequest(chunk=b", and the rest")
+
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            uploads = [
+                api.buckets.UploadBlob.future(stalled(f"slow-{i}"), metadata=MD, timeout=60)
+                for i in range(3)
+            ]
+            time.sleep(0.5)  # the uploads reach the driver and wait for their clients
+            key = api.keys.CreateKey(
+                key_pb2.CreateKeyRequest(name="while-uploads-stall"), metadata=MD, timeout=5
+            )
+            assert key.id == "while-uploads-stall"
+            release.set()
+            stored = [u.result(timeout=30) for u in uploads]
+            assert sorted(b.content_length for b in stored) == [24, 24, 24]
+            for i in range(3):
+                assert download(api, "bucket1", f"slow-{i}")[1] == b"first part, and the rest"
+    finally:
+        release.set()
+        server.kill()
+
+
+def test_uploads_beyond_the_upload_workers_wait_and_give_up_at_their_deadline(
+    tmp_path: Path,
+) -> None:
+    """One upload worker: a second upload waits for it; one whose deadline passes while
+    it waits is refused and never stored, even once the worker is free."""
+    server = ServerProcess(tmp_path, extra_args=["--upload-workers", "1"]).start()
+    release = threading.Event()
+
+    def stalled() -> Iterator[pb.UploadBlobRequest]:
+        yield header("bucket1", "first")
+        release.wait(60)
+        yield pb.UploadBlobRequest(chunk=b"first")
+
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            first = api.buckets.UploadBlob.future(stalled(), metadata=MD, timeout=60)
+            time.sleep(0.5)
+            stream = iter([header("bucket1", "late"), pb.UploadBlobRequest(chunk=b"late")])
+            with pytest.raises(grpc.RpcError) as late:
+                api.buckets.UploadBlob(stream, metadata=MD, timeout=1)
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            waiting = api.buckets.UploadBlob.future(
+                iter([header("bucket1", "queued"), pb.UploadBlobRequest(chunk=b"queued")]),
+                metadata=MD,
+                timeout=60,
+            )
+            time.sleep(0.3)
+            assert not waiting.done()  # behind the stalled one
+            release.set()
+            assert first.result(timeout=30).content_length == 5
+            assert waiting.result(timeout=30).content_length == 6
+            assert "late" not in blob_ids(api, "bucket1")
+            assert {"first", "queued"} <= set(blob_ids(api, "bucket1"))
+    finally:
+        release.set()
+        server.kill()

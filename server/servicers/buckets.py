@@ -227,7 +227,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             content_length=expected,
         )
         try:
-            stored = await call.run(call.driver.put_blob, opts)
+            stored = await call.run(call.driver.put_blob, opts, client_paced=True)
         except asyncio.CancelledError:
             upload.cancel()  # the driver, still reading, must not store it
             raise
