@@ -32,6 +32,7 @@ class ServerConfig:
     driver_options: Mapping[str, str] = field(default_factory=dict)
     workers: int = 32
     upload_workers: int = 64
+    poll_workers: int = 8
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace: float = 5.0
     log_level: str = "INFO"
@@ -104,6 +105,13 @@ FLAGS = [
         "64",
         "threads running blob uploads, one per upload in progress (an upload goes at its "
         "client's pace, so uploads do not take the --workers other calls need)",
+        int,
+        positive=True,
+    ),
+    Flag(
+        "--poll-workers",
+        "8",
+        "threads observing watched backends (instance list polls), apart from --workers",
         int,
         positive=True,
     ),

@@ -145,6 +145,9 @@ class Gateway:
         self.upload_executor = ThreadPoolExecutor(
             max_workers=self.config.upload_workers, thread_name_prefix="upload"
         )
+        self.poll_executor = ThreadPoolExecutor(
+            max_workers=self.config.poll_workers, thread_name_prefix="poll"
+        )
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
         #: Keys of ``_drivers`` whose provider the driver does not list, oldest first.
@@ -180,10 +183,20 @@ class Gateway:
     async def run_blocking(
         self, fn: Callable[..., T], *args: Any, client_paced: bool = False
     ) -> T:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(self._counted, fn, *args)
+        """Run ``fn`` on a worker: ``client_paced`` (an upload reading its client's stream)
+        on the upload workers, others on the call workers."""
         executor = self.upload_executor if client_paced else self.executor
-        return await loop.run_in_executor(executor, call)
+        return await self._on(executor, fn, *args)
+
+    async def run_poll(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run an observation of a watched backend on the poll workers: however many scopes
+        are watched and however slow their backend, polls never hold the workers calls
+        need."""
+        return await self._on(self.poll_executor, fn, *args)
+
+    async def _on(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(self._counted, fn, *args))
 
     def _counted(self, fn: Callable[..., T], *args: Any) -> T:
         with self._running_lock:
@@ -310,3 +323,4 @@ class Gateway:
                 log.exception("closing driver %s failed", driver.name)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.upload_executor.shutdown(wait=False, cancel_futures=True)
+        self.poll_executor.shutdown(wait=False, cancel_futures=True)

@@ -35,6 +35,7 @@ from deltacloud.drivers.ec2.budget import ByteBudget, shared_budget
 from deltacloud.drivers.ec2.clients import TIMEOUT_CLASSES, Budget, timeout_class
 from deltacloud.drivers.ec2.errors import translate
 from deltacloud.server.config import ServerConfig
+from deltacloud.server.events.hub import POLL_DEADLINE
 from deltacloud.server.gateway import MAX_UNLISTED_PROVIDERS, Gateway
 from deltacloud.v1 import (
     address_pb2,
@@ -780,6 +781,44 @@ def test_a_hung_endpoint_is_unavailable_within_the_deadline_and_frees_the_worker
                     ), (deadline, took, f)
                     assert took < deadline
         finally:
+            server.kill()
+
+
+def test_watches_on_a_hung_endpoint_do_not_take_the_workers_other_calls_need(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """Each watched scope polls its backend: three scopes whose endpoint stops answering
+    must not hold the server's two workers (a poll without deadline held one for a
+    minute), so a call to another driver is answered meanwhile; and the polls give up."""
+    from deltacloud.v1 import key_pb2
+
+    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
+        endpoint = SimpleNamespace(url=f"http://{hole.target}")
+        server = ec2_server(tmp_path, endpoint, extra=["--workers", "2"])  # type: ignore[arg-type]
+        watchers: list[Watcher] = []
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                api = Api(channel)
+                for i in range(3):
+                    md = metadata(f"AKIAWATCH{i}", SECRET_KEY, driver="ec2")
+                    watchers.append(Watcher(channel, md))
+                for watcher in watchers:  # each scope's first poll answered: a progress mark
+                    watcher.wait_until(lambda w: len(w.messages) > 0)
+                hole.hang()
+                time.sleep(1.0)  # every scope's next poll is waiting on the silent endpoint
+                mock = metadata("mockuser", "mockpassword", driver="mock")
+                key = api.keys.CreateKey(
+                    key_pb2.CreateKeyRequest(name="while-polls-hang"), metadata=mock, timeout=5
+                )
+                assert key.id == "while-polls-hang"
+                # The hung polls give up at their deadline (POLL_DEADLINE), each scope's.
+                deadline = time.monotonic() + POLL_DEADLINE + 5
+                while server.log().count("observing instances failed") < 3:
+                    assert time.monotonic() < deadline, server.log()[-2000:]
+                    time.sleep(0.2)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
             server.kill()
 
 

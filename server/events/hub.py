@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 log = logging.getLogger("deltacloud.server.events")
 
+#: Seconds one observation of a watched backend (a driver's instance list) may take.
+POLL_DEADLINE = 10.0
+
 START = common_pb2.INSTANCE_STATE_START
 FINISH = common_pb2.INSTANCE_STATE_FINISH
 AUTOMATIC = instance_pb2.EVENT_CAUSE_AUTOMATIC
@@ -394,7 +397,10 @@ class ScopeHub:
             return
         driver, ctx = self._poll
         started = time.monotonic()
-        models = await self.hub.gateway.run_blocking(driver.list_instances, ctx, {})
+        # A deadline of its own: against a backend that stopped answering, the poll gives up
+        # (and the monitor backs off) instead of waiting for the driver's longest timeout.
+        ctx = CallContext(ctx.credentials, ctx.provider, started + POLL_DEADLINE)
+        models = await self.hub.gateway.run_poll(driver.list_instances, ctx, {})
         await self.observe([convert.instance(i, self.machine) for i in models], started)
 
     async def resync(self) -> None:
