@@ -703,6 +703,63 @@ def test_concurrent_uploads_share_a_small_memory_budget(moto: MotoServer, tmp_pa
         server.kill()
 
 
+def test_the_upload_budget_covers_the_part_an_upload_assembles(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """Room for one 5 MiB part in the whole server. An upload whose client stalls mid-part
+    holds that room (the bytes it holds count, not only parts in flight): another upload
+    waits, and hears UPLOADS_BUSY at its deadline, storing nothing. The stalled one then
+    finishes, and the room comes back for the next."""
+    server = ec2_server(tmp_path, moto, multipart_threshold="5MiB", multipart_memory="5MiB")
+    release = threading.Event()
+    first = secrets.token_bytes(7 * MIB)
+
+    def stalled() -> Iterator[bucket_pb2.UploadBlobRequest]:
+        yield bucket_pb2.UploadBlobRequest(
+            header=bucket_pb2.UploadBlobHeader(bucket_id="room", blob_id="stalled")
+        )
+        for i in range(0, len(first), MIB):
+            if i == 3 * MIB:  # mid-part
+                release.wait(60)
+            yield bucket_pb2.UploadBlobRequest(chunk=first[i : i + MIB])
+
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="room"), metadata=EC2)
+            holding = api.buckets.UploadBlob.future(stalled(), metadata=EC2, timeout=60)
+            time.sleep(0.5)
+            other = secrets.token_bytes(12 * MIB)
+            with pytest.raises(grpc.RpcError) as caught:
+                api.buckets.UploadBlob(
+                    iter(
+                        [
+                            bucket_pb2.UploadBlobRequest(
+                                header=bucket_pb2.UploadBlobHeader(bucket_id="room", blob_id="b")
+                            ),
+                            *(
+                                bucket_pb2.UploadBlobRequest(chunk=other[i : i + MIB])
+                                for i in range(0, len(other), MIB)
+                            ),
+                        ]
+                    ),
+                    metadata=EC2,
+                    timeout=2,
+                )
+            busy = failure(caught.value)
+            assert (busy.code, busy.reason) == (grpc.StatusCode.UNAVAILABLE, "UPLOADS_BUSY")
+            release.set()
+            assert holding.result(timeout=30).content_length == len(first)
+            listed = api.buckets.ListBlobs(
+                bucket_pb2.ListBlobsRequest(bucket_id="room"), metadata=EC2
+            ).blobs
+            assert [b.id for b in listed] == ["stalled"]
+            assert _upload(api, "room", "after", other).content_length == len(other)
+    finally:
+        release.set()
+        server.kill()
+
+
 def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:
     ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="meta"), metadata=EC2)
     _upload(ec2_api, "meta", "a.txt", b"hello")

@@ -94,8 +94,10 @@ class EC2Base(BaseDriver, abstract=True):
       gets when the client names none (t3.micro / t4g.micro).
     - ``multipart_threshold`` / ``multipart_part_size``: S3 uploads above the threshold
       go in parts of this size (8MiB / 8MiB; S3 needs at least 5MiB).
-    - ``multipart_memory``: bytes of parts in flight for all uploads together (256MiB);
-      past it uploads wait for room, until their deadline (then UNAVAILABLE UPLOADS_BUSY).
+    - ``multipart_memory``: bytes the uploads of the process may hold, all together: the
+      part each assembles and its parts in flight (256MiB). An upload reserves a part's
+      worth (less when its announced length is smaller) before it takes a byte; past the
+      budget uploads wait for room, until their deadline (then UNAVAILABLE UPLOADS_BUSY).
     - ``multipart_concurrency``: parts of one upload in flight at once (4). More helps
       against a distant endpoint; on a small machine next to its endpoint, fewer can be
       faster (bench/ec2_overhead on 2 cores with moto: 2 beat 4).

@@ -26,6 +26,9 @@ from .errors import translated, translated_iter
 from .session import EC2Base
 
 DOWNLOAD_CHUNK = 1024 * 1024
+#: An upload waiting for room in the budget gives up this long before its deadline, so
+#: that its client hears UPLOADS_BUSY rather than a bare DEADLINE_EXCEEDED.
+ANSWER_MARGIN = 0.2
 
 
 class Storage(EC2Base, abstract=True):
@@ -109,6 +112,7 @@ class Storage(EC2Base, abstract=True):
         # appended to a bytearray and sliced out of it (three).
         held: list[bytes] = []
         held_size = 0
+        received = 0
         upload_id = ""
         parts: list[dict[str, Any]] = []
         # Parts go up in parallel, but at most multipart_concurrency at a time: memory
@@ -116,9 +120,27 @@ class Storage(EC2Base, abstract=True):
         pending: list[Future[dict[str, Any]]] = []
         parallel = self.multipart_concurrency
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-part")
+        # The process's upload budget covers the bytes held here too, not only the parts in
+        # flight: an upload reserves room for the part it assembles before taking its first
+        # byte (so an upload whose client stalls mid-part holds room, not memory beyond the
+        # budget), and hands the reservation to the part when it goes up.
+        unit = max(self.part_size, self.multipart_threshold)
+        reserved = 0
+
+        def reserve() -> None:
+            """Room for the part being assembled: what is held, and what is still to come
+            of it (a whole part's worth when the length was not announced)."""
+            nonlocal reserved
+            size = unit
+            if opts.content_length is not None:
+                size = min(unit, held_size + max(0, opts.content_length - received))
+            left = ctx.time_left()
+            wait = None if left is None else max(0.0, left - ANSWER_MARGIN)
+            reserved = self.upload_budget.acquire(max(1, size), wait)
 
         def send(body: bytes) -> None:
-            taken = self.upload_budget.acquire(len(body), ctx.time_left())
+            nonlocal reserved
+            taken, reserved = reserved, 0
             number = len(parts) + len(pending) + 1
             future = pool.submit(self._part, s3, target, upload_id, number, body)
             future.add_done_callback(lambda _: self.upload_budget.release(taken))
@@ -128,8 +150,11 @@ class Storage(EC2Base, abstract=True):
 
         try:
             for chunk in opts.chunks:
+                if not reserved:
+                    reserve()
                 held.append(bytes(chunk))
                 held_size += len(chunk)
+                received += len(chunk)
                 if held_size <= self.multipart_threshold and not upload_id:
                     continue
                 if not upload_id:
@@ -140,6 +165,8 @@ class Storage(EC2Base, abstract=True):
                     send(joined[: self.part_size])  # no copy when it is exactly one part
                     rest = joined[self.part_size :]
                     held, held_size = ([rest] if rest else []), len(rest)
+                    if rest:
+                        reserve()
             body = b"".join(held)
             if not upload_id:
                 with translated("bucket", opts.bucket_id):
@@ -155,6 +182,8 @@ class Storage(EC2Base, abstract=True):
                     )
                 upload_id = ""
         finally:
+            if reserved:
+                self.upload_budget.release(reserved)
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True)
