@@ -388,16 +388,26 @@ def test_history_older_than_retention_is_revision_compacted(tmp_path: Path) -> N
 
 
 def test_graceful_shutdown_ends_streams_unavailable_with_last_revision(tmp_path: Path) -> None:
+    """last_revision is the last revision whose write to the stream had completed in the
+    server: a client may hold a later one (its message left, the write's completion not
+    yet seen by the server), never an earlier one. Once a progress mark followed the
+    event, the event's write had completed."""
     server = start(tmp_path)
     try:
         with grpc.insecure_channel(server.target) as channel:
             api = Api(channel)
-            watcher = Watcher(channel, MD)
+            interval = duration_pb2.Duration(nanos=100_000_000)
+            watcher = Watcher(channel, MD, Request(progress_interval=interval))
             time.sleep(0.2)
             api.instances.RebootInstance(
                 instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD
             )
             watcher.wait_for_events(1)
+            watcher.wait_until(
+                lambda w: any(
+                    m.kind == Response.KIND_PROGRESS and m.revision == 1 for m in w.messages
+                )
+            )
             assert server.stop() == 0
             f = failure(watcher.wait_for_error())
             assert (f.code, f.reason) == (grpc.StatusCode.UNAVAILABLE, "SERVER_SHUTTING_DOWN")
