@@ -95,6 +95,15 @@ def stored_files(server: ServerProcess) -> set[str]:
     }
 
 
+def wait_for_uploads_in_driver(server: ServerProcess, count: int, timeout: float = 10) -> None:
+    """Until ``count`` uploads are being written by the mock (each has its temporary file
+    from the moment the driver starts reading it)."""
+    deadline = time.monotonic() + timeout
+    while sum(name.endswith(".part") for name in stored_files(server)) < count:
+        assert time.monotonic() < deadline, f"{count} uploads did not reach the driver"
+        time.sleep(0.02)
+
+
 def new_bucket(api: Api, name: str) -> pb.Bucket:
     return api.buckets.CreateBucket(pb.CreateBucketRequest(name=name), metadata=MD)
 
@@ -651,7 +660,7 @@ def test_slow_uploads_do_not_hold_the_workers_other_calls_need(tmp_path: Path) -
                 api.buckets.UploadBlob.future(stalled(f"slow-{i}"), metadata=MD, timeout=60)
                 for i in range(3)
             ]
-            time.sleep(0.5)  # the uploads reach the driver and wait for their clients
+            wait_for_uploads_in_driver(server, 3)  # each holds a worker, waiting for its client
             key = api.keys.CreateKey(
                 key_pb2.CreateKeyRequest(name="while-uploads-stall"), metadata=MD, timeout=5
             )
@@ -683,7 +692,7 @@ def test_uploads_beyond_the_upload_workers_wait_and_give_up_at_their_deadline(
         with grpc.insecure_channel(server.target) as channel:
             api = Api(channel)
             first = api.buckets.UploadBlob.future(stalled(), metadata=MD, timeout=60)
-            time.sleep(0.5)
+            wait_for_uploads_in_driver(server, 1)  # it holds the one upload worker
             stream = iter([header("bucket1", "late"), pb.UploadBlobRequest(chunk=b"late")])
             with pytest.raises(grpc.RpcError) as late:
                 api.buckets.UploadBlob(stream, metadata=MD, timeout=1)
@@ -695,6 +704,7 @@ def test_uploads_beyond_the_upload_workers_wait_and_give_up_at_their_deadline(
             )
             time.sleep(0.3)
             assert not waiting.done()  # behind the stalled one
+            assert sum(name.endswith(".part") for name in stored_files(server)) == 1
             release.set()
             assert first.result(timeout=30).content_length == 5
             assert waiting.result(timeout=30).content_length == 6

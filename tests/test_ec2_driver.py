@@ -27,6 +27,7 @@ from ec2_support import (
     MotoServer,
     server_flags,
 )
+from google.protobuf import duration_pb2
 from watching import Watcher, transitions
 
 from deltacloud.drivers import BackendUnavailableError, CallContext, Credentials, DriverConfig
@@ -712,23 +713,37 @@ def test_the_upload_budget_covers_the_part_an_upload_assembles(
     finishes, and the room comes back for the next."""
     server = ec2_server(tmp_path, moto, multipart_threshold="5MiB", multipart_memory="5MiB")
     release = threading.Event()
-    first = secrets.token_bytes(7 * MIB)
+    first = secrets.token_bytes(8 * MIB)
 
     def stalled() -> Iterator[bucket_pb2.UploadBlobRequest]:
         yield bucket_pb2.UploadBlobRequest(
             header=bucket_pb2.UploadBlobHeader(bucket_id="room", blob_id="stalled")
         )
         for i in range(0, len(first), MIB):
-            if i == 3 * MIB:  # mid-part
+            if i == 6 * MIB:  # its first part gone up, a MiB into the second
                 release.wait(60)
             yield bucket_pb2.UploadBlobRequest(chunk=first[i : i + MIB])
+
+    s3 = moto.client("s3")
+
+    def first_part_up() -> bool:
+        uploads = s3.list_multipart_uploads(Bucket="room").get("Uploads", [])
+        return bool(uploads) and bool(
+            s3.list_parts(Bucket="room", Key="stalled", UploadId=uploads[0]["UploadId"]).get(
+                "Parts"
+            )
+        )
 
     try:
         with grpc.insecure_channel(server.target) as channel:
             api = Api(channel)
             api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="room"), metadata=EC2)
             holding = api.buckets.UploadBlob.future(stalled(), metadata=EC2, timeout=60)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            while not first_part_up():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.3)  # the room its part held comes back to it for the second
             other = secrets.token_bytes(12 * MIB)
             with pytest.raises(grpc.RpcError) as caught:
                 api.buckets.UploadBlob(
@@ -856,10 +871,13 @@ def test_watches_on_a_hung_endpoint_do_not_take_the_workers_other_calls_need(
         try:
             with grpc.insecure_channel(server.target) as channel:
                 api = Api(channel)
+                often = instance_pb2.WatchInstanceEventsRequest(
+                    progress_interval=duration_pb2.Duration(nanos=200_000_000)
+                )
                 for i in range(3):
                     md = metadata(f"AKIAWATCH{i}", SECRET_KEY, driver="ec2")
-                    watchers.append(Watcher(channel, md))
-                for watcher in watchers:  # each scope's first poll answered: a progress mark
+                    watchers.append(Watcher(channel, md, often))
+                for watcher in watchers:  # streaming: each scope's monitor polls
                     watcher.wait_until(lambda w: len(w.messages) > 0)
                 hole.hang()
                 time.sleep(1.0)  # every scope's next poll is waiting on the silent endpoint
