@@ -78,9 +78,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of every thread of ``pid``, in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+def proc_cpu(pid: int, thread: int | None = None) -> float:
+    """utime + stime of every thread of ``pid`` (or of its thread ``thread`` only: the
+    main thread's id is the pid), in seconds."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    stat = Path(path).read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
