@@ -134,9 +134,7 @@ def measure_row(
             measured["cpu_us_per_call"] = measured["server_cpu_s"] / measured["calls"] * 1e6
             # The main thread runs the event loop: our code, grpc.aio's Python side;
             # gRPC core's own threads (polling, I/O) do the rest.
-            measured["loop_us_per_call"] = (
-                (proc_cpu(pid, pid) - loop_cpu) / measured["calls"] * 1e6
-            )
+            measured["loop_us_per_call"] = (proc_cpu(pid, pid) - loop_cpu) / measured["calls"] * 1e6
             rounds[name].append(measured)
         ratios.append(rounds["ours"][-1]["rps"] / rounds["bare"][-1]["rps"])
         if "floor" in rounds:

@@ -188,7 +188,9 @@ class BaseDriver:
         """One page of ``collection`` (one of ``pages_natively``): at most ``page_size``
         items after ``cursor`` (the driver's own opaque cursor; "" for the first page), and
         the cursor of the next page ("" after the last). The server wraps the cursor in its
-        signed page tokens, so clients never see it, and applies the filters again."""
+        signed page tokens, so clients never see it, and applies the filters again. The
+        same cursor must give the same items in the same order: when a page's items would
+        not fit in one response, the server asks again from it for fewer."""
         raise self._unsupported(collection, "list_page")
 
     def close(self) -> None:

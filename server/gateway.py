@@ -74,11 +74,7 @@ class Call:
         of the workers every other call needs while a slow client sends."""
         check = self.driver.authenticate if self.unauthenticated else None
         result: T
-        if (
-            not client_paced
-            and is_nonblocking(fn)
-            and (check is None or is_nonblocking(check))
-        ):
+        if not client_paced and is_nonblocking(fn) and (check is None or is_nonblocking(check)):
             ctx = self.ctx
             inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, on_event_loop=True)
             started = time.perf_counter()
@@ -180,9 +176,7 @@ class Gateway:
             },
         )
 
-    async def run_blocking(
-        self, fn: Callable[..., T], *args: Any, client_paced: bool = False
-    ) -> T:
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, client_paced: bool = False) -> T:
         """Run ``fn`` on a worker: ``client_paced`` (an upload reading its client's stream)
         on the upload workers, others on the call workers."""
         executor = self.upload_executor if client_paced else self.executor

@@ -15,7 +15,7 @@ import grpc
 
 from deltacloud.drivers import COLLECTIONS, filter_on
 
-from .errors import abort, invalid_argument, to_api_error
+from .errors import ApiError, abort, invalid_argument, to_api_error
 from .events.hub import EventHub
 from .gateway import Call, Gateway, current_scope
 from .pagination import Page, PageTokens, page_size_of, paginate, query_digest
@@ -24,6 +24,10 @@ from .pagination import Page, PageTokens, page_size_of, paginate, query_digest
 NATIVE = "native:"
 
 T = TypeVar("T")
+M = TypeVar("M")
+
+#: Bytes of a List response kept for what is not an item (the page token, and slack).
+RESPONSE_SLACK = 4096
 
 
 class _NeverRaised(Exception):
@@ -58,14 +62,21 @@ class Servicer:
         list_method: Callable[..., Sequence[T]],
         request: Any,
         filters: dict[str, object],
+        message: Callable[[T], M],
         filter_attrs: Sequence[str] | None = None,
-    ) -> Page[T]:
-        """The page a List request asks for: paged by the driver when it pages this
-        collection natively, else by the server over the driver's whole list."""
+    ) -> Page[M]:
+        """The page a List request asks for, as messages (``message`` converts an item):
+        paged by the driver when it pages this collection natively, else by the server over
+        the driver's whole list; cut short, with a token for the rest, when the messages
+        would not fit in one response."""
         if collection in call.driver_class.pages_natively:
-            return await self._native_page(call, collection, request, filters, filter_attrs)
+            return await self._native_page(
+                call, collection, request, filters, message, filter_attrs
+            )
         items = await call.run(list_method, filters)
-        return self.page(call, collection, items, request, filters, filter_attrs=filter_attrs)
+        return self.page(
+            call, collection, items, request, filters, message, filter_attrs=filter_attrs
+        )
 
     async def _native_page(
         self,
@@ -73,8 +84,9 @@ class Servicer:
         collection: str,
         request: Any,
         filters: dict[str, object],
+        message: Callable[[Any], M],
         filter_attrs: Sequence[str] | None,
-    ) -> Page[Any]:
+    ) -> Page[M]:
         query = self._query(call, collection, filters)
         cursor = ""
         if request.page_token:
@@ -83,9 +95,18 @@ class Servicer:
                 raise self.tokens.invalid()
             cursor = marked[len(NATIVE) :]
         size = page_size_of(request.page_size)
-        items, following = await call.run(call.driver.list_page, collection, filters, size, cursor)
         attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
-        kept = filter_on(items, filters, *attrs)[:size]
+        while True:
+            items, following = await call.run(
+                call.driver.list_page, collection, filters, size, cursor
+            )
+            kept = [message(item) for item in filter_on(items, filters, *attrs)[:size]]
+            fits = self._fitting(kept, collection)
+            if fits == len(kept):
+                break
+            # Too large for one response: ask the driver again for fewer, from the same
+            # cursor, so that its own cursor says where the next page starts.
+            size = fits
         token = self.tokens.encode(query, NATIVE + following) if following else ""
         return Page(kept, token)
 
@@ -107,21 +128,50 @@ class Servicer:
         items: Sequence[T],
         request: Any,
         filters: dict[str, object],
+        message: Callable[[T], M],
         id_of: Callable[[T], str] = lambda item: item.id,  # type: ignore[attr-defined]
         filter_attrs: Sequence[str] | None = None,
-    ) -> Page[T]:
+    ) -> Page[M]:
         """Apply the collection's filters (filter_on, whatever the driver did) and serve the
-        page the request's token points at."""
+        page the request's token points at, as messages; cut short, with a token for the
+        rest, when they would not fit in one response."""
         attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
         kept = filter_on(items, filters, *attrs)
-        return paginate(
+        query = functools.partial(self._query, call, collection, filters)
+        page = paginate(
             kept,
             id_of=id_of,
             page_size=request.page_size,
             page_token=request.page_token,
             tokens=self.tokens,
-            query=lambda: self._query(call, collection, filters),
+            query=query,
         )
+        messages = [message(item) for item in page.items]
+        fits = self._fitting(messages, collection)
+        if fits == len(messages):
+            return Page(messages, page.next_page_token)
+        return Page(messages[:fits], self.tokens.encode(query(), id_of(page.items[fits - 1])))
+
+    def _fitting(self, messages: Sequence[Any], collection: str) -> int:
+        """How many of ``messages``, in order, fit in one response under the server's
+        largest message (at least one, or RESOURCE_EXHAUSTED: one item alone is too big)."""
+        limit = self.gateway.config.max_message_bytes
+        room = limit - min(RESPONSE_SLACK, limit // 4)
+        used = 0
+        for count, item in enumerate(messages):
+            size = item.ByteSize()
+            used += size + 6  # the field's tag and length prefix, at most
+            if used > room:
+                if count == 0:
+                    raise ApiError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "RESPONSE_TOO_LARGE",
+                        f"one item of {collection} takes {size} bytes, more than the "
+                        f"server's largest message ({limit} bytes, --max-message-bytes)",
+                        {"collection": collection, "item_bytes": size},
+                    )
+                return count
+        return len(messages)
 
 
 def require(request: Any, *fields: str) -> None:

@@ -215,6 +215,46 @@ def test_images_filter_on_owner_and_architecture_in_the_backend(ec2_api: Api) ->
         assert (f.code, f.metadata["resource_type"]) == (grpc.StatusCode.NOT_FOUND, "image")
 
 
+def test_a_page_of_images_too_large_for_one_message_is_cut_short(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """With every instance type offered (the default), an image lists hundreds of profiles
+    (about 13 KiB here; 1,000 of AWS's take about 11 MiB, past the 4 MiB limit): a page holds
+    what fits in the server's largest message, the driver asked again for that many from
+    the same cursor, and the token goes on from there (the call failed with
+    RESOURCE_EXHAUSTED). The pages together are every image once."""
+    limit = 24 * 1024  # two of the three images fit
+    server = ec2_server(
+        tmp_path,
+        moto,
+        extra=["--max-message-bytes", str(limit)],
+        image_owners="amazon",
+        instance_types="",
+    )
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            pages: list[list[str]] = []
+            token = ""
+            while True:
+                response = api.images.ListImages(
+                    image_pb2.ListImagesRequest(page_size=1000, page_token=token),
+                    metadata=EC2,
+                    timeout=60,
+                )
+                assert response.images and response.ByteSize() <= limit
+                pages.append([i.id for i in response.images])
+                token = response.next_page_token
+                if not token:
+                    break
+            seen = [image for page in pages for image in page]
+            amazon = moto.client("ec2").describe_images(Owners=["amazon"])["Images"]
+            assert sorted(seen) == sorted({i["ImageId"] for i in amazon})
+            assert len(pages) > 1
+    finally:
+        server.kill()
+
+
 def test_images_list_the_hardware_profiles_of_their_architecture(ec2_api: Api) -> None:
     def profiles(image_id: str) -> list[str]:
         request = image_pb2.GetImageRequest(id=image_id)

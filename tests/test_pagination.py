@@ -7,6 +7,7 @@ import base64
 import os
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from deltacloud.v1 import bucket_pb2 as bucket_pb
 from deltacloud.v1 import common_pb2
 from deltacloud.v1 import instance_pb2 as inst_pb
 from deltacloud.v1 import key_pb2 as key_pb
+from deltacloud.v1 import realm_pb2 as realm_pb
 from support import MD, failure
 
 KEY_NAMES = [f"key{n}" for n in range(1, 24)]
@@ -347,3 +349,48 @@ def test_token_stays_valid_across_a_server_restart(fresh_server: ServerProcess) 
         assert (key_ids(third), third.next_page_token) == (["r7", "test-key"], "")
     finally:
         channel.close()
+
+
+def test_a_page_too_large_for_one_message_is_cut_short_with_a_token_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    """page_size asks for at most so many items: when they would not fit in the server's
+    largest message, the page holds fewer, and its token continues after the last one (a
+    response over the limit failed the whole call with RESOURCE_EXHAUSTED)."""
+    limit = 500  # the four instances take 527 bytes in one response
+    server = ServerProcess(tmp_path, extra_args=["--max-message-bytes", str(limit)]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            sizes: list[int] = []
+
+            def fetch(**request: Any) -> Any:
+                response = list_instances(api, **request)
+                sizes.append(response.ByteSize())
+                return response
+
+            pages = walk(fetch, instance_ids, page_size=1000)
+            assert len(pages) > 1 and all(pages)
+            assert [i for page in pages for i in page] == ["inst0", "inst1", "inst2", "inst3"]
+            assert max(sizes) <= limit
+    finally:
+        server.kill()
+
+
+def test_one_item_larger_than_a_message_is_resource_exhausted_with_error_info(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path, extra_args=["--max-message-bytes", "200"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                list_instances(api, page_size=1)
+            f = failure(err.value)
+            assert (f.code, f.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RESPONSE_TOO_LARGE")
+            assert f.metadata["collection"] == "instances"
+            assert int(f.metadata["item_bytes"]) > 150
+            realms = api.realms.ListRealms(realm_pb.ListRealmsRequest(), metadata=MD)
+            assert realms.realms  # small enough: served
+    finally:
+        server.kill()

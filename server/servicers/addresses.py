@@ -18,9 +18,11 @@ class AddressServicer(Servicer, pb_grpc.AddressServiceServicer):
     ) -> pb.ListAddressesResponse:
         call = await self.gateway.open(context, "addresses")
         filters: dict[str, object] = {"id": request.id}
-        page = await self.listed(call, "addresses", call.driver.list_addresses, request, filters)
+        page = await self.listed(
+            call, "addresses", call.driver.list_addresses, request, filters, convert.address
+        )
         return pb.ListAddressesResponse(
-            addresses=[convert.address(a) for a in page.items],
+            addresses=page.items,
             next_page_token=page.next_page_token,
         )
 

@@ -140,10 +140,10 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> pb.ListBucketsResponse:
         call = await self.gateway.open(context, "buckets")
         filters: dict[str, object] = {"id": request.id}
-        page = await self.listed(call, "buckets", call.driver.list_buckets, request, filters)
-        return pb.ListBucketsResponse(
-            buckets=[convert.bucket(b) for b in page.items], next_page_token=page.next_page_token
+        page = await self.listed(
+            call, "buckets", call.driver.list_buckets, request, filters, convert.bucket
         )
+        return pb.ListBucketsResponse(buckets=page.items, next_page_token=page.next_page_token)
 
     @unary
     async def GetBucket(self, request: pb.GetBucketRequest, context: Context) -> pb.Bucket:
@@ -185,11 +185,10 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             items,
             request,
             {"bucket_id": request.bucket_id, "prefix": request.prefix},
+            convert.blob,
             filter_attrs=(),
         )
-        return pb.ListBlobsResponse(
-            blobs=[convert.blob(b) for b in page.items], next_page_token=page.next_page_token
-        )
+        return pb.ListBlobsResponse(blobs=page.items, next_page_token=page.next_page_token)
 
     @unary
     async def GetBlob(self, request: pb.GetBlobRequest, context: Context) -> pb.Blob:

@@ -22,9 +22,11 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
     ) -> pb.ListFirewallsResponse:
         call = await self.gateway.open(context, "firewalls")
         filters: dict[str, object] = {"id": request.id}
-        page = await self.listed(call, "firewalls", call.driver.list_firewalls, request, filters)
+        page = await self.listed(
+            call, "firewalls", call.driver.list_firewalls, request, filters, convert.firewall
+        )
         return pb.ListFirewallsResponse(
-            firewalls=[convert.firewall(f) for f in page.items],
+            firewalls=page.items,
             next_page_token=page.next_page_token,
         )
 

@@ -25,9 +25,17 @@ class HardwareProfileServicer(Servicer, pb_grpc.HardwareProfileServiceServicer):
                 for p in items
                 if p.architecture is not None and p.architecture.allows(request.architecture)
             ]
-        page = self.page(call, "hardware_profiles", items, request, filters, filter_attrs=("id",))
+        page = self.page(
+            call,
+            "hardware_profiles",
+            items,
+            request,
+            filters,
+            convert.hardware_profile,
+            filter_attrs=("id",),
+        )
         return pb.ListHardwareProfilesResponse(
-            hardware_profiles=[convert.hardware_profile(p) for p in page.items],
+            hardware_profiles=page.items,
             next_page_token=page.next_page_token,
         )
 

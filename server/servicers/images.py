@@ -24,10 +24,10 @@ class ImageServicer(Servicer, pb_grpc.ImageServiceServicer):
             "architecture": request.architecture,
             "owner_id": request.owner_id,
         }
-        page = await self.listed(call, "images", call.driver.list_images, request, filters)
-        return pb.ListImagesResponse(
-            images=[convert.image(i) for i in page.items], next_page_token=page.next_page_token
+        page = await self.listed(
+            call, "images", call.driver.list_images, request, filters, convert.image
         )
+        return pb.ListImagesResponse(images=page.items, next_page_token=page.next_page_token)
 
     @unary
     async def GetImage(self, request: pb.GetImageRequest, context: Context) -> pb.Image:

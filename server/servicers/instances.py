@@ -48,10 +48,17 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             "realm_id": request.realm_id,
             "owner_id": request.owner_id,
         }
-        page = await self.listed(call, "instances", call.driver.list_instances, request, filters)
         machine = _machine(call)
+        page = await self.listed(
+            call,
+            "instances",
+            call.driver.list_instances,
+            request,
+            filters,
+            lambda instance: convert.instance(instance, machine),
+        )
         return pb.ListInstancesResponse(
-            instances=[convert.instance(i, machine) for i in page.items],
+            instances=page.items,
             next_page_token=page.next_page_token,
         )
 

@@ -18,10 +18,8 @@ class KeyServicer(Servicer, pb_grpc.KeyServiceServicer):
     async def ListKeys(self, request: pb.ListKeysRequest, context: Context) -> pb.ListKeysResponse:
         call = await self.gateway.open(context, "keys")
         filters: dict[str, object] = {"id": request.id}
-        page = await self.listed(call, "keys", call.driver.list_keys, request, filters)
-        return pb.ListKeysResponse(
-            keys=[convert.key(k) for k in page.items], next_page_token=page.next_page_token
-        )
+        page = await self.listed(call, "keys", call.driver.list_keys, request, filters, convert.key)
+        return pb.ListKeysResponse(keys=page.items, next_page_token=page.next_page_token)
 
     @unary
     async def GetKey(self, request: pb.GetKeyRequest, context: Context) -> pb.Key:

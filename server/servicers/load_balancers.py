@@ -21,10 +21,15 @@ class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
         call = await self.gateway.open(context, "load_balancers")
         filters: dict[str, object] = {"id": request.id}
         page = await self.listed(
-            call, "load_balancers", call.driver.list_load_balancers, request, filters
+            call,
+            "load_balancers",
+            call.driver.list_load_balancers,
+            request,
+            filters,
+            convert.load_balancer,
         )
         return pb.ListLoadBalancersResponse(
-            load_balancers=[convert.load_balancer(b) for b in page.items],
+            load_balancers=page.items,
             next_page_token=page.next_page_token,
         )
 

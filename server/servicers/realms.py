@@ -15,10 +15,10 @@ class RealmServicer(Servicer, realm_pb2_grpc.RealmServiceServicer):
     ) -> realm_pb2.ListRealmsResponse:
         call = await self.gateway.open(context, "realms")
         filters: dict[str, object] = {"id": request.id}
-        page = await self.listed(call, "realms", call.driver.list_realms, request, filters)
-        return realm_pb2.ListRealmsResponse(
-            realms=[convert.realm(r) for r in page.items], next_page_token=page.next_page_token
+        page = await self.listed(
+            call, "realms", call.driver.list_realms, request, filters, convert.realm
         )
+        return realm_pb2.ListRealmsResponse(realms=page.items, next_page_token=page.next_page_token)
 
     @unary
     async def GetRealm(

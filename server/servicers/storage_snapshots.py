@@ -23,10 +23,15 @@ class StorageSnapshotServicer(Servicer, pb_grpc.StorageSnapshotServiceServicer):
             "storage_volume_id": request.storage_volume_id,
         }
         page = await self.listed(
-            call, "storage_snapshots", call.driver.list_storage_snapshots, request, filters
+            call,
+            "storage_snapshots",
+            call.driver.list_storage_snapshots,
+            request,
+            filters,
+            convert.storage_snapshot,
         )
         return pb.ListStorageSnapshotsResponse(
-            storage_snapshots=[convert.storage_snapshot(s) for s in page.items],
+            storage_snapshots=page.items,
             next_page_token=page.next_page_token,
         )
 

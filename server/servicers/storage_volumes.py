@@ -35,10 +35,15 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
             "realm_id": request.realm_id,
         }
         page = await self.listed(
-            call, "storage_volumes", call.driver.list_storage_volumes, request, filters
+            call,
+            "storage_volumes",
+            call.driver.list_storage_volumes,
+            request,
+            filters,
+            convert.storage_volume,
         )
         return pb.ListStorageVolumesResponse(
-            storage_volumes=[convert.storage_volume(v) for v in page.items],
+            storage_volumes=page.items,
             next_page_token=page.next_page_token,
         )
 
