@@ -615,3 +615,37 @@ def test_a_quiet_scope_with_progress_only_keeps_answering(proc: ServerProcess, a
     for watcher in watchers:
         assert transitions(watcher.wait_for_events(1)) == [("inst0", "RUNNING->RUNNING", "REBOOT")]
         watcher.cancel()
+
+
+def test_event_messages_never_exceed_the_largest_message(tmp_path: Path) -> None:
+    """Up to 256 events travel in one message: where they would not fit in the largest
+    message (here 2 KiB, about eight events), they go in several, each within it, so a
+    catch-up, a filtered watch and a snapshot all deliver everything (the stream failed
+    with RESOURCE_EXHAUSTED, and failed again on every resume)."""
+    limit = 2048
+    server = start(tmp_path, "--max-message-bytes", str(limit))
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            created = [create(api) for _ in range(12)]
+            for instance_id in created:
+                wait_state(api, instance_id, RUNNING)
+            head = 2 * len(created)  # each: created pending, then running
+
+            def received(request: instance_pb2.WatchInstanceEventsRequest, count: int) -> Watcher:
+                watcher = Watcher(channel, MD, request)
+                watcher.wait_until(lambda w: len(w.events) >= count or w.error is not None)
+                watcher.cancel()
+                assert watcher.error is None or watcher.error.code() == grpc.StatusCode.CANCELLED
+                assert len(watcher.messages) > 1
+                assert max(m.ByteSize() for m in watcher.messages) <= limit
+                return watcher
+
+            everything = received(Request(after_revision=0), head)
+            assert [e.revision for e in everything.events] == list(range(1, head + 1))
+            running = received(Request(after_revision=0, states=[RUNNING]), len(created))
+            assert sorted(e.instance_id for e in running.events) == sorted(created)
+            snapshot = received(Request(initial_snapshot=True), len(created) + 4)
+            assert {e.instance_id for e in snapshot.events} >= set(created)
+    finally:
+        server.kill()

@@ -6,7 +6,9 @@ the others never wait for them."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -24,6 +26,16 @@ MIN_PROGRESS, MAX_PROGRESS = 0.1, 300.0
 Response = instance_pb2.WatchInstanceEventsResponse
 SNAPSHOT = instance_pb2.EVENT_CAUSE_SNAPSHOT
 FINISH_STATE = common_pb2.INSTANCE_STATE_FINISH
+
+
+def _revision_of(
+    sending: list[instance_pb2.InstanceEvent],
+    matching: list[instance_pb2.InstanceEvent],
+    last: int,
+) -> int:
+    """The revision a filtered message stands at: the batch's last (``last``) when it
+    carries all its matching events, else that of the last event it carries."""
+    return last if len(sending) == len(matching) else sending[-1].revision
 
 
 def _shutting_down(cursor: int) -> ApiError:
@@ -104,6 +116,43 @@ class Subscription:
             self.cut_reason = reason
             self.task.cancel()
 
+    @staticmethod
+    def _encode_some(
+        matching: list[instance_pb2.InstanceEvent],
+        last: int,
+        events: list[instance_pb2.InstanceEvent],
+    ) -> bytes:
+        """The message of ``events``, a leading part of a batch's ``matching`` events."""
+        return Subscription._encode(events, _revision_of(events, matching, last))
+
+    @staticmethod
+    def _encode(events: list[instance_pb2.InstanceEvent], revision: int) -> bytes:
+        return Response(
+            kind=Response.KIND_EVENTS, events=events, revision=revision
+        ).SerializeToString()
+
+    def _fitting(
+        self,
+        events: list[instance_pb2.InstanceEvent],
+        encode: Callable[[list[instance_pb2.InstanceEvent]], bytes],
+    ) -> tuple[list[instance_pb2.InstanceEvent], bytes]:
+        """The longest leading part of ``events`` (halving) whose message fits in the
+        largest message, and that message; the rest goes in the next ones."""
+        limit = self.hub.gateway.config.max_message_bytes
+        data = encode(events)
+        while len(data) > limit and len(events) > 1:
+            events = events[: len(events) // 2]
+            data = encode(events)
+        if len(data) > limit:
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "EVENT_TOO_LARGE",
+                f"the event at revision {events[0].revision} takes {len(data)} bytes, more "
+                f"than the server's largest message ({limit} bytes, --max-message-bytes)",
+                {"revision": events[0].revision, "last_revision": self.delivered},
+            )
+        return events, data
+
     async def send(self, message: Response | bytes) -> None:
         """Write one message (or its serialized bytes); ``delivered`` follows the writes
         that completed, so a cut reports a revision the client really has."""
@@ -149,14 +198,13 @@ class Subscription:
                 for i in sorted(instances, key=lambda i: i.id)
             ]
             events = [e for e in events if self.matches(e)]
-            for start in range(0, len(events), BATCH):
-                await self.send(
-                    Response(
-                        kind=Response.KIND_EVENTS,
-                        events=events[start : start + BATCH],
-                        revision=self.cursor,
-                    )
+            sent = 0
+            while sent < len(events):
+                chunk, data = self._fitting(
+                    events[sent : sent + BATCH], lambda chunk: self._encode(chunk, self.cursor)
                 )
+                await self.send(data)
+                sent += len(chunk)
             await self.send(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=self.cursor))
             return
         self.cursor = scope.head
@@ -196,21 +244,24 @@ class Subscription:
                         compacted = await self.hub.in_writer(self.hub.journal.compacted, scope.key)
                         raise _compacted(self.cursor, compacted, scope.head)
                 if batch:
-                    start, self.cursor = self.cursor, batch[-1].revision
                     if not self.ids and not self.states:
-                        await self.send(scope.encoded(start, batch))
+                        batch, data = self._fitting(
+                            batch, functools.partial(scope.encoded, self.cursor)
+                        )
+                        self.cursor = batch[-1].revision
+                        await self.send(data)
                         last_sent = time.monotonic()
                         continue
                     matching = [e for e in batch if self.matches(e)]
-                    if matching:
-                        await self.send(
-                            Response(
-                                kind=Response.KIND_EVENTS, events=matching, revision=self.cursor
-                            )
-                        )
-                        last_sent = time.monotonic()
-                    else:
+                    if not matching:
+                        self.cursor = batch[-1].revision
                         self.delivered = self.cursor  # nothing to send is delivered too
+                        continue
+                    encode = functools.partial(self._encode_some, matching, batch[-1].revision)
+                    sending, data = self._fitting(matching, encode)
+                    self.cursor = _revision_of(sending, matching, batch[-1].revision)
+                    await self.send(data)
+                    last_sent = time.monotonic()
                     continue
                 self.live = True
                 wait = self.interval - (time.monotonic() - last_sent)
