@@ -180,6 +180,8 @@ class BaseDriver:
     #: Collections whose lists the driver pages itself, because the cloud pages natively
     #: and listing everything to serve one page would be slow: the server calls
     #: :meth:`list_page` for them instead of paging the list method's whole answer.
+    #: ``"blobs"`` (a bucket's blobs; filters ``bucket_id`` and ``prefix``) may be one of
+    #: them when the driver declares buckets.
     pages_natively: ClassVar[frozenset[str]] = frozenset()
 
     def list_page(
@@ -504,10 +506,11 @@ def _validate_driver_class(cls: type[BaseDriver]) -> None:
             "set hardware_profiles = [HardwareProfile(...)] or define list_hardware_profiles()",
         )
     for collection in sorted(cls.pages_natively):
-        if collection not in cls.collections:
+        declared = "buckets" if collection == "blobs" else collection
+        if declared not in cls.collections:
             fail(
-                f"pages {collection!r} natively but does not declare it",
-                f"add {collection!r} to collections or remove it from pages_natively",
+                f"pages {collection!r} natively but does not declare {declared!r}",
+                f"add {declared!r} to collections or remove {collection!r} from pages_natively",
             )
         if not _overrides(cls, "list_page"):
             fail(

@@ -86,7 +86,10 @@ class Servicer:
         filters: dict[str, object],
         message: Callable[[Any], M],
         filter_attrs: Sequence[str] | None,
+        keep: Callable[[Any], bool] | None = None,
     ) -> Page[M]:
+        """A page from the driver's ``list_page``; ``keep``: a check of each item beyond the
+        collection's equality filters (a blob's prefix)."""
         query = self._query(call, collection, filters)
         cursor = ""
         if request.page_token:
@@ -100,7 +103,10 @@ class Servicer:
             items, following = await call.run(
                 call.driver.list_page, collection, filters, size, cursor
             )
-            kept = [message(item) for item in filter_on(items, filters, *attrs)[:size]]
+            matching = filter_on(items, filters, *attrs)
+            if keep is not None:
+                matching = [item for item in matching if keep(item)]
+            kept = [message(item) for item in matching[:size]]
             fits = self._fitting(kept, collection)
             if fits == len(kept):
                 break

@@ -8,6 +8,7 @@ seeds one AMI of the test account (``image_owners=self`` lists it), and stops it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +87,12 @@ class MotoServer:
     def start(self, timeout: float = 30.0) -> MotoServer:
         amis = Path(tempfile.gettempdir()) / f"deltacloud-moto-amis-{os.getpid()}.json"
         amis.write_text(json.dumps(AMIS))
-        env = {**os.environ, "MOTO_AMIS_PATH": str(amis)}
+        env = {
+            **os.environ,
+            "MOTO_AMIS_PATH": str(amis),
+            # Where moto's request recorder writes, while a test turns it on.
+            "MOTO_RECORDER_FILEPATH": str(amis.with_name(f"{amis.stem}-{self.port}.log")),
+        }
         if self.authenticating:
             # moto serves this many requests unauthenticated, then checks every signature:
             # exactly the three that make the test account below.
@@ -152,6 +160,26 @@ class MotoServer:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
         )
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[dict[str, Any]]]:
+        """The requests moto receives in the block (moto's recorder), filled in at its end:
+        what our driver asked of the cloud."""
+        requests: list[dict[str, Any]] = []
+
+        def recorder(action: str, method: str = "POST") -> bytes:
+            url = f"{self.url}/moto-api/recorder/{action}"
+            with urllib.request.urlopen(urllib.request.Request(url, method=method)) as answer:
+                return bytes(answer.read())
+
+        recorder("reset-recording")
+        recorder("start-recording")
+        try:
+            yield requests
+        finally:
+            recorder("stop-recording")
+            log = recorder("download-recording", "GET").decode()
+            requests += [json.loads(line) for line in log.splitlines() if line.strip()]
 
     def seed(self) -> str:
         """One AMI owned by the test account (from a moto built-in image); its id."""

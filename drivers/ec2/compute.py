@@ -172,14 +172,12 @@ class Compute(EC2Base, abstract=True):
         catalog = self._catalog(ctx)
         return [self._image(i, catalog) for i in found]
 
-    def list_page(
-        self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str
+    def image_page(
+        self, ctx: CallContext, filters: Filters, page_size: int, cursor: str
     ) -> tuple[list[Any], str]:
         """Images a page at a time with DescribeImages' MaxResults/NextToken. The cursor is
         ``NEXTTOKEN|OFFSET``: MaxResults is at least 5, and an endpoint may ignore it, so
         the offset says where in the fetched page the next one starts."""
-        if collection != "images":
-            raise self._unsupported(collection, "list_page")
         if filters.get("id"):
             return self.list_images(ctx, filters), ""
         token, _, offset_text = cursor.partition("|")

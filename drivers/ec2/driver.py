@@ -4,7 +4,9 @@ options and credentials."""
 
 from __future__ import annotations
 
-from deltacloud.drivers import Feature, StateMachine
+from typing import Any
+
+from deltacloud.drivers import CallContext, Feature, Filters, StateMachine
 
 from .compute import Compute
 from .elb import LoadBalancing
@@ -28,8 +30,9 @@ EC2_MACHINE = StateMachine(
 class EC2Driver(Compute, Storage, LoadBalancing):
     name = "ec2"
     description = "Amazon EC2, S3 and ELB (or a compatible endpoint such as moto)"
-    # DescribeImages pages natively: a page of images never fetches the whole catalogue.
-    pages_natively = frozenset({"images"})
+    # DescribeImages and ListObjectsV2 page natively: a page of images never fetches the
+    # whole catalogue, nor a page of blobs the whole bucket.
+    pages_natively = frozenset({"images", "blobs"})
     collections = frozenset(
         {
             "realms",
@@ -64,3 +67,12 @@ class EC2Driver(Compute, Storage, LoadBalancing):
         "buckets": (Feature("bucket_location"),),
     }
     instance_states = EC2_MACHINE
+
+    def list_page(
+        self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str
+    ) -> tuple[list[Any], str]:
+        if collection == "images":
+            return self.image_page(ctx, filters, page_size, cursor)
+        if collection == "blobs":
+            return self.blob_page(ctx, filters, page_size, cursor)
+        raise self._unsupported(collection, "list_page")

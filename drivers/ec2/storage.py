@@ -71,16 +71,36 @@ class Storage(EC2Base, abstract=True):
         blobs: list[m.Blob] = []
         with translated("bucket", bucket_id):
             for page in self.s3(ctx).get_paginator("list_objects_v2").paginate(**params):
-                blobs += [
-                    m.Blob(
-                        id=o["Key"],
-                        bucket_id=bucket_id,
-                        content_length=int(o.get("Size", 0)),
-                        last_modified=o.get("LastModified"),
-                    )
-                    for o in page.get("Contents", [])
-                ]
+                blobs += [self._listed_blob(bucket_id, o) for o in page.get("Contents", [])]
         return blobs
+
+    def blob_page(
+        self, ctx: CallContext, filters: Filters, page_size: int, cursor: str
+    ) -> tuple[list[m.Blob], str]:
+        """A bucket's blobs a page at a time with ListObjectsV2's MaxKeys and continuation
+        token (the cursor), in S3's order of keys: a page of a bucket of millions is one
+        request."""
+        bucket_id = str(filters.get("bucket_id") or "")
+        params: dict[str, Any] = {"Bucket": bucket_id, "MaxKeys": page_size}
+        prefix = str(filters.get("prefix") or "")
+        if prefix:
+            params["Prefix"] = prefix
+        if cursor:
+            params["ContinuationToken"] = cursor
+        with translated("bucket", bucket_id):
+            answer = self.s3(ctx).list_objects_v2(**params)
+        blobs = [self._listed_blob(bucket_id, o) for o in answer.get("Contents", [])]
+        following = answer.get("NextContinuationToken") if answer.get("IsTruncated") else ""
+        return blobs[:page_size], following or ""
+
+    @staticmethod
+    def _listed_blob(bucket_id: str, listed: dict[str, Any]) -> m.Blob:
+        return m.Blob(
+            id=listed["Key"],
+            bucket_id=bucket_id,
+            content_length=int(listed.get("Size", 0)),
+            last_modified=listed.get("LastModified"),
+        )
 
     def get_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> m.Blob:
         with translated("blob", blob_id):

@@ -175,6 +175,17 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> pb.ListBlobsResponse:
         require(request, "bucket_id")
         call = await self.gateway.open(context, "buckets", "list_blobs")
+        if "blobs" in call.driver_class.pages_natively:  # a page of a huge bucket: one request
+            page = await self._native_page(
+                call,
+                "blobs",
+                request,
+                {"bucket_id": request.bucket_id, "prefix": request.prefix},
+                convert.blob,
+                filter_attrs=(),
+                keep=lambda blob: blob.id.startswith(request.prefix),
+            )
+            return pb.ListBlobsResponse(blobs=page.items, next_page_token=page.next_page_token)
         filters: dict[str, object] = {"prefix": request.prefix}
         items = await call.run(call.driver.list_blobs, request.bucket_id, filters)
         if request.prefix:
