@@ -79,6 +79,8 @@ class MotoServer:
     authenticating: bool = False
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
+    #: Where moto's request recorder writes (see :meth:`recording`).
+    recorder_log: Path | None = None
 
     @property
     def url(self) -> str:
@@ -87,11 +89,11 @@ class MotoServer:
     def start(self, timeout: float = 30.0) -> MotoServer:
         amis = Path(tempfile.gettempdir()) / f"deltacloud-moto-amis-{os.getpid()}.json"
         amis.write_text(json.dumps(AMIS))
+        self.recorder_log = amis.with_name(f"deltacloud-moto-requests-{self.port}.log")
         env = {
             **os.environ,
             "MOTO_AMIS_PATH": str(amis),
-            # Where moto's request recorder writes, while a test turns it on.
-            "MOTO_RECORDER_FILEPATH": str(amis.with_name(f"{amis.stem}-{self.port}.log")),
+            "MOTO_RECORDER_FILEPATH": str(self.recorder_log),
         }
         if self.authenticating:
             # moto serves this many requests unauthenticated, then checks every signature:
@@ -180,6 +182,8 @@ class MotoServer:
             recorder("stop-recording")
             log = recorder("download-recording", "GET").decode()
             requests += [json.loads(line) for line in log.splitlines() if line.strip()]
+            if self.recorder_log is not None:
+                self.recorder_log.unlink(missing_ok=True)
 
     def seed(self) -> str:
         """One AMI owned by the test account (from a moto built-in image); its id."""
