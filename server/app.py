@@ -25,6 +25,7 @@ from .events.hub import EventHub, EventSettings
 from .gateway import Gateway
 from .pagination import PageTokens
 from .servicers import SERVICE_NAMES, register_all
+from .tls import CertificateFiles
 
 log = logging.getLogger("deltacloud.server")
 
@@ -53,12 +54,8 @@ class RunningServer:
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     if config.tls_cert is None or config.tls_key is None:
         return None
-    client_ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
-    return grpc.ssl_server_credentials(
-        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
+    # Renewed files are served to new connections without a restart (server/tls.py).
+    return CertificateFiles(config.tls_cert, config.tls_key, config.tls_client_ca).credentials()
 
 
 def _lock_data_dir(data_dir: Path) -> TextIO:

@@ -4,6 +4,7 @@ certificate signed by the configured CA."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,88 @@ def test_mutual_tls_refuses_a_certificate_from_another_ca(
     )
     with grpc.secure_channel(mtls_server.target, creds) as channel:
         assert _refusal(channel) == grpc.StatusCode.UNAVAILABLE
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """As a secret or certificate manager renews a file: write aside, rename over."""
+    aside = path.with_suffix(".new")
+    aside.write_bytes(data)
+    aside.replace(path)
+
+
+def test_a_renewed_certificate_is_served_to_new_connections_without_restart(
+    tmp_path: Path,
+) -> None:
+    """The certificate and key are replaced (by another CA's, so a client can tell which it
+    gets): once the files have settled, new connections get the new certificate; a
+    connection open before keeps working; the log says so and holds no key material."""
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    files = {"cert": tmp_path / "server.pem", "key": tmp_path / "server.key"}
+    old = old_ca.issue_cert("127.0.0.1")
+    old.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    old.private_key_pem.write_to_path(str(files["key"]))
+    server = ServerProcess(
+        tmp_path / "data",
+        extra_args=["--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])],
+        tls_ca=old_ca.cert_pem.bytes(),
+    ).start()
+
+    def channel(ca: trustme.CA) -> grpc.Channel:
+        creds = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        return grpc.secure_channel(server.target, creds)
+
+    try:
+        with channel(old_ca) as before:
+            assert _list_realms(before) == ["eu", "us"]
+            new = new_ca.issue_cert("127.0.0.1")
+            # Half renewed (the new certificate, the old key): never served.
+            _write_atomically(files["cert"], new.cert_chain_pems[0].bytes())
+            deadline = time.monotonic() + 10
+            while "not a usable certificate and key" not in server.log():
+                # A handshake notices the change; one after it settled tries it, refuses it.
+                with channel(old_ca) as during:
+                    assert _list_realms(during) == ["eu", "us"]
+                assert time.monotonic() < deadline, "the half-renewed files were not checked"
+                time.sleep(0.3)
+            with channel(old_ca) as during:
+                assert _list_realms(during) == ["eu", "us"]
+            _write_atomically(files["key"], new.private_key_pem.bytes())
+            deadline = time.monotonic() + 10
+            while True:  # a handshake starts the settling; one after it gets the new one
+                with channel(new_ca) as after:
+                    try:
+                        assert _list_realms(after) == ["eu", "us"]
+                        break
+                    except grpc.RpcError:
+                        assert time.monotonic() < deadline, "the new certificate never came"
+                        time.sleep(0.3)
+            with channel(old_ca) as stale:
+                assert _refusal(stale) == grpc.StatusCode.UNAVAILABLE
+            assert _list_realms(before) == ["eu", "us"]  # its connection predates the change
+        log = server.log()
+        assert log.count("TLS certificate reloaded") == 1
+        assert log.count("not a usable certificate and key") == 1
+        assert "PRIVATE KEY" not in log
+    finally:
+        server.kill()
+
+
+def test_a_key_that_is_not_the_certificates_stops_the_server_at_start(tmp_path: Path) -> None:
+    cert, other = trustme.CA().issue_cert("127.0.0.1"), trustme.CA().issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.pem"))
+    other.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    server = ServerProcess(
+        tmp_path / "data",
+        extra_args=[
+            "--tls-cert",
+            str(tmp_path / "server.pem"),
+            "--tls-key",
+            str(tmp_path / "server.key"),
+        ],
+    )
+    with pytest.raises(RuntimeError):
+        server.start(timeout=15)
+    lines = server.log().strip().splitlines()
+    assert lines[-1].startswith("deltacloud-server: --tls-cert")
+    assert "not a usable PEM certificate and its key" in lines[-1]
+    assert "PRIVATE KEY" not in server.log()

@@ -1,0 +1,104 @@
+"""TLS credentials that follow their files: a renewed certificate (cert-manager, certbot,
+a rotated Kubernetes secret) is served to new connections without restarting the server.
+
+gRPC asks :meth:`CertificateFiles.fetch` before every new connection's handshake; it
+answers a new configuration only when the files changed, and only once they have stayed
+unchanged for ``SETTLE`` seconds, so a certificate and key written one after the other are
+never served half-updated. Connections already open keep the certificate they began with.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from pathlib import Path
+
+import grpc
+
+log = logging.getLogger("deltacloud.server.tls")
+
+#: Seconds the files must stay unchanged before they are served.
+SETTLE = 1.0
+
+Stamp = tuple[tuple[int, int, int], ...]
+
+
+class CertificateFiles:
+    """The server's certificate chain and key (and, for mutual TLS, the client CA)."""
+
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self._served = self._stamp()
+        self._seen = self._served
+        self._seen_at = time.monotonic()
+        self._warned: Stamp | None = None
+
+    def _paths(self) -> list[Path]:
+        return [p for p in (self.cert, self.key, self.client_ca) if p is not None]
+
+    def _stamp(self) -> Stamp:
+        stats = [path.stat() for path in self._paths()]
+        return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
+
+    def check(self) -> None:
+        """Raise (ssl.SSLError, an OSError) unless the files are PEM, and the key is the
+        certificate's: a pair caught mid-renewal is not served."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca is not None:
+            context.load_verify_locations(self.client_ca)
+
+    def configuration(self) -> grpc.ServerCertificateConfiguration:
+        self.check()
+        return grpc.ssl_server_certificate_configuration(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes() if self.client_ca else None,
+        )
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """The server's credentials; ValueError naming the problem when the files are not
+        a usable certificate and key."""
+        try:
+            initial = self.configuration()
+        except ssl.SSLError as exc:
+            raise ValueError(
+                f"--tls-cert {self.cert} and --tls-key {self.key}"
+                + (f" (--tls-client-ca {self.client_ca})" if self.client_ca else "")
+                + f" are not a usable PEM certificate and its key: {exc.reason or exc}"
+            ) from None
+        return grpc.dynamic_ssl_server_credentials(
+            initial,
+            # gRPC documents None as "keep the current configuration"; its stubs omit it.
+            self.fetch,  # type: ignore[arg-type]
+            require_client_authentication=self.client_ca is not None,
+        )
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """Called by gRPC before each handshake: the new configuration when the files
+        changed and have settled, else None (keep the current one). Never raises: a file
+        missing or unreadable keeps the current certificate."""
+        try:
+            stamp = self._stamp()
+            if stamp == self._served:
+                return None
+            now = time.monotonic()
+            if stamp != self._seen:
+                self._seen, self._seen_at = stamp, now
+                return None
+            if now - self._seen_at < SETTLE:
+                return None
+            configuration = self.configuration()
+        except (OSError, ValueError) as exc:
+            if self._warned != self._seen:  # once per change of the files, not per connection
+                self._warned = self._seen
+                reason = getattr(exc, "reason", None) or type(exc).__name__
+                log.warning(
+                    "the TLS files changed but are not a usable certificate and key; "
+                    "serving the current certificate",
+                    extra={"fields": {"cert": str(self.cert), "error": str(reason)}},
+                )
+            return None
+        self._served = stamp
+        log.info("TLS certificate reloaded", extra={"fields": {"cert": str(self.cert)}})
+        return configuration
