@@ -779,6 +779,46 @@ class DriverConformance:
         )
         kit_api.buckets.DeleteBucket(bucket_pb2.DeleteBucketRequest(id=bucket.id), metadata=self.md)
 
+    def test_a_buckets_blobs_page_completely_and_by_prefix(self, kit_api: Api) -> None:
+        """ListBlobs walked in pages of 1 and 2 (by the server, or by the driver's
+        list_page when it pages "blobs" natively) serves every blob once, and the prefix
+        keeps exactly the blobs it starts."""
+        bucket = self._new_bucket_for_blobs(kit_api)
+        names = ["a/1", "a/2", "a/3", "b/1", "b/2"]
+        for name in names:
+            header = bucket_pb2.UploadBlobHeader(bucket_id=bucket.id, blob_id=name)
+            requests = [
+                bucket_pb2.UploadBlobRequest(header=header),
+                bucket_pb2.UploadBlobRequest(chunk=name.encode()),
+            ]
+            kit_api.buckets.UploadBlob(iter(requests), metadata=self.md)
+
+        def walk(prefix: str, size: int) -> list[str]:
+            walked: list[str] = []
+            token = ""
+            while True:
+                page = kit_api.buckets.ListBlobs(
+                    bucket_pb2.ListBlobsRequest(
+                        bucket_id=bucket.id, prefix=prefix, page_size=size, page_token=token
+                    ),
+                    metadata=self.md,
+                )
+                assert len(page.blobs) <= size
+                walked += [b.id for b in page.blobs]
+                token = page.next_page_token
+                if not token:
+                    return walked
+
+        for size in (1, 2, 1000):
+            assert sorted(walk("", size)) == names, size
+            assert len(walk("", size)) == len(names), size
+            assert sorted(walk("a/", size)) == ["a/1", "a/2", "a/3"], size
+        for name in names:
+            kit_api.buckets.DeleteBlob(
+                bucket_pb2.DeleteBlobRequest(bucket_id=bucket.id, id=name), metadata=self.md
+            )
+        kit_api.buckets.DeleteBucket(bucket_pb2.DeleteBucketRequest(id=bucket.id), metadata=self.md)
+
     def test_blobs_round_trip_through_a_new_bucket(self, kit_api: Api) -> None:
         bucket = self._new_bucket_for_blobs(kit_api)
         content = secrets.token_bytes(300_000)
