@@ -228,6 +228,50 @@ def test_a_driver_call_outliving_the_grace_period_does_not_hold_the_process(
         server.kill()
 
 
+def test_an_upload_stalled_past_the_grace_period_ends_without_an_error_in_the_log(
+    tmp_path: Path,
+) -> None:
+    """An upload whose client stops sending (no length announced) is still reading at
+    SIGTERM: the client hears UNAVAILABLE at the end of the grace period, the process exits
+    0, nothing is stored, and the log has no error and no traceback (asyncio reported the
+    upload's end-of-stream check, cut by the shutdown, as an unhandled exception)."""
+    server = ServerProcess(tmp_path, extra_args=["--shutdown-grace", "1"]).start()
+    release = threading.Event()
+
+    def stalled() -> Iterator[bucket_pb2.UploadBlobRequest]:
+        yield bucket_pb2.UploadBlobRequest(
+            header=bucket_pb2.UploadBlobHeader(bucket_id="bucket1", blob_id="stalled")
+        )
+        yield bucket_pb2.UploadBlobRequest(chunk=b"the first bytes")
+        release.wait(30)
+
+    try:
+        channel = grpc.insecure_channel(server.target)
+        upload = Api(channel).buckets.UploadBlob.future(stalled(), metadata=MD, timeout=30)
+        temporary = Path(server.data_dir) / "mock" / "tmp"
+        deadline = time.monotonic() + 10
+        while not list(temporary.glob("*.part")):  # the driver is reading it
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(15) == 0
+        with pytest.raises(grpc.RpcError) as caught:
+            upload.result(10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        release.set()
+        channel.close()
+        log = server.log()
+        records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        assert [r for r in records if r["level"] in ("ERROR", "CRITICAL")] == []
+        assert "Traceback" not in log
+        assert records[-1]["message"] == "stopped"
+        assert not list(temporary.glob("*.part"))
+    finally:
+        release.set()
+        server.kill()
+
+
 def test_an_action_answered_during_the_grace_period_is_journaled(tmp_path: Path) -> None:
     """A stop that takes a second (the test driver's slow cloud) is in flight at SIGTERM:
     it is answered within the grace period, and a watch resumed after the restart gets its

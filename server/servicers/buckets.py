@@ -46,33 +46,31 @@ class _Upload:
         """The call was cancelled (on the loop): the driver reading it must store nothing."""
         self._cancelled.set()
 
-    async def gather(self, limit: int) -> tuple[bytes, bool]:
-        """Read upload messages until ``limit`` bytes or the end; returns (bytes, ended)."""
+    # The two coroutines below run on the loop for the driver's thread, which raises what
+    # they report: a task of the loop ending in an exception is reported by asyncio as
+    # unhandled when the server stops while it runs.
+
+    async def gather(self, limit: int) -> tuple[bytes, bool, bool]:
+        """Read upload messages until ``limit`` bytes or the end; returns (bytes, ended,
+        whether a message other than the first carried a header)."""
         parts: list[bytes] = []
         size = 0
         while size < limit:
             try:
                 message = await anext(self.stream)
             except StopAsyncIteration:
-                return b"".join(parts), True
+                return b"".join(parts), True, False
             if message.WhichOneof("data") != "chunk":
-                raise invalid_argument(
-                    "INVALID_UPLOAD", "only the first UploadBlobRequest may carry a header"
-                )
+                return b"", True, True
             parts.append(message.chunk)
             size += len(message.chunk)
-        return b"".join(parts), False
+        return b"".join(parts), False, False
 
-    async def confirm_end(self) -> None:
-        """Raise if the end of the stream was the client's cancel."""
+    async def ended_by_cancel(self) -> bool:
+        """Whether the end of the stream was the client's cancel."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._cancelled.wait(), CANCEL_GRACE)
-        if self._cancelled.is_set() or self.context.cancelled() or self.context.done():
-            raise ApiError(
-                grpc.StatusCode.CANCELLED,
-                "UPLOAD_CANCELLED",
-                "the client cancelled the upload: nothing is stored",
-            )
+        return self._cancelled.is_set() or self.context.cancelled() or self.context.done()
 
     def chunks(
         self, loop: asyncio.AbstractEventLoop, expected_length: int | None
@@ -85,12 +83,21 @@ class _Upload:
         ended = False
         while not ended:
             future = asyncio.run_coroutine_threadsafe(self.gather(HOP_BYTES), loop)
-            data, ended = future.result()
+            data, ended, misplaced_header = future.result()
+            if misplaced_header:
+                raise invalid_argument(
+                    "INVALID_UPLOAD", "only the first UploadBlobRequest may carry a header"
+                )
             received += len(data)
             if data:
                 yield data
         if expected_length is None:
-            asyncio.run_coroutine_threadsafe(self.confirm_end(), loop).result()
+            if asyncio.run_coroutine_threadsafe(self.ended_by_cancel(), loop).result():
+                raise ApiError(
+                    grpc.StatusCode.CANCELLED,
+                    "UPLOAD_CANCELLED",
+                    "the client cancelled the upload: nothing is stored",
+                )
         elif received != expected_length:
             raise invalid_argument(
                 "CONTENT_LENGTH_MISMATCH",
