@@ -431,11 +431,26 @@ class ScopeHub:
         loop = asyncio.get_running_loop()
         stop = threading.Event()
 
+        async def observed(
+            instances: list[instance_pb2.Instance], started: float
+        ) -> Exception | None:
+            # Reported to the pump's thread, which raises it: a task of the loop ending in
+            # an exception is reported by asyncio as unhandled if the server stops meanwhile.
+            try:
+                await self.observe(instances, started)
+            except Exception as exc:
+                return exc
+            return None
+
         def pump() -> None:
             for models in driver.watch_instances(ctx, stop):
                 started = time.monotonic()
                 instances = [convert.instance(i, self.machine) for i in models]
-                asyncio.run_coroutine_threadsafe(self.observe(instances, started), loop).result()
+                failed = asyncio.run_coroutine_threadsafe(
+                    observed(instances, started), loop
+                ).result()
+                if failed is not None:
+                    raise failed
                 if stop.is_set():
                     return
 
