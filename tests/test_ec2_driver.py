@@ -30,11 +30,25 @@ from ec2_support import (
 from google.protobuf import duration_pb2
 from watching import Watcher, transitions
 
-from deltacloud.drivers import BackendUnavailableError, CallContext, Credentials, DriverConfig
+from deltacloud.drivers import (
+    BackendUnavailableError,
+    CallContext,
+    Credentials,
+    DriverConfig,
+    ValidationError,
+)
+from deltacloud.drivers import models as m
 from deltacloud.drivers.ec2 import EC2Driver
+from deltacloud.drivers.ec2 import storage as ec2_storage
 from deltacloud.drivers.ec2.budget import ByteBudget, shared_budget
 from deltacloud.drivers.ec2.clients import TIMEOUT_CLASSES, Budget, timeout_class
 from deltacloud.drivers.ec2.errors import translate
+from deltacloud.drivers.ec2.storage import (
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    part_size_for,
+)
 from deltacloud.server.config import ServerConfig
 from deltacloud.server.events.hub import POLL_DEADLINE
 from deltacloud.server.gateway import MAX_UNLISTED_PROVIDERS, Gateway
@@ -854,6 +868,63 @@ def test_a_page_of_blobs_is_one_listing_request_for_that_many(
     )
     f = refusal(ec2_api.buckets.ListBlobs, other_prefix)
     assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
+
+
+def test_parts_grow_with_the_announced_length_to_stay_within_s3s_limits() -> None:
+    configured = 8 * MIB
+    assert part_size_for(configured, None) == configured
+    assert part_size_for(configured, 1024 * MIB) == configured
+    for length in (100 * 1024**3, 1024**4, MAX_OBJECT_SIZE):
+        size = part_size_for(configured, length)
+        assert size % MIB == 0 and configured <= size <= MAX_PART_SIZE
+        assert -(-length // size) <= MAX_PARTS, length  # parts needed
+    assert part_size_for(configured, 100 * 1024**3) == 11 * MIB
+
+
+def test_an_announced_length_over_s3s_largest_object_is_refused_before_reading(
+    ec2_api: Api,
+) -> None:
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="huge"), metadata=EC2)
+    header = bucket_pb2.UploadBlobHeader(
+        bucket_id="huge", blob_id="six-tib", content_length=6 * 1024**4
+    )
+    requests = iter(
+        [bucket_pb2.UploadBlobRequest(header=header), bucket_pb2.UploadBlobRequest(chunk=b"x")]
+    )
+    f = refusal(ec2_api.buckets.UploadBlob, requests)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "BLOB_TOO_LARGE")
+    assert f.metadata["content_length"] == str(6 * 1024**4)
+    listed = ec2_api.buckets.ListBlobs(
+        bucket_pb2.ListBlobsRequest(bucket_id="huge"), metadata=EC2
+    ).blobs
+    assert list(listed) == []
+
+
+def test_an_unannounced_upload_past_the_part_limit_fails_and_leaves_nothing(
+    moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 takes 10,000 parts (78 GiB at 8 MiB when the length is not announced): the part
+    after the last is refused with BLOB_TOO_LARGE before it is sent, and the multipart
+    upload is aborted (here with a limit of two parts, against moto)."""
+    monkeypatch.setattr(ec2_storage, "MAX_PARTS", 2)
+    driver = EC2Driver(
+        "us-east-1",
+        DriverConfig(tmp_path, {"endpoint_url": moto.url, "multipart_threshold": "5MiB"}),
+    )
+    ctx = CallContext(Credentials(ACCESS_KEY, SECRET_KEY), "us-east-1", time.monotonic() + 60)
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket="parts")
+    content = secrets.token_bytes(12 * MIB)  # three parts of 5 MiB
+    opts = m.PutBlob(
+        bucket_id="parts",
+        blob_id="too-many-parts",
+        chunks=iter([content[i : i + MIB] for i in range(0, len(content), MIB)]),
+    )
+    with pytest.raises(ValidationError) as caught:
+        driver.put_blob(ctx, opts)
+    assert caught.value.reason == "BLOB_TOO_LARGE"
+    assert s3.list_multipart_uploads(Bucket="parts").get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket="parts").get("KeyCount") == 0
 
 
 def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:

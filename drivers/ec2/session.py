@@ -93,7 +93,9 @@ class EC2Base(BaseDriver, abstract=True):
     - ``default_instance_type`` / ``default_arm_instance_type``: the profile an instance
       gets when the client names none (t3.micro / t4g.micro).
     - ``multipart_threshold`` / ``multipart_part_size``: S3 uploads above the threshold
-      go in parts of this size (8MiB / 8MiB; S3 needs at least 5MiB).
+      go in parts of this size (8MiB / 8MiB; S3 needs at least 5MiB), larger when the
+      announced length needs more than S3's 10,000 parts; an upload of unannounced length
+      can take 10,000 parts (78 GiB at 8MiB), then BLOB_TOO_LARGE.
     - ``multipart_memory``: bytes the uploads of the process may hold, all together: the
       part each assembles and its parts in flight (256MiB). An upload reserves a part's
       worth (less when its announced length is smaller) before it takes a byte; past the

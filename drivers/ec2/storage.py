@@ -1,5 +1,6 @@
 """S3: buckets and blobs. Uploads stream: a blob up to the multipart threshold goes in one
-PutObject; a larger one in parts of ``multipart_part_size``, at most
+PutObject; a larger one in parts of ``multipart_part_size`` (larger when an announced
+length needs more than S3's 10,000 parts), at most
 ``multipart_concurrency`` of them in flight per upload, and at most ``multipart_memory``
 bytes of parts in flight for all uploads of the process together. Downloads stream the
 object's body in chunks."""
@@ -26,9 +27,25 @@ from .errors import translated, translated_iter
 from .session import EC2Base
 
 DOWNLOAD_CHUNK = 1024 * 1024
+MIB = 1024 * 1024
+#: S3's limits: parts of one multipart upload, bytes of one part, bytes of one object.
+MAX_PARTS = 10_000
+MAX_PART_SIZE = 5 * 1024**3
+MAX_OBJECT_SIZE = 5 * 1024**4
 #: An upload waiting for room in the budget gives up this long before its deadline, so
 #: that its client hears UPLOADS_BUSY rather than a bare DEADLINE_EXCEEDED.
 ANSWER_MARGIN = 0.2
+
+
+def part_size_for(configured: int, announced: int | None) -> int:
+    """The size of an upload's parts: ``multipart_part_size``, or larger when the announced
+    length needs more than MAX_PARTS of those (whole MiB, at most MAX_PART_SIZE). An upload
+    of unannounced length keeps the configured size, so it can take MAX_PARTS of them
+    (about 78 GiB at 8 MiB)."""
+    if announced is None:
+        return configured
+    needed = -(-announced // MAX_PARTS)  # ceiling
+    return min(MAX_PART_SIZE, max(configured, -(-needed // MIB) * MIB))
 
 
 class Storage(EC2Base, abstract=True):
@@ -126,6 +143,14 @@ class Storage(EC2Base, abstract=True):
         if opts.user_metadata:
             extra["Metadata"] = dict(opts.user_metadata)
         target = {"Bucket": opts.bucket_id, "Key": opts.blob_id}
+        if opts.content_length is not None and opts.content_length > MAX_OBJECT_SIZE:
+            raise ValidationError(
+                f"S3 stores objects of at most {MAX_OBJECT_SIZE} bytes (5 TiB); this upload "
+                f"announced {opts.content_length}",
+                reason="BLOB_TOO_LARGE",
+                metadata={"content_length": opts.content_length, "max": MAX_OBJECT_SIZE},
+            )
+        part_size = part_size_for(self.part_size, opts.content_length)
         with translated("bucket", opts.bucket_id):
             s3.head_bucket(Bucket=opts.bucket_id)  # fail before reading the stream
         # The bytes not sent yet, as received: joined once per part (one copy) rather than
@@ -144,7 +169,7 @@ class Storage(EC2Base, abstract=True):
         # flight: an upload reserves room for the part it assembles before taking its first
         # byte (so an upload whose client stalls mid-part holds room, not memory beyond the
         # budget), and hands the reservation to the part when it goes up.
-        unit = max(self.part_size, self.multipart_threshold)
+        unit = max(part_size, self.multipart_threshold)
         reserved = 0
 
         def reserve() -> None:
@@ -160,8 +185,15 @@ class Storage(EC2Base, abstract=True):
 
         def send(body: bytes) -> None:
             nonlocal reserved
-            taken, reserved = reserved, 0
             number = len(parts) + len(pending) + 1
+            if number > MAX_PARTS:
+                raise ValidationError(
+                    f"S3 takes at most {MAX_PARTS} parts of {part_size} bytes from an upload "
+                    "of unannounced length; announce its content_length to upload more",
+                    reason="BLOB_TOO_LARGE",
+                    metadata={"max_parts": MAX_PARTS, "part_size": part_size},
+                )
+            taken, reserved = reserved, 0
             future = pool.submit(self._part, s3, target, upload_id, number, body)
             future.add_done_callback(lambda _: self.upload_budget.release(taken))
             pending.append(future)
@@ -180,10 +212,10 @@ class Storage(EC2Base, abstract=True):
                 if not upload_id:
                     with translated("bucket", opts.bucket_id):
                         upload_id = s3.create_multipart_upload(**target, **extra)["UploadId"]
-                while held_size >= self.part_size:
+                while held_size >= part_size:
                     joined = b"".join(held)
-                    send(joined[: self.part_size])  # no copy when it is exactly one part
-                    rest = joined[self.part_size :]
+                    send(joined[:part_size])  # no copy when it is exactly one part
+                    rest = joined[part_size:]
                     held, held_size = ([rest] if rest else []), len(rest)
                     if rest:
                         reserve()
