@@ -32,6 +32,7 @@ class ServerConfig:
     driver_options: Mapping[str, str] = field(default_factory=dict)
     workers: int = 32
     upload_workers: int = 64
+    download_workers: int = 32
     poll_workers: int = 8
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace: float = 5.0
@@ -105,6 +106,13 @@ FLAGS = [
         "64",
         "threads running blob uploads, one per upload in progress (an upload goes at its "
         "client's pace, so uploads do not take the --workers other calls need)",
+        int,
+        positive=True,
+    ),
+    Flag(
+        "--download-workers",
+        "32",
+        "threads reading blob downloads from the cloud, a piece at a time, apart from --workers",
         int,
         positive=True,
     ),

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 
@@ -36,6 +36,7 @@ from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
 from .errors import ApiError
 
 T = TypeVar("T")
+Pool = Literal["calls", "uploads", "downloads", "polls"]
 log = logging.getLogger("deltacloud.server.gateway")
 
 #: A nonblocking method that holds the event loop longer than this is reported (once).
@@ -64,17 +65,16 @@ class Call:
     def driver_class(self) -> type[BaseDriver]:
         return type(self.driver)
 
-    async def run(self, fn: Callable[..., T], *args: Any, client_paced: bool = False) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, pool: Pool = "calls") -> T:
         """Run a driver method with this call's context: off the event loop, unless it is
         marked nonblocking (and so is ``authenticate`` when the credentials are not checked
         yet), in which case it runs here unless it raises WouldBlock. A call whose deadline
         passed while it waited for a worker is not started at all; the first one checks
-        the credentials before anything else. ``client_paced``: the method reads a
-        client's stream (an upload), so it runs on the upload workers, never holding one
-        of the workers every other call needs while a slow client sends."""
+        the credentials before anything else. ``pool``: the workers it runs on (see
+        Gateway.run_blocking)."""
         check = self.driver.authenticate if self.unauthenticated else None
         result: T
-        if not client_paced and is_nonblocking(fn) and (check is None or is_nonblocking(check)):
+        if pool == "calls" and is_nonblocking(fn) and (check is None or is_nonblocking(check)):
             ctx = self.ctx
             inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, on_event_loop=True)
             started = time.perf_counter()
@@ -88,7 +88,7 @@ class Call:
             finally:
                 self.gateway.check_inline_time(fn, time.perf_counter() - started)
         result = await self.gateway.run_blocking(
-            _unless_expired, check, fn, self.ctx, *args, client_paced=client_paced
+            _unless_expired, check, fn, self.ctx, *args, pool=pool
         )
         self.unauthenticated = False
         return result
@@ -138,12 +138,16 @@ class Gateway:
         self.executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="driver"
         )
-        self.upload_executor = ThreadPoolExecutor(
-            max_workers=self.config.upload_workers, thread_name_prefix="upload"
-        )
-        self.poll_executor = ThreadPoolExecutor(
-            max_workers=self.config.poll_workers, thread_name_prefix="poll"
-        )
+        config = self.config
+        #: Each kind of work has its workers, so one kind cannot take those the others need:
+        #: an upload holds one for as long as its client takes to send; a download holds one
+        #: for each piece it reads from the cloud; watch monitors poll on theirs.
+        self.executors: dict[Pool, ThreadPoolExecutor] = {
+            "calls": self.executor,
+            "uploads": ThreadPoolExecutor(config.upload_workers, thread_name_prefix="upload"),
+            "downloads": ThreadPoolExecutor(config.download_workers, thread_name_prefix="download"),
+            "polls": ThreadPoolExecutor(config.poll_workers, thread_name_prefix="poll"),
+        }
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
         #: Keys of ``_drivers`` whose provider the driver does not list, oldest first.
@@ -176,21 +180,15 @@ class Gateway:
             },
         )
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any, client_paced: bool = False) -> T:
-        """Run ``fn`` on a worker: ``client_paced`` (an upload reading its client's stream)
-        on the upload workers, others on the call workers."""
-        executor = self.upload_executor if client_paced else self.executor
-        return await self._on(executor, fn, *args)
-
-    async def run_poll(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run an observation of a watched backend on the poll workers: however many scopes
-        are watched and however slow their backend, polls never hold the workers calls
-        need."""
-        return await self._on(self.poll_executor, fn, *args)
-
-    async def _on(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, pool: Pool = "calls") -> T:
+        """Run ``fn`` on a worker of ``pool``: "calls" (``--workers``), "uploads" (an
+        upload reading its client's stream, ``--upload-workers``), "downloads" (a piece of
+        a download read from the cloud, ``--download-workers``) or "polls" (a watch
+        monitor's observation, ``--poll-workers``). Slow clients or a slow cloud then delay
+        only their own kind of work."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(self._counted, fn, *args))
+        call = functools.partial(self._counted, fn, *args)
+        return await loop.run_in_executor(self.executors[pool], call)
 
     def _counted(self, fn: Callable[..., T], *args: Any) -> T:
         with self._running_lock:
@@ -315,6 +313,5 @@ class Gateway:
                 driver.close()
             except Exception:
                 log.exception("closing driver %s failed", driver.name)
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.upload_executor.shutdown(wait=False, cancel_futures=True)
-        self.poll_executor.shutdown(wait=False, cancel_futures=True)
+        for executor in self.executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)

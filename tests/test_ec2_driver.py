@@ -5,6 +5,7 @@ conformance kit covers the generic contract (tests/test_conformance_ec2.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import subprocess
@@ -1046,6 +1047,60 @@ def test_watches_on_a_hung_endpoint_do_not_take_the_workers_other_calls_need(
         finally:
             for watcher in watchers:
                 watcher.cancel()
+            server.kill()
+
+
+def test_downloads_from_a_stalled_endpoint_do_not_take_the_workers_other_calls_need(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """A download reads its blob from the cloud a piece at a time on a worker: two whose
+    endpoint goes silent mid-body must not hold the server's two workers, so a call to
+    another driver is answered meanwhile."""
+    from deltacloud.v1 import key_pb2
+
+    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
+        endpoint = SimpleNamespace(url=f"http://{hole.target}")
+        server = ec2_server(tmp_path, endpoint, extra=["--workers", "2"])  # type: ignore[arg-type]
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                api = Api(channel)
+                api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="slow"), metadata=EC2)
+                _upload(api, "slow", "big", secrets.token_bytes(48 * MIB))
+                downloads = [
+                    api.buckets.DownloadBlob(
+                        bucket_pb2.DownloadBlobRequest(bucket_id="slow", id="big"),
+                        metadata=EC2,
+                        timeout=60,
+                    )
+                    for _ in range(2)
+                ]
+                received = [0, 0]
+
+                def read(index: int) -> None:
+                    with contextlib.suppress(grpc.RpcError):  # cancelled at the end
+                        for message in downloads[index]:
+                            received[index] += len(message.chunk)
+
+                readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+                for reader in readers:
+                    reader.start()
+                deadline = time.monotonic() + 10
+                while min(received) < 2 * MIB:  # both bodies are flowing
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                hole.freeze()  # the bodies stop mid-way, their connections open
+                time.sleep(1.0)
+                assert max(received) < 48 * MIB  # stalled, not finished
+                mock = metadata("mockuser", "mockpassword", driver="mock")
+                key = api.keys.CreateKey(
+                    key_pb2.CreateKeyRequest(name="while-downloads-stall"), metadata=mock, timeout=5
+                )
+                assert key.id == "while-downloads-stall"
+                for stream in downloads:
+                    stream.cancel()
+                for reader in readers:
+                    reader.join(10)
+        finally:
             server.kill()
 
 

@@ -400,7 +400,7 @@ class ScopeHub:
         # A deadline of its own: against a backend that stopped answering, the poll gives up
         # (and the monitor backs off) instead of waiting for the driver's longest timeout.
         ctx = CallContext(ctx.credentials, ctx.provider, started + POLL_DEADLINE)
-        models = await self.hub.gateway.run_poll(driver.list_instances, ctx, {})
+        models = await self.hub.gateway.run_blocking(driver.list_instances, ctx, {}, pool="polls")
         await self.observe([convert.instance(i, self.machine) for i in models], started)
 
     async def resync(self) -> None:

@@ -244,7 +244,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             content_length=expected,
         )
         try:
-            stored = await call.run(call.driver.put_blob, opts, client_paced=True)
+            stored = await call.run(call.driver.put_blob, opts, pool="uploads")
         except asyncio.CancelledError:
             upload.cancel()  # the driver, still reading, must not store it
             raise
@@ -263,7 +263,9 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         await context.write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
         ended = False
         while not ended:
-            data, ended = await self.gateway.run_blocking(_take, chunks, HOP_BYTES)
+            data, ended = await self.gateway.run_blocking(
+                _take, chunks, HOP_BYTES, pool="downloads"
+            )
             if len(data) <= 2 * HOP_BYTES:  # the usual case: one message
                 if data:
                     await context.write(chunk_message(data))
