@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.unary", "bench.watch_fanout", "bench.ec2_overhead"]
+BENCHMARKS = ["bench.unary", "bench.watch_fanout", "bench.resume_storm", "bench.ec2_overhead"]
 
 
 def main() -> int:

@@ -649,3 +649,51 @@ def test_event_messages_never_exceed_the_largest_message(tmp_path: Path) -> None
             assert {e.instance_id for e in snapshot.events} >= set(created)
     finally:
         server.kill()
+
+
+def test_resumes_after_a_restart_share_the_journals_recent_events_and_miss_none(
+    tmp_path: Path,
+) -> None:
+    """After a restart the first resume loads the last --watch-buffer events (10 here) for
+    every subscriber of the scope; a resume from before them reads the journal as ever.
+    Resumes from inside, from before and from the start, while actions go on, each get
+    every revision once, in order, up to the newest."""
+    server = start(tmp_path, "--watch-buffer", "10")
+    reboot = instance_pb2.RebootInstanceRequest(id="inst0")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for _ in range(30):
+                api.instances.RebootInstance(reboot, metadata=MD)
+        assert server.stop() == 0
+        server.restart()
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            stop = threading.Event()
+            done = [0]
+
+            def act() -> None:
+                while not stop.is_set():
+                    api.instances.RebootInstance(reboot, metadata=MD)
+                    done[0] += 1  # one RUNNING->RUNNING event each
+                    time.sleep(0.01)
+
+            actor = threading.Thread(target=act)
+            actor.start()
+            try:
+                watchers = {
+                    after: Watcher(channel, MD, Request(after_revision=after))
+                    for after in (25, 15, 0, 28)
+                }
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                actor.join(10)
+            head = 30 + done[0]
+            assert done[0] > 0
+            for after, watcher in watchers.items():
+                events = watcher.wait_for_events(head - after)
+                watcher.cancel()
+                assert [e.revision for e in events] == list(range(after + 1, head + 1)), after
+    finally:
+        server.kill()

@@ -191,6 +191,8 @@ class ScopeHub:
         self._resync = False  # an observation was skipped for an action: look again after
         #: Coroutines holding this hub (EventHub.use): it is not evicted while held.
         self.users = 0
+        self._filling: asyncio.Future[None] | None = None
+        self._filled = False
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -202,6 +204,39 @@ class ScopeHub:
             return None
         start = cursor - self.ring[0].revision + 1
         return self.ring[start : start + limit]
+
+    async def fill_ring(self) -> None:
+        """After a restart (or an idle scope's eviction) the ring holds only what happened
+        since, and every resuming subscriber would read the journal on its own: a reconnect
+        storm of N watchers made N reads on the journal's one thread, which actions wait on
+        too. The first one that needs history loads the events before the ring, up to
+        ``--watch-buffer`` in all, once per hub, and the others share them."""
+        if self._filled or self.head == 0:
+            return
+        if self._filling is None:
+            self._filling = asyncio.ensure_future(self._fill())
+        await asyncio.shield(self._filling)
+
+    async def _fill(self) -> None:
+        try:
+            upto = (self.ring[0].revision if self.ring else self.head + 1) - 1
+            size = self.hub.settings.buffer - len(self.ring)
+            if size <= 0 or upto <= 0:
+                return
+            older = await self.hub.in_writer(
+                self.hub.journal.read, self.key, max(0, upto - size), upto, size
+            )
+            # Only one run of revisions that ends where the ring starts now (events may
+            # have been appended, or the ring trimmed, while it read).
+            follows = self.ring[0].revision if self.ring else self.head + 1
+            if (
+                older
+                and older[-1].revision - older[0].revision + 1 == len(older)
+                and older[-1].revision + 1 == follows
+            ):
+                self.ring = older + self.ring
+        finally:
+            self._filled = True
 
     @property
     def subscribers(self) -> int:

@@ -234,6 +234,9 @@ class Subscription:
                 if self.hub.closing:
                     raise _shutting_down(self.delivered)
                 batch = scope.events_after(self.cursor, BATCH)
+                if batch is None and not self.live:
+                    await scope.fill_ring()
+                    batch = scope.events_after(self.cursor, BATCH)
                 if batch is None:
                     if self.live:
                         raise _too_slow(self.delivered, self.hub.settings.buffer)
