@@ -135,15 +135,12 @@ class Gateway:
     registry: DriverRegistry = field(default_factory=DriverRegistry)
 
     def __post_init__(self) -> None:
-        self.executor = ThreadPoolExecutor(
-            max_workers=self.config.workers, thread_name_prefix="driver"
-        )
         config = self.config
         #: Each kind of work has its workers, so one kind cannot take those the others need:
         #: an upload holds one for as long as its client takes to send; a download holds one
         #: for each piece it reads from the cloud; watch monitors poll on theirs.
         self.executors: dict[Pool, ThreadPoolExecutor] = {
-            "calls": self.executor,
+            "calls": ThreadPoolExecutor(config.workers, thread_name_prefix="driver"),
             "uploads": ThreadPoolExecutor(config.upload_workers, thread_name_prefix="upload"),
             "downloads": ThreadPoolExecutor(config.download_workers, thread_name_prefix="download"),
             "polls": ThreadPoolExecutor(config.poll_workers, thread_name_prefix="poll"),
@@ -152,7 +149,6 @@ class Gateway:
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
         #: Keys of ``_drivers`` whose provider the driver does not list, oldest first.
         self._unlisted: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._listed: dict[type[BaseDriver], frozenset[str]] = {}
         self._warned_slow: set[str] = set()
         self._lock = threading.Lock()
         #: Driver calls running on a worker now (the shutdown does not wait past its grace
@@ -221,19 +217,13 @@ class Gateway:
                 data_dir = self.config.data_dir
                 driver = cls(provider, DriverConfig(data_dir, self.config.options_for(cls.name)))
                 self._drivers[key] = driver
-                if provider not in self._listed_providers(cls):
+                if provider not in {listed.id for listed in cls.providers()}:
                     self._unlisted[key] = None
                     while len(self._unlisted) > MAX_UNLISTED_PROVIDERS:
                         # Dropped, not closed: calls still running may be using it.
                         oldest, _ = self._unlisted.popitem(last=False)
                         del self._drivers[oldest]
             return driver
-
-    def _listed_providers(self, cls: type[BaseDriver]) -> frozenset[str]:
-        listed = self._listed.get(cls)
-        if listed is None:
-            listed = self._listed[cls] = frozenset(p.id for p in cls.providers())
-        return listed
 
     @property
     def driver_instances(self) -> int:

@@ -980,6 +980,31 @@ def test_an_outage_is_unavailable_within_the_deadline_and_service_comes_back(
         own.stop()
 
 
+@contextlib.contextmanager
+def behind_a_blackhole(
+    moto: MotoServer, tmp_path: Path, workers: int
+) -> Iterator[tuple[Blackhole, ServerProcess, Api]]:
+    """An ec2 server with ``workers`` call workers whose endpoint is moto through a proxy
+    that can go silent (tests/blackhole.py), and an Api on it."""
+    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
+        endpoint = SimpleNamespace(url=f"http://{hole.target}")
+        server = ec2_server(tmp_path, endpoint, extra=["--workers", str(workers)])  # type: ignore[arg-type]
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                yield hole, server, Api(channel)
+        finally:
+            server.kill()
+
+
+def assert_another_driver_answers(api: Api, key_name: str) -> None:
+    """A call to the mock driver (a write: it needs a call worker) answered within 5 s."""
+    from deltacloud.v1 import key_pb2
+
+    mock = metadata("mockuser", "mockpassword", driver="mock")
+    key = api.keys.CreateKey(key_pb2.CreateKeyRequest(name=key_name), metadata=mock, timeout=5)
+    assert key.id == key_name
+
+
 def test_a_hung_endpoint_is_unavailable_within_the_deadline_and_frees_the_worker(
     moto: MotoServer, tmp_path: Path
 ) -> None:
@@ -987,26 +1012,19 @@ def test_a_hung_endpoint_is_unavailable_within_the_deadline_and_frees_the_worker
     drops everything): each call is answered BACKEND_UNAVAILABLE before the client's
     deadline, and its worker is free again by then: with a single worker, the next call is
     answered the same way rather than queued behind the first."""
-    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
-        endpoint = SimpleNamespace(url=f"http://{hole.target}")
-        server = ec2_server(tmp_path, endpoint, extra=["--workers", "1"])  # type: ignore[arg-type]
-        try:
-            with grpc.insecure_channel(server.target) as channel:
-                api = Api(channel)
-                request = realm_pb2.ListRealmsRequest()
-                assert api.realms.ListRealms(request, metadata=EC2, timeout=10).realms
-                hole.hang()
-                for deadline in (4.0, 4.0, 12.0):
-                    started = time.monotonic()
-                    f = refusal(api.realms.ListRealms, request, timeout=deadline)
-                    took = time.monotonic() - started
-                    assert (f.code, f.reason) == (
-                        grpc.StatusCode.UNAVAILABLE,
-                        "BACKEND_UNAVAILABLE",
-                    ), (deadline, took, f)
-                    assert took < deadline
-        finally:
-            server.kill()
+    with behind_a_blackhole(moto, tmp_path, workers=1) as (hole, _, api):
+        request = realm_pb2.ListRealmsRequest()
+        assert api.realms.ListRealms(request, metadata=EC2, timeout=10).realms
+        hole.hang()
+        for deadline in (4.0, 4.0, 12.0):
+            started = time.monotonic()
+            f = refusal(api.realms.ListRealms, request, timeout=deadline)
+            took = time.monotonic() - started
+            assert (f.code, f.reason) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "BACKEND_UNAVAILABLE",
+            ), (deadline, took, f)
+            assert took < deadline
 
 
 def test_watches_on_a_hung_endpoint_do_not_take_the_workers_other_calls_need(
@@ -1015,39 +1033,28 @@ def test_watches_on_a_hung_endpoint_do_not_take_the_workers_other_calls_need(
     """Each watched scope polls its backend: three scopes whose endpoint stops answering
     must not hold the server's two workers (a poll without deadline held one for a
     minute), so a call to another driver is answered meanwhile; and the polls give up."""
-    from deltacloud.v1 import key_pb2
-
-    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
-        endpoint = SimpleNamespace(url=f"http://{hole.target}")
-        server = ec2_server(tmp_path, endpoint, extra=["--workers", "2"])  # type: ignore[arg-type]
-        watchers: list[Watcher] = []
+    with behind_a_blackhole(moto, tmp_path, workers=2) as (hole, server, api):
+        often = instance_pb2.WatchInstanceEventsRequest(
+            progress_interval=duration_pb2.Duration(nanos=200_000_000)
+        )
+        watchers = [
+            Watcher(api.channel, metadata(f"AKIAWATCH{i}", SECRET_KEY, driver="ec2"), often)
+            for i in range(3)
+        ]
         try:
-            with grpc.insecure_channel(server.target) as channel:
-                api = Api(channel)
-                often = instance_pb2.WatchInstanceEventsRequest(
-                    progress_interval=duration_pb2.Duration(nanos=200_000_000)
-                )
-                for i in range(3):
-                    md = metadata(f"AKIAWATCH{i}", SECRET_KEY, driver="ec2")
-                    watchers.append(Watcher(channel, md, often))
-                for watcher in watchers:  # streaming: each scope's monitor polls
-                    watcher.wait_until(lambda w: len(w.messages) > 0)
-                hole.hang()
-                time.sleep(1.0)  # every scope's next poll is waiting on the silent endpoint
-                mock = metadata("mockuser", "mockpassword", driver="mock")
-                key = api.keys.CreateKey(
-                    key_pb2.CreateKeyRequest(name="while-polls-hang"), metadata=mock, timeout=5
-                )
-                assert key.id == "while-polls-hang"
-                # The hung polls give up at their deadline (POLL_DEADLINE), each scope's.
-                deadline = time.monotonic() + POLL_DEADLINE + 5
-                while server.log().count("observing instances failed") < 3:
-                    assert time.monotonic() < deadline, server.log()[-2000:]
-                    time.sleep(0.2)
+            for watcher in watchers:  # streaming: each scope's monitor polls
+                watcher.wait_until(lambda w: len(w.messages) > 0)
+            hole.hang()
+            time.sleep(1.0)  # every scope's next poll is waiting on the silent endpoint
+            assert_another_driver_answers(api, "while-polls-hang")
+            # The hung polls give up at their deadline (POLL_DEADLINE), each scope's.
+            deadline = time.monotonic() + POLL_DEADLINE + 5
+            while server.log().count("observing instances failed") < 3:
+                assert time.monotonic() < deadline, server.log()[-2000:]
+                time.sleep(0.2)
         finally:
             for watcher in watchers:
                 watcher.cancel()
-            server.kill()
 
 
 def test_downloads_from_a_stalled_endpoint_do_not_take_the_workers_other_calls_need(
@@ -1056,52 +1063,39 @@ def test_downloads_from_a_stalled_endpoint_do_not_take_the_workers_other_calls_n
     """A download reads its blob from the cloud a piece at a time on a worker: two whose
     endpoint goes silent mid-body must not hold the server's two workers, so a call to
     another driver is answered meanwhile."""
-    from deltacloud.v1 import key_pb2
+    with behind_a_blackhole(moto, tmp_path, workers=2) as (hole, _, api):
+        api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="slow"), metadata=EC2)
+        _upload(api, "slow", "big", secrets.token_bytes(48 * MIB))
+        downloads = [
+            api.buckets.DownloadBlob(
+                bucket_pb2.DownloadBlobRequest(bucket_id="slow", id="big"),
+                metadata=EC2,
+                timeout=60,
+            )
+            for _ in range(2)
+        ]
+        received = [0, 0]
 
-    with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
-        endpoint = SimpleNamespace(url=f"http://{hole.target}")
-        server = ec2_server(tmp_path, endpoint, extra=["--workers", "2"])  # type: ignore[arg-type]
-        try:
-            with grpc.insecure_channel(server.target) as channel:
-                api = Api(channel)
-                api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="slow"), metadata=EC2)
-                _upload(api, "slow", "big", secrets.token_bytes(48 * MIB))
-                downloads = [
-                    api.buckets.DownloadBlob(
-                        bucket_pb2.DownloadBlobRequest(bucket_id="slow", id="big"),
-                        metadata=EC2,
-                        timeout=60,
-                    )
-                    for _ in range(2)
-                ]
-                received = [0, 0]
+        def read(index: int) -> None:
+            with contextlib.suppress(grpc.RpcError):  # cancelled at the end
+                for message in downloads[index]:
+                    received[index] += len(message.chunk)
 
-                def read(index: int) -> None:
-                    with contextlib.suppress(grpc.RpcError):  # cancelled at the end
-                        for message in downloads[index]:
-                            received[index] += len(message.chunk)
-
-                readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
-                for reader in readers:
-                    reader.start()
-                deadline = time.monotonic() + 10
-                while min(received) < 2 * MIB:  # both bodies are flowing
-                    assert time.monotonic() < deadline
-                    time.sleep(0.01)
-                hole.freeze()  # the bodies stop mid-way, their connections open
-                time.sleep(1.0)
-                assert max(received) < 48 * MIB  # stalled, not finished
-                mock = metadata("mockuser", "mockpassword", driver="mock")
-                key = api.keys.CreateKey(
-                    key_pb2.CreateKeyRequest(name="while-downloads-stall"), metadata=mock, timeout=5
-                )
-                assert key.id == "while-downloads-stall"
-                for stream in downloads:
-                    stream.cancel()
-                for reader in readers:
-                    reader.join(10)
-        finally:
-            server.kill()
+        readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + 10
+        while min(received) < 2 * MIB:  # both bodies are flowing
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        hole.freeze()  # the bodies stop mid-way, their connections open
+        time.sleep(1.0)
+        assert max(received) < 48 * MIB  # stalled, not finished
+        assert_another_driver_answers(api, "while-downloads-stall")
+        for stream in downloads:
+            stream.cancel()
+        for reader in readers:
+            reader.join(10)
 
 
 _CLIENT_MEMORY = """

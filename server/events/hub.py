@@ -191,8 +191,8 @@ class ScopeHub:
         self._resync = False  # an observation was skipped for an action: look again after
         #: Coroutines holding this hub (EventHub.use): it is not evicted while held.
         self.users = 0
+        #: The one load of recent events into the ring (see fill_ring).
         self._filling: asyncio.Future[None] | None = None
-        self._filled = False
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -211,32 +211,31 @@ class ScopeHub:
         storm of N watchers made N reads on the journal's one thread, which actions wait on
         too. The first one that needs history loads the events before the ring, up to
         ``--watch-buffer`` in all, once per hub, and the others share them."""
-        if self._filled or self.head == 0:
+        if self.head == 0:
             return
         if self._filling is None:
             self._filling = asyncio.ensure_future(self._fill())
+        elif self._filling.done():
+            return  # loaded (or failed: the journal is read as before)
         await asyncio.shield(self._filling)
 
     async def _fill(self) -> None:
-        try:
-            upto = (self.ring[0].revision if self.ring else self.head + 1) - 1
-            size = self.hub.settings.buffer - len(self.ring)
-            if size <= 0 or upto <= 0:
-                return
-            older = await self.hub.in_writer(
-                self.hub.journal.read, self.key, max(0, upto - size), upto, size
-            )
-            # Only one run of revisions that ends where the ring starts now (events may
-            # have been appended, or the ring trimmed, while it read).
-            follows = self.ring[0].revision if self.ring else self.head + 1
-            if (
-                older
-                and older[-1].revision - older[0].revision + 1 == len(older)
-                and older[-1].revision + 1 == follows
-            ):
-                self.ring = older + self.ring
-        finally:
-            self._filled = True
+        upto = (self.ring[0].revision if self.ring else self.head + 1) - 1
+        size = self.hub.settings.buffer - len(self.ring)
+        if size <= 0 or upto <= 0:
+            return
+        older = await self.hub.in_writer(
+            self.hub.journal.read, self.key, max(0, upto - size), upto, size
+        )
+        # Only one run of revisions that ends where the ring starts now (events may
+        # have been appended, or the ring trimmed, while it read).
+        follows = self.ring[0].revision if self.ring else self.head + 1
+        if (
+            older
+            and older[-1].revision - older[0].revision + 1 == len(older)
+            and older[-1].revision + 1 == follows
+        ):
+            self.ring = older + self.ring
 
     @property
     def subscribers(self) -> int:
