@@ -70,7 +70,7 @@ def _floor(server: grpc.aio.Server, get_bytes: bytes, list_bytes: bytes, data_di
             return listed
 
     gateway = Gateway(ServerConfig(data_dir=data_dir))
-    servicer = FloorServicer(gateway, PageTokens.from_data_dir(data_dir), None)  # type: ignore[arg-type]
+    servicer = FloorServicer(gateway, PageTokens.from_data_dir(data_dir), None, None)  # type: ignore[arg-type]
     pb_grpc.add_InstanceServiceServicer_to_server(servicer, server)
 
 

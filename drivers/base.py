@@ -90,6 +90,12 @@ class CallContext:
     deadline: float | None = None
     #: True while a :func:`nonblocking` method runs on the server's event loop.
     on_event_loop: bool = False
+    #: A create's request id (a UUID the client chose, sent again with every retry of the
+    #: same create), or "". The server answers retries it has seen itself; a driver whose
+    #: cloud takes an idempotency token passes it on (EC2's ClientToken), so a retry after
+    #: an attempt whose answer was lost (the server stopped, the backend timed out) does
+    #: not create twice either.
+    request_id: str = ""
 
     def leave_event_loop(self) -> None:
         """Call in a :func:`nonblocking` method before anything that may block: on the event

@@ -8,7 +8,8 @@ Usage:
 Reads the descriptor set that genproto.py writes (with the protos' comments) and emits, for
 each unary RPC, one method with a keyword argument per request field, twice: in
 ``SyncMethods`` and in ``AsyncMethods``. List RPCs return pagers (the page token is theirs);
-reads are marked safe to retry. Streaming RPCs are written by hand in client.py.
+reads are marked safe to retry, and so are creates taking a ``request_id`` (the transport
+fills one in when the caller gives none). Streaming RPCs are written by hand in client.py.
 """
 
 from __future__ import annotations
@@ -137,6 +138,11 @@ def method_source(
         f"        {a},\n" for a in arguments
     )
     docstring = f"{service.name}.{method.name}: {doc}" if doc else f"{service.name}.{method.name}."
+    if "request_id" in field_names:
+        docstring += (
+            " Without a request_id the client sends a new UUID; every retry of this call (on"
+            " UNAVAILABLE, per the retry policy) sends the same one, so the server creates once."
+        )
     docstring = docstring.replace('"""', "'''").replace("\\", "\\\\")
     wrapped = wrap(docstring, 88)
     return f'{signature}    ) -> {returns}:\n        """{wrapped}"""\n        {body}\n'
@@ -184,7 +190,8 @@ def render() -> str:
                     if method.output_type == ".google.protobuf.Empty"
                     else contract.python_name(method.output_type)
                 )
-                safe = method.name.startswith(READ_PREFIXES)
+                takes_id = any(f.name == "request_id" for f in request.field)
+                safe = method.name.startswith(READ_PREFIXES) or takes_id
                 specs.append(
                     f"{snake(method.name).upper()} = Rpc(\n"
                     f'    "/{PACKAGE}.{service.name}/{method.name}",\n'
@@ -192,6 +199,7 @@ def render() -> str:
                     f"    {out},\n"
                     f"    safe_to_retry={safe},\n"
                     + (f'    items="{items}",\n' if items else "")
+                    + ("    request_id=True,\n" if takes_id else "")
                     + ")\n"
                 )
                 doc = comment(file, [6, s_index, 2, m_index])

@@ -24,6 +24,7 @@ from .config import ServerConfig, package_version
 from .events.hub import EventHub, EventSettings
 from .gateway import Gateway
 from .pagination import PageTokens
+from .requests import RequestLog
 from .servicers import SERVICE_NAMES, register_all
 from .tls import CertificateFiles
 
@@ -35,6 +36,7 @@ class RunningServer:
     server: grpc.aio.Server
     gateway: Gateway
     events: EventHub
+    requests: RequestLog
     health: health.aio.HealthServicer
     port: int
     data_dir_lock: TextIO
@@ -46,6 +48,7 @@ class RunningServer:
         # the monitors stop and the journal closes.
         await self.events.end_streams()
         await self.server.stop(grace)
+        await self.requests.close()
         await self.events.close()
         self.gateway.close()
         self.data_dir_lock.close()
@@ -147,7 +150,10 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
             *keepalive_options(config),
         ],
     )
-    register_all(server, gateway, tokens, events)
+    requests = RequestLog(
+        config.data_dir / "requests.sqlite3", events.keys, config.request_id_retention
+    )
+    register_all(server, gateway, tokens, events, requests)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, [*SERVICE_NAMES, health.SERVICE_NAME])
@@ -162,7 +168,7 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     events.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, gateway, events, health_servicer, port, lock)
+    return RunningServer(server, gateway, events, requests, health_servicer, port, lock)
 
 
 def raise_open_files_limit() -> int:

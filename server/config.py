@@ -50,6 +50,7 @@ class ServerConfig:
     keepalive_time: float = 60.0
     keepalive_timeout: float = 20.0
     keepalive_min_client_interval: float = 10.0
+    request_id_retention: float = 24 * 3600.0
 
     def options_for(self, driver: str) -> dict[str, str]:
         """The driver options meant for ``driver``, with the ``driver.`` prefix removed."""
@@ -188,6 +189,13 @@ FLAGS = [
         "10",
         "shortest interval between a client's keepalive pings the server accepts; a client "
         "pinging more often is sent GOAWAY (too_many_pings)",
+        float,
+        positive=True,
+    ),
+    Flag(
+        "--request-id-retention",
+        str(24 * 3600),
+        "seconds the answer of a create sent with a request_id is kept, for its retries (a day)",
         float,
         positive=True,
     ),

@@ -76,7 +76,7 @@ class Call:
         result: T
         if pool == "calls" and is_nonblocking(fn) and (check is None or is_nonblocking(check)):
             ctx = self.ctx
-            inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, on_event_loop=True)
+            inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, True, ctx.request_id)
             started = time.perf_counter()
             try:
                 result = _unless_expired(check, fn, inline, *args)

@@ -19,6 +19,7 @@ from .errors import ApiError, abort, invalid_argument, to_api_error
 from .events.hub import EventHub
 from .gateway import Call, Gateway, current_scope
 from .pagination import Page, PageTokens, page_size_of, paginate, query_digest
+from .requests import RequestLog
 
 #: Marks a page token's cursor as the driver's own (list_page), not an item id.
 NATIVE = "native:"
@@ -50,10 +51,14 @@ else:  # grpc's ServicerContext takes no type arguments at run time
 class Servicer:
     """Base of the collection servicers: thin adapters from messages to driver calls."""
 
-    def __init__(self, gateway: Gateway, tokens: PageTokens, events: EventHub) -> None:
+    def __init__(
+        self, gateway: Gateway, tokens: PageTokens, events: EventHub, requests: RequestLog
+    ) -> None:
         self.gateway = gateway
         self.tokens = tokens
         self.events = events
+        #: Creates that take a request id run once per id (server/requests.py).
+        self.requests = requests
 
     async def listed(
         self,

@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 from conftest import ServerProcess
 
@@ -187,3 +190,58 @@ def test_watch_from_compacted_history_raises_revision_compacted(tmp_path: Path) 
             assert revisions == [3, 4]
     finally:
         server.kill()
+
+
+class FlakyCreates:
+    """A gRPC server (in this process, on loopback) whose CreateInstance answers UNAVAILABLE
+    to its first attempt, as when a connection drops after the server has created: what
+    matters is which request ids the client sends."""
+
+    def __init__(self) -> None:
+        self.request_ids: list[str] = []
+        self.server = grpc.server(ThreadPoolExecutor(2))
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._create,
+            request_deserializer=instance_pb2.CreateInstanceRequest.FromString,
+            response_serializer=instance_pb2.CreateInstanceResponse.SerializeToString,
+        )
+        self.server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "deltacloud.v1.InstanceService", {"CreateInstance": handler}
+                ),
+            )
+        )
+        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def _create(
+        self, request: instance_pb2.CreateInstanceRequest, context: grpc.ServicerContext
+    ) -> instance_pb2.CreateInstanceResponse:
+        self.request_ids.append(request.request_id)
+        if len(self.request_ids) % 2 == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
+        return instance_pb2.CreateInstanceResponse(instances=[instance_pb2.Instance(id="i-1")])
+
+
+def test_a_create_is_retried_with_the_request_id_of_its_first_attempt() -> None:
+    flaky = FlakyCreates()
+    policy = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.02)
+    try:
+        with Client(flaky.target, retry=policy, timeout=5) as dc:
+            assert [i.id for i in dc.create_instance(image_id="img1").instances] == ["i-1"]
+            chosen = str(uuid.uuid4())
+            dc.create_instance(image_id="img1", request_id=chosen)
+
+        async def scenario() -> None:
+            async with AsyncClient(flaky.target, retry=policy, timeout=5) as adc:
+                await adc.create_instance(image_id="img1")
+
+        asyncio.run(scenario())
+    finally:
+        flaky.server.stop(None)
+    ids = flaky.request_ids
+    assert len(ids) == 6, ids  # every create answered at its second attempt
+    assert ids[0] == ids[1] and uuid.UUID(ids[0]), "a new UUID, the same for the retry"
+    assert ids[2] == ids[3] == chosen, "the caller's own id, as given"
+    assert ids[4] == ids[5] and len({ids[0], ids[4]}) == 2, "each create its own id"

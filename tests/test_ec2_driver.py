@@ -5,6 +5,7 @@ conformance kit covers the generic contract (tests/test_conformance_ec2.py)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import secrets
@@ -12,10 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
 import pytest
@@ -1187,6 +1191,7 @@ def test_each_time_budget_fits_its_attempts_timeouts_and_sleeps(limit: float) ->
         ("Throttling", 400, "BACKEND_UNAVAILABLE"),
         ("UnauthorizedOperation", 403, "PERMISSION_DENIED"),
         ("InstanceLimitExceeded", 400, "QUOTA_EXCEEDED"),
+        ("IdempotentParameterMismatch", 400, "REQUEST_ID_REUSED"),
         ("SomethingNew", 500, "BACKEND_ERROR"),
     ],
 )
@@ -1249,3 +1254,40 @@ def test_credentials_stay_out_of_debug_logs(
         assert ACCESS_KEY not in log and SECRET_KEY not in log
     finally:
         server.kill()
+
+
+def ec2_forms(requests: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The EC2 query-API requests among moto's recorded ones, as {parameter: value}."""
+    forms = []
+    for request in requests:
+        body = request.get("body") or ""
+        if request.get("body_encoded") in (True, "True"):
+            body = base64.b64decode(body).decode()
+        form = dict(urllib.parse.parse_qsl(body))
+        if "Action" in form:
+            forms.append(form)
+    return forms
+
+
+def test_request_ids_reach_ec2_as_client_tokens(ec2_api: Api, moto: MotoServer) -> None:
+    """A create's request id goes to RunInstances and CreateVolume as ClientToken (EC2 then
+    answers a retry the server could not: one whose first answer it never kept); a retry
+    the server kept the answer of asks the cloud nothing."""
+    instance_request = instance_pb2.CreateInstanceRequest(
+        image_id=X86_IMAGE, request_id=str(uuid.uuid4())
+    )
+    volume_request = storage_volume_pb2.CreateStorageVolumeRequest(
+        capacity_gb=1, request_id=str(uuid.uuid4())
+    )
+    with moto.recording() as requests:
+        instance = ec2_api.instances.CreateInstance(instance_request, metadata=EC2, timeout=15)
+        volume = ec2_api.volumes.CreateStorageVolume(volume_request, metadata=EC2, timeout=15)
+    sent = {form["Action"]: form for form in ec2_forms(requests)}
+    assert sent["RunInstances"]["ClientToken"] == instance_request.request_id
+    assert sent["CreateVolume"]["ClientToken"] == volume_request.request_id
+    with moto.recording() as requests:
+        again = ec2_api.instances.CreateInstance(instance_request, metadata=EC2, timeout=15)
+        same_volume = ec2_api.volumes.CreateStorageVolume(volume_request, metadata=EC2, timeout=15)
+    assert (again, same_volume) == (instance, volume)
+    actions = [form["Action"] for form in ec2_forms(requests)]
+    assert "RunInstances" not in actions and "CreateVolume" not in actions

@@ -363,6 +363,8 @@ class Compute(EC2Base, abstract=True):
             params["SecurityGroupIds"] = list(opts.firewall_ids)
         if opts.name:
             params["TagSpecifications"] = _tags(opts.name, kind="instance")
+        if ctx.request_id:  # EC2 answers a retry with the first reservation
+            params["ClientToken"] = ctx.request_id
         with translated("instance"):
             reservation = self.ec2(ctx).run_instances(**params)
         created = [
@@ -507,6 +509,8 @@ class Compute(EC2Base, abstract=True):
         tags = _tags(opts.name, opts.description, "volume")
         if tags:
             params["TagSpecifications"] = tags
+        if ctx.request_id:
+            params["ClientToken"] = ctx.request_id
         with translated("storage_snapshot", opts.snapshot_id):
             v = self.ec2(ctx).create_volume(**params)
         return self._volume(v)

@@ -174,6 +174,9 @@ def _client_error(error: Any, resource_type: str, resource_id: str) -> DriverErr
     ):
         kind = resource_type or _kind(code)
         return NotFoundError(kind, resource_id or "?", backend_code=code)
+    if code == "IdempotentParameterMismatch":
+        # The cloud saw this ClientToken (our request id) with other parameters.
+        return ValidationError(message, reason="REQUEST_ID_REUSED", metadata=meta)
     if code.endswith(".Duplicate") or code in DUPLICATE_CODES:
         return AlreadyExistsError(resource_type or _kind(code), resource_id or "?", **meta)
     if code in THROTTLING_CODES or status in (429, 503):

@@ -25,6 +25,7 @@ from deltacloud.v1 import (
 from ..events.hub import EventHub
 from ..gateway import Gateway
 from ..pagination import PageTokens
+from ..requests import RequestLog
 from .addresses import AddressServicer
 from .buckets import BucketServicer
 from .discovery import DiscoveryServicer
@@ -125,7 +126,11 @@ def _add(add: Callable[..., None], servicer: object, server: grpc.aio.Server, se
 
 
 def register_all(
-    server: grpc.aio.Server, gateway: Gateway, tokens: PageTokens, events: EventHub
+    server: grpc.aio.Server,
+    gateway: Gateway,
+    tokens: PageTokens,
+    events: EventHub,
+    requests: RequestLog,
 ) -> None:
     for servicer, add, service in _REGISTRATIONS:
-        _add(add, servicer(gateway, tokens, events), server, service)
+        _add(add, servicer(gateway, tokens, events, requests), server, service)

@@ -8,6 +8,7 @@ from deltacloud.v1 import address_pb2 as pb
 from deltacloud.v1 import address_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..gateway import Call
 from ..rpc import Context, Servicer, require, unary
 
 
@@ -35,7 +36,11 @@ class AddressServicer(Servicer, pb_grpc.AddressServiceServicer):
     @unary
     async def CreateAddress(self, request: pb.CreateAddressRequest, context: Context) -> pb.Address:
         call = await self.gateway.open(context, "addresses", "create")
-        return convert.address(await call.run(call.driver.create_address))
+
+        async def create(call: Call) -> pb.Address:
+            return convert.address(await call.run(call.driver.create_address))
+
+        return await self.requests.once(call, request, pb.Address, create)
 
     @unary
     async def DeleteAddress(

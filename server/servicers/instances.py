@@ -95,26 +95,32 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         check_create_options(
             call.driver_class, "instances", {k: v for k, v in set_options.items() if v}
         )
-        profile_id, overrides = await self._hardware(call, request)
-        opts = m.CreateInstance(
-            image_id=request.image_id,
-            realm_id=request.realm_id,
-            hardware_profile_id=profile_id,
-            hardware_profile_overrides=overrides,
-            name=request.name,
-            key_name=request.key_name,
-            user_data=request.user_data,
-            firewall_ids=list(request.firewall_ids),
-            instance_count=count,
-            load_balancer_id=request.load_balancer_id,
-        )
-        async with self.events.acting(call, None):
-            created = await call.run(call.driver.create_instance, opts)
-            await self.events.record_actions(
-                call, [(InstanceState.START, instance, "create") for instance in created]
+
+        async def create(call: Call) -> pb.CreateInstanceResponse:
+            # Inside: a retry answered from the request log asks the driver nothing.
+            profile_id, overrides = await self._hardware(call, request)
+            opts = m.CreateInstance(
+                image_id=request.image_id,
+                realm_id=request.realm_id,
+                hardware_profile_id=profile_id,
+                hardware_profile_overrides=overrides,
+                name=request.name,
+                key_name=request.key_name,
+                user_data=request.user_data,
+                firewall_ids=list(request.firewall_ids),
+                instance_count=count,
+                load_balancer_id=request.load_balancer_id,
             )
-        machine = _machine(call)
-        return pb.CreateInstanceResponse(instances=[convert.instance(i, machine) for i in created])
+            async with self.events.acting(call, None):
+                created = await call.run(call.driver.create_instance, opts)
+                await self.events.record_actions(
+                    call, [(InstanceState.START, instance, "create") for instance in created]
+                )
+            machine = _machine(call)
+            instances = [convert.instance(instance, machine) for instance in created]
+            return pb.CreateInstanceResponse(instances=instances)
+
+        return await self.requests.once(call, request, pb.CreateInstanceResponse, create)
 
     async def _hardware(
         self, call: Call, request: pb.CreateInstanceRequest

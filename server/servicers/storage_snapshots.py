@@ -9,6 +9,7 @@ from deltacloud.v1 import storage_snapshot_pb2 as pb
 from deltacloud.v1 import storage_snapshot_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..gateway import Call
 from ..rpc import Context, Servicer, require, unary
 
 
@@ -53,7 +54,12 @@ class StorageSnapshotServicer(Servicer, pb_grpc.StorageSnapshotServiceServicer):
         opts = m.CreateStorageSnapshot(
             request.storage_volume_id, name=request.name, description=request.description
         )
-        return convert.storage_snapshot(await call.run(call.driver.create_storage_snapshot, opts))
+
+        async def create(call: Call) -> pb.StorageSnapshot:
+            snapshot = await call.run(call.driver.create_storage_snapshot, opts)
+            return convert.storage_snapshot(snapshot)
+
+        return await self.requests.once(call, request, pb.StorageSnapshot, create)
 
     @unary
     async def DeleteStorageSnapshot(

@@ -11,6 +11,7 @@ from deltacloud.v1 import storage_volume_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..errors import invalid_argument
+from ..gateway import Call
 from ..rpc import Context, Servicer, require, unary
 
 #: Larger than any cloud's volume (1 PiB); beyond it sizes stop being exact in drivers that
@@ -87,7 +88,11 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
             description=request.description,
             snapshot_id=request.snapshot_id,
         )
-        return convert.storage_volume(await call.run(call.driver.create_storage_volume, opts))
+
+        async def create(call: Call) -> pb.StorageVolume:
+            return convert.storage_volume(await call.run(call.driver.create_storage_volume, opts))
+
+        return await self.requests.once(call, request, pb.StorageVolume, create)
 
     @unary
     async def DeleteStorageVolume(

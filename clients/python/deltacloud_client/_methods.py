@@ -51,7 +51,8 @@ CREATE_ADDRESS = Rpc(
     "/deltacloud.v1.AddressService/CreateAddress",
     address_pb2.CreateAddressRequest,
     address_pb2.Address,
-    safe_to_retry=False,
+    safe_to_retry=True,
+    request_id=True,
 )
 
 DELETE_ADDRESS = Rpc(
@@ -276,7 +277,8 @@ CREATE_INSTANCE = Rpc(
     "/deltacloud.v1.InstanceService/CreateInstance",
     instance_pb2.CreateInstanceRequest,
     instance_pb2.CreateInstanceResponse,
-    safe_to_retry=False,
+    safe_to_retry=True,
+    request_id=True,
 )
 
 START_INSTANCE = Rpc(
@@ -420,7 +422,8 @@ CREATE_STORAGE_SNAPSHOT = Rpc(
     "/deltacloud.v1.StorageSnapshotService/CreateStorageSnapshot",
     storage_snapshot_pb2.CreateStorageSnapshotRequest,
     storage_snapshot_pb2.StorageSnapshot,
-    safe_to_retry=False,
+    safe_to_retry=True,
+    request_id=True,
 )
 
 DELETE_STORAGE_SNAPSHOT = Rpc(
@@ -449,7 +452,8 @@ CREATE_STORAGE_VOLUME = Rpc(
     "/deltacloud.v1.StorageVolumeService/CreateStorageVolume",
     storage_volume_pb2.CreateStorageVolumeRequest,
     storage_volume_pb2.StorageVolume,
-    safe_to_retry=False,
+    safe_to_retry=True,
+    request_id=True,
 )
 
 DELETE_STORAGE_VOLUME = Rpc(
@@ -505,12 +509,17 @@ class SyncMethods(SyncTransport):
     def create_address(
         self,
         *,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> address_pb2.Address:
         """AddressService.CreateAddress: Allocates a new address and returns it. RESOURCE_EXHAUSTED
-        (QUOTA_EXCEEDED) if no address is left.
+        (QUOTA_EXCEEDED) if no address is left. Without a request_id the client sends a new
+        UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the same
+        one, so the server creates once.
         """
-        return self._call(CREATE_ADDRESS, build(address_pb2.CreateAddressRequest), timeout)
+        return self._call(
+            CREATE_ADDRESS, build(address_pb2.CreateAddressRequest, request_id=request_id), timeout
+        )
 
     def delete_address(
         self,
@@ -1003,6 +1012,7 @@ class SyncMethods(SyncTransport):
         firewall_ids: Sequence[str] | None = None,
         instance_count: int | None = None,
         load_balancer_id: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> instance_pb2.CreateInstanceResponse:
         """InstanceService.CreateInstance: Creates one or more instances from an image.
@@ -1013,7 +1023,9 @@ class SyncMethods(SyncTransport):
         feature the driver lacks (name: user_name, user_data: user_data, firewall_ids:
         firewalls, instance_count > 1: instance_count, load_balancer_id:
         register_to_load_balancer, key_name: authentication_key); RESOURCE_EXHAUSTED
-        (QUOTA_EXCEEDED) if the cloud's quota is reached.
+        (QUOTA_EXCEEDED) if the cloud's quota is reached. Without a request_id the client sends
+        a new UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the
+        same one, so the server creates once.
         """
         return self._call(
             CREATE_INSTANCE,
@@ -1029,6 +1041,7 @@ class SyncMethods(SyncTransport):
                 firewall_ids=firewall_ids,
                 instance_count=instance_count,
                 load_balancer_id=load_balancer_id,
+                request_id=request_id,
             ),
             timeout,
         )
@@ -1316,11 +1329,14 @@ class SyncMethods(SyncTransport):
         storage_volume_id: str | None = None,
         name: str | None = None,
         description: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> storage_snapshot_pb2.StorageSnapshot:
         """StorageSnapshotService.CreateStorageSnapshot: Creates a snapshot of a volume.
         INVALID_ARGUMENT if storage_volume_id is empty; NOT_FOUND if the volume does not exist;
-        FAILED_PRECONDITION if the volume cannot be snapshotted in its state.
+        FAILED_PRECONDITION if the volume cannot be snapshotted in its state. Without a
+        request_id the client sends a new UUID; every retry of this call (on UNAVAILABLE, per
+        the retry policy) sends the same one, so the server creates once.
         """
         return self._call(
             CREATE_STORAGE_SNAPSHOT,
@@ -1329,6 +1345,7 @@ class SyncMethods(SyncTransport):
                 storage_volume_id=storage_volume_id,
                 name=name,
                 description=description,
+                request_id=request_id,
             ),
             timeout,
         )
@@ -1393,12 +1410,15 @@ class SyncMethods(SyncTransport):
         name: str | None = None,
         description: str | None = None,
         snapshot_id: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> storage_volume_pb2.StorageVolume:
         """StorageVolumeService.CreateStorageVolume: Creates a volume, empty or from a snapshot.
         INVALID_ARGUMENT if capacity_gb is negative or out of the cloud's limits; NOT_FOUND if
         the realm or snapshot does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) for name /
-        description without the volume_name / volume_description feature.
+        description without the volume_name / volume_description feature. Without a request_id
+        the client sends a new UUID; every retry of this call (on UNAVAILABLE, per the retry
+        policy) sends the same one, so the server creates once.
         """
         return self._call(
             CREATE_STORAGE_VOLUME,
@@ -1409,6 +1429,7 @@ class SyncMethods(SyncTransport):
                 name=name,
                 description=description,
                 snapshot_id=snapshot_id,
+                request_id=request_id,
             ),
             timeout,
         )
@@ -1500,12 +1521,17 @@ class AsyncMethods(AsyncTransport):
     async def create_address(
         self,
         *,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> address_pb2.Address:
         """AddressService.CreateAddress: Allocates a new address and returns it. RESOURCE_EXHAUSTED
-        (QUOTA_EXCEEDED) if no address is left.
+        (QUOTA_EXCEEDED) if no address is left. Without a request_id the client sends a new
+        UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the same
+        one, so the server creates once.
         """
-        return await self._call(CREATE_ADDRESS, build(address_pb2.CreateAddressRequest), timeout)
+        return await self._call(
+            CREATE_ADDRESS, build(address_pb2.CreateAddressRequest, request_id=request_id), timeout
+        )
 
     async def delete_address(
         self,
@@ -2004,6 +2030,7 @@ class AsyncMethods(AsyncTransport):
         firewall_ids: Sequence[str] | None = None,
         instance_count: int | None = None,
         load_balancer_id: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> instance_pb2.CreateInstanceResponse:
         """InstanceService.CreateInstance: Creates one or more instances from an image.
@@ -2014,7 +2041,9 @@ class AsyncMethods(AsyncTransport):
         feature the driver lacks (name: user_name, user_data: user_data, firewall_ids:
         firewalls, instance_count > 1: instance_count, load_balancer_id:
         register_to_load_balancer, key_name: authentication_key); RESOURCE_EXHAUSTED
-        (QUOTA_EXCEEDED) if the cloud's quota is reached.
+        (QUOTA_EXCEEDED) if the cloud's quota is reached. Without a request_id the client sends
+        a new UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the
+        same one, so the server creates once.
         """
         return await self._call(
             CREATE_INSTANCE,
@@ -2030,6 +2059,7 @@ class AsyncMethods(AsyncTransport):
                 firewall_ids=firewall_ids,
                 instance_count=instance_count,
                 load_balancer_id=load_balancer_id,
+                request_id=request_id,
             ),
             timeout,
         )
@@ -2321,11 +2351,14 @@ class AsyncMethods(AsyncTransport):
         storage_volume_id: str | None = None,
         name: str | None = None,
         description: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> storage_snapshot_pb2.StorageSnapshot:
         """StorageSnapshotService.CreateStorageSnapshot: Creates a snapshot of a volume.
         INVALID_ARGUMENT if storage_volume_id is empty; NOT_FOUND if the volume does not exist;
-        FAILED_PRECONDITION if the volume cannot be snapshotted in its state.
+        FAILED_PRECONDITION if the volume cannot be snapshotted in its state. Without a
+        request_id the client sends a new UUID; every retry of this call (on UNAVAILABLE, per
+        the retry policy) sends the same one, so the server creates once.
         """
         return await self._call(
             CREATE_STORAGE_SNAPSHOT,
@@ -2334,6 +2367,7 @@ class AsyncMethods(AsyncTransport):
                 storage_volume_id=storage_volume_id,
                 name=name,
                 description=description,
+                request_id=request_id,
             ),
             timeout,
         )
@@ -2398,12 +2432,15 @@ class AsyncMethods(AsyncTransport):
         name: str | None = None,
         description: str | None = None,
         snapshot_id: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> storage_volume_pb2.StorageVolume:
         """StorageVolumeService.CreateStorageVolume: Creates a volume, empty or from a snapshot.
         INVALID_ARGUMENT if capacity_gb is negative or out of the cloud's limits; NOT_FOUND if
         the realm or snapshot does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) for name /
-        description without the volume_name / volume_description feature.
+        description without the volume_name / volume_description feature. Without a request_id
+        the client sends a new UUID; every retry of this call (on UNAVAILABLE, per the retry
+        policy) sends the same one, so the server creates once.
         """
         return await self._call(
             CREATE_STORAGE_VOLUME,
@@ -2414,6 +2451,7 @@ class AsyncMethods(AsyncTransport):
                 name=name,
                 description=description,
                 snapshot_id=snapshot_id,
+                request_id=request_id,
             ),
             timeout,
         )

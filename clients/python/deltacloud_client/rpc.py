@@ -5,6 +5,7 @@ synchronous and the asyncio client share it."""
 from __future__ import annotations
 
 import datetime
+import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -23,10 +24,25 @@ class Rpc(Generic[Req, Resp]):
     path: str
     request: type[Req]
     response: type[Resp]
-    #: A read: retried with backoff on UNAVAILABLE (never a create, stop or delete).
+    #: Retried with backoff on UNAVAILABLE: a read, or a create taking a request id (never
+    #: a stop or a delete).
     safe_to_retry: bool = False
     #: For a paged list: the repeated field of the response holding the items.
     items: str = ""
+    #: A create taking a request id (AIP-155): see :func:`with_request_id`.
+    request_id: bool = False
+
+
+def with_request_id(rpc: Rpc[Req, Resp], request: Req) -> Req:
+    """The request to send, and to send again on each retry: for a create taking a request id
+    that the caller left empty, a copy with a new UUID in it (the server answers every
+    retry with the same id once). The caller's message is left as it was."""
+    if not rpc.request_id or getattr(request, "request_id"):  # noqa: B009
+        return request
+    filled = type(request)()
+    filled.CopyFrom(request)
+    filled.request_id = str(uuid.uuid4())  # type: ignore[attr-defined]
+    return filled
 
 
 def enum_value(enum: Any, value: int | str) -> int:

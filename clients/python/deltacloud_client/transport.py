@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from .errors import from_rpc_error
 from .paging import AsyncPager, Pager
 from .retry import RetryPolicy
-from .rpc import Rpc
+from .rpc import Rpc, with_request_id
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -190,6 +190,7 @@ class SyncTransport:
             request_serializer=rpc.request.SerializeToString,
             response_deserializer=rpc.response.FromString,
         )
+        request = with_request_id(rpc, request)
         delays = self.settings.retry.delays()
         while True:
             try:
@@ -303,6 +304,7 @@ class AsyncTransport:
             request_serializer=rpc.request.SerializeToString,
             response_deserializer=rpc.response.FromString,
         )
+        request = with_request_id(rpc, request)
         delays = self.settings.retry.delays()
         while True:
             try:

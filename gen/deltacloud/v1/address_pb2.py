@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x65ltacloud/v1/address.proto\x12\rdeltacloud.v1\x1a\x1bgoogle/protobuf/empty.proto\">\n\x07\x41\x64\x64ress\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nip_address\x18\x02 \x01(\t\x12\x13\n\x0binstance_id\x18\x03 \x01(\t\"I\n\x14ListAddressesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\"[\n\x15ListAddressesResponse\x12)\n\taddresses\x18\x01 \x03(\x0b\x32\x16.deltacloud.v1.Address\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x11GetAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x16\n\x14\x43reateAddressRequest\"\"\n\x14\x44\x65leteAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x17\x41ssociateAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\"(\n\x1a\x44isassociateAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xfe\x03\n\x0e\x41\x64\x64ressService\x12Z\n\rListAddresses\x12#.deltacloud.v1.ListAddressesRequest\x1a$.deltacloud.v1.ListAddressesResponse\x12\x46\n\nGetAddress\x12 .deltacloud.v1.GetAddressRequest\x1a\x16.deltacloud.v1.Address\x12L\n\rCreateAddress\x12#.deltacloud.v1.CreateAddressRequest\x1a\x16.deltacloud.v1.Address\x12L\n\rDeleteAddress\x12#.deltacloud.v1.DeleteAddressRequest\x1a\x16.google.protobuf.Empty\x12R\n\x10\x41ssociateAddress\x12&.deltacloud.v1.AssociateAddressRequest\x1a\x16.deltacloud.v1.Address\x12X\n\x13\x44isassociateAddress\x12).deltacloud.v1.DisassociateAddressRequest\x1a\x16.deltacloud.v1.Addressb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x65ltacloud/v1/address.proto\x12\rdeltacloud.v1\x1a\x1bgoogle/protobuf/empty.proto\">\n\x07\x41\x64\x64ress\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nip_address\x18\x02 \x01(\t\x12\x13\n\x0binstance_id\x18\x03 \x01(\t\"I\n\x14ListAddressesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\"[\n\x15ListAddressesResponse\x12)\n\taddresses\x18\x01 \x03(\x0b\x32\x16.deltacloud.v1.Address\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1f\n\x11GetAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x14\x43reateAddressRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"\"\n\x14\x44\x65leteAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x17\x41ssociateAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\"(\n\x1a\x44isassociateAddressRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xfe\x03\n\x0e\x41\x64\x64ressService\x12Z\n\rListAddresses\x12#.deltacloud.v1.ListAddressesRequest\x1a$.deltacloud.v1.ListAddressesResponse\x12\x46\n\nGetAddress\x12 .deltacloud.v1.GetAddressRequest\x1a\x16.deltacloud.v1.Address\x12L\n\rCreateAddress\x12#.deltacloud.v1.CreateAddressRequest\x1a\x16.deltacloud.v1.Address\x12L\n\rDeleteAddress\x12#.deltacloud.v1.DeleteAddressRequest\x1a\x16.google.protobuf.Empty\x12R\n\x10\x41ssociateAddress\x12&.deltacloud.v1.AssociateAddressRequest\x1a\x16.deltacloud.v1.Address\x12X\n\x13\x44isassociateAddress\x12).deltacloud.v1.DisassociateAddressRequest\x1a\x16.deltacloud.v1.Addressb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,13 +41,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETADDRESSREQUEST']._serialized_start=307
   _globals['_GETADDRESSREQUEST']._serialized_end=338
   _globals['_CREATEADDRESSREQUEST']._serialized_start=340
-  _globals['_CREATEADDRESSREQUEST']._serialized_end=362
-  _globals['_DELETEADDRESSREQUEST']._serialized_start=364
-  _globals['_DELETEADDRESSREQUEST']._serialized_end=398
-  _globals['_ASSOCIATEADDRESSREQUEST']._serialized_start=400
-  _globals['_ASSOCIATEADDRESSREQUEST']._serialized_end=458
-  _globals['_DISASSOCIATEADDRESSREQUEST']._serialized_start=460
-  _globals['_DISASSOCIATEADDRESSREQUEST']._serialized_end=500
-  _globals['_ADDRESSSERVICE']._serialized_start=503
-  _globals['_ADDRESSSERVICE']._serialized_end=1013
+  _globals['_CREATEADDRESSREQUEST']._serialized_end=382
+  _globals['_DELETEADDRESSREQUEST']._serialized_start=384
+  _globals['_DELETEADDRESSREQUEST']._serialized_end=418
+  _globals['_ASSOCIATEADDRESSREQUEST']._serialized_start=420
+  _globals['_ASSOCIATEADDRESSREQUEST']._serialized_end=478
+  _globals['_DISASSOCIATEADDRESSREQUEST']._serialized_start=480
+  _globals['_DISASSOCIATEADDRESSREQUEST']._serialized_end=520
+  _globals['_ADDRESSSERVICE']._serialized_start=523
+  _globals['_ADDRESSSERVICE']._serialized_end=1033
 # @@protoc_insertion_point(module_scope)

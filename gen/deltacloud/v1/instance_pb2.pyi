@@ -120,7 +120,7 @@ class GetInstanceRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class CreateInstanceRequest(_message.Message):
-    __slots__ = ("image_id", "realm_id", "hardware_profile_id", "hardware_profile_overrides", "name", "key_name", "user_data", "firewall_ids", "instance_count", "load_balancer_id")
+    __slots__ = ("image_id", "realm_id", "hardware_profile_id", "hardware_profile_overrides", "name", "key_name", "user_data", "firewall_ids", "instance_count", "load_balancer_id", "request_id")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     REALM_ID_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class CreateInstanceRequest(_message.Message):
     FIREWALL_IDS_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     LOAD_BALANCER_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     realm_id: str
     hardware_profile_id: str
@@ -141,7 +142,8 @@ class CreateInstanceRequest(_message.Message):
     firewall_ids: _containers.RepeatedScalarFieldContainer[str]
     instance_count: int
     load_balancer_id: str
-    def __init__(self, image_id: _Optional[str] = ..., realm_id: _Optional[str] = ..., hardware_profile_id: _Optional[str] = ..., hardware_profile_overrides: _Optional[_Union[_common_pb2.HardwareProfileOverrides, _Mapping]] = ..., name: _Optional[str] = ..., key_name: _Optional[str] = ..., user_data: _Optional[bytes] = ..., firewall_ids: _Optional[_Iterable[str]] = ..., instance_count: _Optional[int] = ..., load_balancer_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, image_id: _Optional[str] = ..., realm_id: _Optional[str] = ..., hardware_profile_id: _Optional[str] = ..., hardware_profile_overrides: _Optional[_Union[_common_pb2.HardwareProfileOverrides, _Mapping]] = ..., name: _Optional[str] = ..., key_name: _Optional[str] = ..., user_data: _Optional[bytes] = ..., firewall_ids: _Optional[_Iterable[str]] = ..., instance_count: _Optional[int] = ..., load_balancer_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateInstanceResponse(_message.Message):
     __slots__ = ("instances",)

@@ -64,14 +64,16 @@ class GetStorageSnapshotRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class CreateStorageSnapshotRequest(_message.Message):
-    __slots__ = ("storage_volume_id", "name", "description")
+    __slots__ = ("storage_volume_id", "name", "description", "request_id")
     STORAGE_VOLUME_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     storage_volume_id: str
     name: str
     description: str
-    def __init__(self, storage_volume_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, storage_volume_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteStorageSnapshotRequest(_message.Message):
     __slots__ = ("id",)

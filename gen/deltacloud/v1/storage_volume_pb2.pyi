@@ -80,18 +80,20 @@ class GetStorageVolumeRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class CreateStorageVolumeRequest(_message.Message):
-    __slots__ = ("capacity_gb", "realm_id", "name", "description", "snapshot_id")
+    __slots__ = ("capacity_gb", "realm_id", "name", "description", "snapshot_id", "request_id")
     CAPACITY_GB_FIELD_NUMBER: _ClassVar[int]
     REALM_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     capacity_gb: int
     realm_id: str
     name: str
     description: str
     snapshot_id: str
-    def __init__(self, capacity_gb: _Optional[int] = ..., realm_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., snapshot_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, capacity_gb: _Optional[int] = ..., realm_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., snapshot_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DeleteStorageVolumeRequest(_message.Message):
     __slots__ = ("id",)

@@ -3,20 +3,24 @@
 
 It serves only the realms and instances collections, and its state machine has no reboot,
 so the server must refuse every other collection and the reboot operation. Its one realm and
-two instances are static: an action answers the instance in its new state, keeping nothing.
+two instances are static: an action answers the instance in its new state, keeping nothing;
+a create answers a new instance each time (``lim-new-1``, ``lim-new-2``, ... per server).
 ``lim-fixed`` cannot be stopped (``unavailable_actions``), as an EC2 instance-store instance.
-The option ``limited.stop_seconds`` makes stop_instance take that long (a slow cloud).
+The options ``limited.stop_seconds`` and ``limited.create_seconds`` make stop_instance and
+create_instance take that long (a slow cloud).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import ClassVar
 
 from deltacloud.drivers import (
     BaseDriver,
     CallContext,
+    DriverConfig,
     Filters,
     InstanceAction,
     InstanceState,
@@ -40,6 +44,11 @@ class LimitedDriver(BaseDriver):
         stopped  -> finish    on destroy
         """
     )
+
+    def __init__(self, provider: str, config: DriverConfig) -> None:
+        super().__init__(provider, config)
+        self._lock = threading.Lock()
+        self._created = 0
 
     def list_realms(self, ctx: CallContext, filters: Filters) -> list[m.Realm]:
         return [m.Realm(id="lab", name="Laboratory", state="AVAILABLE")]
@@ -65,7 +74,11 @@ class LimitedDriver(BaseDriver):
         return self._instance(instance_id)
 
     def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:
-        return [dataclasses.replace(self._instance(), id="lim2", state=InstanceState.PENDING)]
+        time.sleep(float(self.config.options.get("create_seconds", "0")))
+        with self._lock:
+            self._created += 1
+            new_id = f"lim-new-{self._created}"
+        return [dataclasses.replace(self._instance(), id=new_id, state=InstanceState.PENDING)]
 
     def _moved(self, instance_id: str, state: InstanceState) -> m.Instance:
         return dataclasses.replace(self._instance(instance_id), state=state)
