@@ -4,6 +4,9 @@ kill -9), compaction, slow subscribers, shutdown, scopes, fan-out, snapshot, pro
 
 from __future__ import annotations
 
+import datetime
+import itertools
+import json
 import sqlite3
 import threading
 import time
@@ -16,8 +19,9 @@ from conftest import PENDING_DELAY, STOPPING_DELAY, Api, ServerProcess
 from google.protobuf import duration_pb2
 from watching import Watcher, transitions
 
+from deltacloud.server.events.hub import POLL_PACE
 from deltacloud.v1 import common_pb2, instance_pb2
-from support import ALICE, EXTRA_USERS, MD, failure
+from support import ALICE, EXTRA_USERS, MD, failure, metadata
 
 Request = instance_pb2.WatchInstanceEventsRequest
 Response = instance_pb2.WatchInstanceEventsResponse
@@ -697,3 +701,61 @@ def test_resumes_after_a_restart_share_the_journals_recent_events_and_miss_none(
                 assert [e.revision for e in events] == list(range(after + 1, head + 1)), after
     finally:
         server.kill()
+
+
+def test_a_slow_listing_is_not_repeated_at_once(tmp_path: Path) -> None:
+    """A watched scope whose instance list takes 0.2 s (``limited.list_seconds``; a large
+    account takes seconds) is observed no sooner than POLL_PACE times that after each
+    observation, though the poll intervals ask for every 0.05 s: listing is a bounded share
+    of the server's time and of the cloud's request rate. Read from the server's DEBUG
+    "observed" lines (each logged as its poll ends, with what it took)."""
+    server = start(tmp_path, "--driver-option", "limited.list_seconds=0.2", "--log-level", "DEBUG")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            watcher = Watcher(channel, metadata(driver="limited"))
+            time.sleep(3)
+            watcher.cancel()
+        server.stop()
+    finally:
+        server.kill()
+    polls = []
+    for line in server.log().splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        if record.get("message") == "observed":
+            ended = datetime.datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+            polls.append((ended.timestamp(), record["ms"] / 1000))
+    assert len(polls) >= 2, polls
+    for (ended, took), (next_ended, next_took) in itertools.pairwise(polls):
+        gap = (next_ended - next_took) - ended
+        assert gap >= POLL_PACE * took - 0.01, (gap, took, polls)
+
+
+def test_an_id_used_again_after_its_instance_finished_starts_a_new_history(
+    tmp_path: Path,
+) -> None:
+    """The mock gives a new instance the first free id, so a create right after a delete
+    reuses the deleted one's, before the monitor (polling every 5 s here) has seen it go:
+    the new instance's events start at START, with no FINISH->START between the two."""
+    server = ServerProcess(
+        tmp_path, extra_args=["--watch-fast-poll-interval", "5", "--watch-poll-interval", "5"]
+    ).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            watcher = Watcher(channel, MD)
+            watcher.wait_for_kind(Response.KIND_PROGRESS)
+            first = create(api)
+            wait_state(api, first, RUNNING)
+            api.instances.StopInstance(instance_pb2.StopInstanceRequest(id=first), metadata=MD)
+            wait_state(api, first, STOPPED)
+            api.instances.DeleteInstance(instance_pb2.DeleteInstanceRequest(id=first), metadata=MD)
+            assert create(api) == first, "the test needs the id used again"
+            watcher.wait_until(lambda w: sum(e.instance_id == first for e in w.events) >= 6)
+            history = transitions([e for e in watcher.events if e.instance_id == first])
+            watcher.cancel()
+    finally:
+        server.kill()
+    assert history[-2:] == [
+        (first, "STOPPED->FINISH", "DESTROY"),
+        (first, "START->PENDING", "CREATE"),
+    ], history

@@ -42,6 +42,12 @@ log = logging.getLogger("deltacloud.server.events")
 #: Seconds one observation of a watched backend (a driver's instance list) may take.
 POLL_DEADLINE = 10.0
 
+#: The next observation of a scope starts no sooner than this many times the last one took
+#: after it ended: listing a large account (thousands of instances, seconds of parsing) is
+#: then at most a fifth of the server's time and of the cloud's request rate, whatever the
+#: poll intervals say.
+POLL_PACE = 4.0
+
 START = common_pb2.INSTANCE_STATE_START
 FINISH = common_pb2.INSTANCE_STATE_FINISH
 AUTOMATIC = instance_pb2.EVENT_CAUSE_AUTOMATIC
@@ -141,6 +147,13 @@ def _with_state(
     return copy
 
 
+def _alive(known: instance_pb2.Instance | None) -> instance_pb2.Instance | None:
+    """A known instance, unless it finished: an instance listed again under the id of one
+    that finished is a new one (a cloud may reuse ids; the mock takes the first free), and
+    its history starts at START, not at the old one's FINISH."""
+    return None if known is not None and known.state == FINISH else known
+
+
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
     if future.done():
         return
@@ -189,6 +202,7 @@ class ScopeHub:
         self._acting: dict[str, int] = {}
         self._creating = 0
         self._resync = False  # an observation was skipped for an action: look again after
+        self._soon = False  # an action asked for the next poll at the fast interval
         #: Coroutines holding this hub (EventHub.use): it is not evicted while held.
         self.users = 0
         #: The one load of recent events into the ring (see fill_ring).
@@ -354,7 +368,7 @@ class ScopeHub:
             events = []
             changes: dict[str, instance_pb2.Instance | None] = {}
             for before, after, action in actions:
-                known = changes.get(after.id) or self.known.get(after.id)
+                known = _alive(changes.get(after.id) or self.known.get(after.id))
                 if known is not None and known.state != before:
                     # The backend moved it on its own since we last looked: say so first, so
                     # every event starts where the previous one of this instance ended.
@@ -382,6 +396,8 @@ class ScopeHub:
                     self._resync = True
                     continue
                 known = self.known.get(instance.id)
+                if instance.state != FINISH:
+                    known = _alive(known)
                 if known is None and self._creating:
                     self._resync = True
                     continue  # perhaps the instance a create under way is making
@@ -418,9 +434,11 @@ class ScopeHub:
 
     def keep_watching(self, call: Call) -> None:
         """Make sure the backend is being observed, with this call's credentials (held in
-        memory only while the monitor runs)."""
+        memory only while the monitor runs), and poll again soon: at the fast interval from
+        the last poll, not at once (a burst of actions must not cost a listing each)."""
         ctx = CallContext(call.ctx.credentials, call.ctx.provider, None)
         self._poll = (call.driver, ctx)
+        self._soon = True
         if self._monitor is None or self._monitor.done():
             self._monitor = asyncio.get_running_loop().create_task(self._run_monitor())
         else:
@@ -436,13 +454,10 @@ class ScopeHub:
         ctx = CallContext(ctx.credentials, ctx.provider, started + POLL_DEADLINE)
         models = await self.hub.gateway.run_blocking(driver.list_instances, ctx, {}, pool="polls")
         await self.observe([convert.instance(i, self.machine) for i in models], started)
-
-    async def resync(self) -> None:
-        """Observe again now (an earlier observation skipped instances under action)."""
-        try:
-            await self.poll_once()
-        except Exception as exc:
-            log.warning("resync failed", extra={"fields": {"error": type(exc).__name__}})
+        if log.isEnabledFor(logging.DEBUG):
+            took = round((time.monotonic() - started) * 1000, 1)
+            fields = {"scope": self.key[:12], "instances": len(models), "ms": took}
+            log.debug("observed", extra={"fields": fields})
 
     def idle(self) -> bool:
         """Nothing refers to this hub: it may leave memory (its state is in the journal)."""
@@ -525,10 +540,13 @@ class ScopeHub:
                 self._poll = None
                 return
         failures = 0
+        clock = asyncio.get_running_loop().time
         try:
             while not self.hub.closing:
-                if self._should_stop():
+                if self._should_stop() and not self._soon:  # a poll asked for is made first
                     return
+                started = clock()
+                self._soon = False
                 try:
                     await self.poll_once()
                     failures = 0
@@ -538,12 +556,21 @@ class ScopeHub:
                         "observing instances failed",
                         extra={"fields": {"error": type(exc).__name__, "failures": failures}},
                     )
-                fast = self.transitional()
-                interval = settings.fast_poll_interval if fast else settings.poll_interval
-                interval *= min(2**failures, 16) if failures else 1
-                self._kick.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), interval)
+                ended = clock()
+                soonest = (ended - started) * POLL_PACE
+                while not self.hub.closing:
+                    # Again after each kick: an action may have made an instance transitional.
+                    fast = self._soon or self.transitional()
+                    interval = settings.fast_poll_interval if fast else settings.poll_interval
+                    interval *= min(2**failures, 16) if failures else 1
+                    left = ended + max(interval, soonest) - clock()
+                    if left <= 0:
+                        break
+                    self._kick.clear()
+                    try:
+                        await asyncio.wait_for(self._kick.wait(), left)
+                    except TimeoutError:
+                        break
         finally:
             self._poll = None  # drop the credentials with the monitor
             self.hub.evict_if_idle(self)
@@ -570,7 +597,6 @@ class EventHub:
         self._scopes: dict[str, ScopeHub] = {}
         self._creating: dict[str, asyncio.Future[ScopeHub]] = {}
         self.closing = False
-        self._background: set[asyncio.Task[None]] = set()
         self._compactor: asyncio.Task[None] | None = None
 
     async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
@@ -632,10 +658,10 @@ class EventHub:
             with scope.acting(instance_id):
                 yield
             if scope._resync and not scope._acting and not scope._creating:
+                # Observe again, at the fast interval from the last poll: at once, a burst
+                # of actions would cost a listing each.
                 scope._resync = False
-                task = asyncio.get_running_loop().create_task(scope.resync())
-                self._background.add(task)  # the loop holds tasks weakly
-                task.add_done_callback(self._background.discard)
+                scope.keep_watching(call)
 
     async def record_actions(
         self, call: Call, actions: list[tuple[InstanceState, Any, str]]

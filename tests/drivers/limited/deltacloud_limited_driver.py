@@ -6,8 +6,8 @@ so the server must refuse every other collection and the reboot operation. Its o
 two instances are static: an action answers the instance in its new state, keeping nothing;
 a create answers a new instance each time (``lim-new-1``, ``lim-new-2``, ... per server).
 ``lim-fixed`` cannot be stopped (``unavailable_actions``), as an EC2 instance-store instance.
-The options ``limited.stop_seconds`` and ``limited.create_seconds`` make stop_instance and
-create_instance take that long (a slow cloud).
+The options ``limited.stop_seconds``, ``limited.create_seconds`` and ``limited.list_seconds``
+make stop_instance, create_instance and list_instances take that long (a slow cloud).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class LimitedDriver(BaseDriver):
         return m.Instance(id="lim1", name="limited", state=InstanceState.RUNNING, realm_id="lab")
 
     def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
+        time.sleep(float(self.config.options.get("list_seconds", "0")))
         return [self._instance(), self._instance("lim-fixed")]
 
     def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
