@@ -151,7 +151,7 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
         ],
     )
     requests = RequestLog(
-        config.data_dir / "requests.sqlite3", events.keys, config.request_id_retention
+        config.data_dir / "requests.sqlite3", events.key_of, config.request_id_retention
     )
     register_all(server, gateway, tokens, events, requests)
     health_servicer = health.aio.HealthServicer()

@@ -42,7 +42,6 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from .errors import ApiError, invalid_argument
-from .events.hub import ScopeKeys
 from .gateway import Call
 
 R = TypeVar("R", bound=Message)
@@ -125,10 +124,6 @@ class RequestStore:
                 raise
             self._db.execute("COMMIT")
 
-    def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -137,9 +132,15 @@ class RequestStore:
 class RequestLog:
     """Runs creates once per request id (see the module's docstring)."""
 
-    def __init__(self, path: Path, keys: ScopeKeys, retention: float = DEFAULT_RETENTION) -> None:
+    def __init__(
+        self,
+        path: Path,
+        scope_of: Callable[[Call], str],
+        retention: float = DEFAULT_RETENTION,
+    ) -> None:
         self.store = RequestStore(path, retention)
-        self._keys = keys
+        #: The call's scope as the event journal keys it (EventHub.key_of).
+        self._scope_of = scope_of
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="requests")
         #: Creates with a request id running now, by key.
         self._running: dict[str, asyncio.Task[Any]] = {}
@@ -163,11 +164,7 @@ class RequestLog:
         request_id = canonical_request_id(raw)
         # A kept answer is given only to credentials the driver accepts now.
         await call.authenticate()
-        credentials = call.ctx.credentials
-        scope = self._keys.of(
-            call.driver.name, call.ctx.provider, credentials.user, credentials.password
-        )
-        key = f"{scope}/{request.DESCRIPTOR.full_name}/{request_id}"
+        key = f"{self._scope_of(call)}/{request.DESCRIPTOR.full_name}/{request_id}"
         digest = request_digest(request)
         while True:
             running = self._running.get(key)
@@ -206,10 +203,6 @@ class RequestLog:
             return response
         finally:
             del self._running[key]
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
 
     async def close(self, wait: float = CLOSE_WAIT) -> None:
         """Give creates still running (their clients gone) ``wait`` seconds to finish and
