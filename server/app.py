@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from deltacloud.drivers import DriverRegistry
 
-from . import reflection
+from . import metrics, reflection
 from .config import ServerConfig, package_version
 from .events.hub import EventHub, EventSettings
 from .gateway import Gateway
@@ -40,6 +40,16 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     data_dir_lock: TextIO
+    #: The Prometheus endpoint (--metrics-listen), if any.
+    metrics_server: asyncio.Server | None = None
+
+    @property
+    def metrics_address(self) -> str | None:
+        """HOST:PORT the metrics endpoint listens on (the port it bound, with port 0)."""
+        if self.metrics_server is None:
+            return None
+        host, port = self.metrics_server.sockets[0].getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -51,6 +61,8 @@ class RunningServer:
         await self.requests.close()
         await self.events.close()
         self.gateway.close()
+        if self.metrics_server is not None:  # scrapable until the end
+            self.metrics_server.close()
         self.data_dir_lock.close()
 
 
@@ -151,7 +163,10 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
         ],
     )
     requests = RequestLog(
-        config.data_dir / "requests.sqlite3", events.key_of, config.request_id_retention
+        config.data_dir / "requests.sqlite3",
+        events.key_of,
+        config.request_id_retention,
+        gateway.metrics,
     )
     register_all(server, gateway, tokens, events, requests)
     health_servicer = health.aio.HealthServicer()
@@ -164,11 +179,25 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
         port = server.add_secure_port(config.listen, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
+    metrics_server = None
+    if config.metrics_listen:
+        gateway.metrics.add(
+            "deltacloud_build_info",
+            "gauge",
+            "Always 1; the labels say which server this is.",
+            lambda: [({"version": package_version(), "grpcio": grpc.__version__}, 1.0)],
+        )
+        try:
+            metrics_server = await metrics.serve(gateway.metrics, config.metrics_listen)
+        except OSError as exc:
+            raise OSError(f"cannot serve metrics on {config.metrics_listen}: {exc}") from None
     await server.start()
     events.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, gateway, events, requests, health_servicer, port, lock)
+    return RunningServer(
+        server, gateway, events, requests, health_servicer, port, lock, metrics_server
+    )
 
 
 def raise_open_files_limit() -> int:
@@ -199,6 +228,7 @@ async def serve(config: ServerConfig) -> int:
                 "data_dir": str(config.data_dir),
                 "tls": config.tls_cert is not None,
                 "max_open_files": open_files,
+                **({"metrics": running.metrics_address} if running.metrics_server else {}),
             }
         },
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 
+from .metrics import split_listen
+
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
 
@@ -51,6 +53,7 @@ class ServerConfig:
     keepalive_timeout: float = 20.0
     keepalive_min_client_interval: float = 10.0
     request_id_retention: float = 24 * 3600.0
+    metrics_listen: str = ""
 
     def options_for(self, driver: str) -> dict[str, str]:
         """The driver options meant for ``driver``, with the ``driver.`` prefix removed."""
@@ -199,6 +202,12 @@ FLAGS = [
         float,
         positive=True,
     ),
+    Flag(
+        "--metrics-listen",
+        "",
+        "HOST:PORT serving Prometheus metrics over plain HTTP at /metrics (port 0 picks a "
+        "free one; off when empty); bind it to a private address",
+    ),
 ]
 
 
@@ -270,6 +279,11 @@ def load(
         p.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         p.error("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.metrics_listen:
+        try:
+            split_listen(args.metrics_listen)
+        except ValueError as exc:
+            p.error(str(exc))
     values = {
         flag.name[2:].replace("-", "_"): getattr(args, flag.name[2:].replace("-", "_"))
         for flag in FLAGS

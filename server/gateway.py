@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 import threading
 import time
@@ -34,6 +33,7 @@ from deltacloud.drivers import (
 from .config import ServerConfig
 from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
 from .errors import ApiError
+from .metrics import Metrics
 
 T = TypeVar("T")
 Pool = Literal["calls", "uploads", "downloads", "polls"]
@@ -129,10 +129,42 @@ def _unless_expired(
     return fn(ctx, *args)
 
 
+class _Work:
+    """One piece of driver work on a pool, counted as queued, then busy, then done; work
+    cancelled before a worker took it (its caller gone, or the server stopping) leaves the
+    queue count too."""
+
+    __slots__ = ("args", "fn", "gateway", "pool", "started")
+
+    def __init__(self, gateway: Gateway, pool: Pool, fn: Callable[..., Any], args: Any) -> None:
+        self.gateway, self.pool, self.fn, self.args = gateway, pool, fn, args
+        self.started = False
+
+    def run(self) -> Any:
+        gateway = self.gateway
+        with gateway._running_lock:
+            if not self.started:
+                self.started = True
+                gateway._queued[self.pool] -= 1
+            gateway._busy[self.pool] += 1
+        try:
+            return self.fn(*self.args)
+        finally:
+            with gateway._running_lock:
+                gateway._busy[self.pool] -= 1
+
+    def settle(self, _future: object) -> None:
+        with self.gateway._running_lock:
+            if not self.started:  # never ran
+                self.started = True
+                self.gateway._queued[self.pool] -= 1
+
+
 @dataclass
 class Gateway:
     config: ServerConfig
     registry: DriverRegistry = field(default_factory=DriverRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -151,10 +183,45 @@ class Gateway:
         self._unlisted: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._warned_slow: set[str] = set()
         self._lock = threading.Lock()
-        #: Driver calls running on a worker now (the shutdown does not wait past its grace
-        #: for those still running then).
-        self._running = 0
+        #: Work running on a worker now, and waiting for one, by pool (the shutdown does
+        #: not wait past its grace for driver calls still running then).
+        self._busy: dict[Pool, int] = dict.fromkeys(self.executors, 0)
+        self._queued: dict[Pool, int] = dict.fromkeys(self.executors, 0)
         self._running_lock = threading.Lock()
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        sizes = {pool: executor._max_workers for pool, executor in self.executors.items()}
+
+        def by_pool(counts: dict[Pool, int]) -> list[tuple[dict[str, str], float]]:
+            with self._running_lock:
+                return [({"pool": pool}, float(count)) for pool, count in counts.items()]
+
+        metrics = self.metrics
+        metrics.add(
+            "deltacloud_workers",
+            "gauge",
+            "Threads of each worker pool (--workers, --upload-workers, --download-workers, "
+            "--poll-workers).",
+            lambda: [({"pool": pool}, float(size)) for pool, size in sizes.items()],
+        )
+        metrics.add(
+            "deltacloud_workers_busy",
+            "gauge",
+            "Workers of each pool running driver work now.",
+            lambda: by_pool(self._busy),
+        )
+        metrics.add(
+            "deltacloud_workers_queued",
+            "gauge",
+            "Driver work waiting for a worker of its pool.",
+            lambda: by_pool(self._queued),
+        )
+        metrics.gauge(
+            "deltacloud_driver_instances",
+            "Driver instances kept (one per driver and provider used).",
+            lambda: self.driver_instances,
+        )
 
     def check_inline_time(self, fn: Callable[..., Any], seconds: float) -> None:
         """Warn (once per method) when a method marked nonblocking held the event loop
@@ -183,24 +250,20 @@ class Gateway:
         monitor's observation, ``--poll-workers``). Slow clients or a slow cloud then delay
         only their own kind of work."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(self._counted, fn, *args)
-        return await loop.run_in_executor(self.executors[pool], call)
-
-    def _counted(self, fn: Callable[..., T], *args: Any) -> T:
+        work = _Work(self, pool, fn, args)
         with self._running_lock:
-            self._running += 1
-        try:
-            return fn(*args)
-        finally:
-            with self._running_lock:
-                self._running -= 1
+            self._queued[pool] += 1
+        future = loop.run_in_executor(self.executors[pool], work.run)
+        future.add_done_callback(work.settle)
+        result: T = await future
+        return result
 
     @property
     def running_calls(self) -> int:
         """Driver calls on a worker now (an abandoned call's coroutine may be gone while
         its thread still waits on the backend)."""
         with self._running_lock:
-            return self._running
+            return sum(self._busy.values())
 
     def driver_class(self, name: str) -> type[BaseDriver]:
         return self.registry.load(name)

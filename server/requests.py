@@ -43,6 +43,7 @@ from google.protobuf.message import Message
 
 from .errors import ApiError, invalid_argument
 from .gateway import Call
+from .metrics import Counter, Metrics
 
 R = TypeVar("R", bound=Message)
 log = logging.getLogger("deltacloud.server.requests")
@@ -137,8 +138,18 @@ class RequestLog:
         path: Path,
         scope_of: Callable[[Call], str],
         retention: float = DEFAULT_RETENTION,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = RequestStore(path, retention)
+        self.answered = Counter(
+            "deltacloud_request_ids_total",
+            "Creates sent with a request_id, by outcome: first (the driver was called), "
+            "kept (a retry answered the first attempt's answer), reused (another request "
+            "under the same id, refused).",
+            ["outcome"],
+        )
+        if metrics is not None:
+            metrics.register(self.answered)
         #: The call's scope as the event journal keys it (EventHub.key_of).
         self._scope_of = scope_of
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="requests")
@@ -180,8 +191,11 @@ class RequestLog:
         if kept is not None:
             kept_digest, response = kept
             if kept_digest != digest:
+                self.answered.inc("reused")
                 raise _reused(request_id)
+            self.answered.inc("kept")
             return response_type.FromString(response)
+        self.answered.inc("first")
         call.ctx = dataclasses.replace(call.ctx, request_id=request_id)
         task = asyncio.get_running_loop().create_task(self._first(key, digest, call, create))
         task.add_done_callback(_retrieve)

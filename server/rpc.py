@@ -204,22 +204,26 @@ def unary(
     because the client has gone (as a cancellation: gRPC logs any other exception that
     leaves a handler as an error of the server)."""
 
+    name = fn.__name__
+
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Context) -> T:
         current_scope.set({})
+        stats = self.gateway.metrics.rpcs.of(type(self), name)
+        stats.started += 1
         started = time.perf_counter()
         code = "OK"
         try:
             return await fn(self, request, context)
         except grpc.aio.AbortError:
-            code = "ABORTED"
+            code = _aborted_code(context)
             raise
         except asyncio.CancelledError:  # the client went away, or its deadline passed
-            code = "CANCELLED"
+            code = _gone_code(context)
             raise
         except CallGone:
             # A write to (or read from) a stream whose client has gone: nobody to answer.
-            code = "CANCELLED"
+            code = _gone_code(context)
             raise asyncio.CancelledError() from None
         except Exception as exc:
             error = to_api_error(exc, _scope_metadata())
@@ -227,17 +231,41 @@ def unary(
             await abort(context, error, _scope_metadata())
             raise AssertionError("unreachable: abort raises") from exc
         finally:
-            _log_access(fn.__name__, code, started)
+            elapsed = time.perf_counter() - started
+            stats.done(code, elapsed)
+            _log_access(name, code, elapsed)
 
     return wrapper
 
 
-def _log_access(method: str, code: str, started: float) -> None:
+def _aborted_code(context: Context) -> str:
+    """The status a handler aborted with (context.abort sets it)."""
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+#: A call cancelled this close to its deadline (seconds) was ended by the deadline: the
+#: client's copy of it runs out first (it started before the request reached the server),
+#: and the client then cancels the call, so the server sees a cancellation with a little
+#: time left, a network's one-way latency.
+DEADLINE_SLACK = 0.2
+
+
+def _gone_code(context: Context) -> str:
+    """What the client of a call that ended without an answer saw: its deadline passed, or
+    it cancelled (or vanished)."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= DEADLINE_SLACK:
+        return "DEADLINE_EXCEEDED"
+    return "CANCELLED"
+
+
+def _log_access(method: str, code: str, seconds: float) -> None:
     if access_log.isEnabledFor(logging.DEBUG):
         fields = {
             "method": method,
             "code": code,
-            "ms": round((time.perf_counter() - started) * 1000, 3),
+            "ms": round(seconds * 1000, 3),
             **_scope_metadata(),
         }
         access_log.debug("call", extra={"fields": fields})

@@ -33,6 +33,7 @@ from deltacloud.v1 import common_pb2, instance_pb2
 
 from .. import convert
 from ..gateway import Call, Gateway
+from ..metrics import Metrics
 from .journal import Journal
 
 T = TypeVar("T")
@@ -161,6 +162,15 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _cause_name(cause: int) -> str:
+    """``EVENT_CAUSE_OBSERVED`` as ``observed``."""
+    try:
+        name = instance_pb2.EventCause.Name(cause)
+    except ValueError:
+        return str(cause)
+    return name.removeprefix("EVENT_CAUSE_").lower()
 
 
 class ScopeHub:
@@ -317,6 +327,9 @@ class ScopeHub:
                 self.known[instance_id] = instance
                 self._known_at[instance_id] = now
         if stored:
+            journaled = self.hub.journaled
+            for event in stored:
+                journaled[event.cause] = journaled.get(event.cause, 0) + 1
             self.ring.extend(stored)
             self.head = stored[-1].revision
             if len(self.ring) > 2 * self.hub.settings.buffer:
@@ -332,6 +345,7 @@ class ScopeHub:
         for subscriber in list(self.subscriptions):
             if subscriber.live and subscriber.cursor < floor:
                 subscriber.cut("slow")
+                self.hub.cuts.inc("slow")
 
     def _cause_between(
         self, previous: common_pb2.InstanceState, state: common_pb2.InstanceState
@@ -471,6 +485,10 @@ class ScopeHub:
             and not self.lock.locked()
         )
 
+    @property
+    def monitoring(self) -> bool:
+        return self._monitor is not None and not self._monitor.done()
+
     def _should_stop(self) -> bool:
         return not self.subscribers and not self.transitional() and self.baselined
 
@@ -547,16 +565,20 @@ class ScopeHub:
                     return
                 started = clock()
                 self._soon = False
+                driver_name = self.driver_class.name
                 try:
                     await self.poll_once()
                     failures = 0
+                    self.hub.polls.inc(driver_name, "ok")
                 except Exception as exc:
                     failures += 1
+                    self.hub.polls.inc(driver_name, "failed")
                     log.warning(
                         "observing instances failed",
                         extra={"fields": {"error": type(exc).__name__, "failures": failures}},
                     )
                 ended = clock()
+                self.hub.poll_seconds.observe(ended - started, driver_name)
                 soonest = (ended - started) * POLL_PACE
                 while not self.hub.closing:
                     # Again after each kick: an action may have made an instance transitional.
@@ -598,6 +620,54 @@ class EventHub:
         self._creating: dict[str, asyncio.Future[ScopeHub]] = {}
         self.closing = False
         self._compactor: asyncio.Task[None] | None = None
+        self._register_metrics(gateway.metrics)
+
+    def _register_metrics(self, metrics: Metrics) -> None:
+        #: Events journaled since the start, by cause (EventCause number).
+        self.journaled: dict[int, int] = {}
+        self.cuts = metrics.counter(
+            "deltacloud_watch_cuts_total",
+            "Watch streams the server ended, resumably: reason slow (the subscriber fell "
+            "--watch-buffer events behind) or shutdown.",
+            ["reason"],
+        )
+        self.polls = metrics.counter(
+            "deltacloud_monitor_polls_total",
+            "Observations of a watched or transitioning scope's instances (one list call to "
+            "the cloud each), by driver and outcome (ok, failed).",
+            ["driver", "outcome"],
+        )
+        self.poll_seconds = metrics.histogram(
+            "deltacloud_monitor_poll_seconds",
+            "Seconds an observation took, the cloud's list call included.",
+            ["driver"],
+        )
+        metrics.add(
+            "deltacloud_events_journaled_total",
+            "counter",
+            "Instance events journaled, by cause (create, start, stop, reboot, destroy, automatic, "
+            "observed).",
+            lambda: [
+                ({"cause": _cause_name(cause)}, float(count))
+                for cause, count in self.journaled.items()
+            ],
+        )
+        metrics.gauge(
+            "deltacloud_watch_streams",
+            "Open WatchInstanceEvents streams.",
+            lambda: sum(scope.subscribers for scope in self._scopes.values()),
+        )
+        metrics.gauge(
+            "deltacloud_watch_scopes",
+            "Scopes (driver, provider, credentials) held in memory: watched, acting or "
+            "with an instance in a transitional state.",
+            lambda: len(self._scopes),
+        )
+        metrics.gauge(
+            "deltacloud_watch_monitors",
+            "Scopes whose cloud is being observed (polled, or pushing) now.",
+            lambda: sum(scope.monitoring for scope in self._scopes.values()),
+        )
 
     async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
@@ -704,6 +774,7 @@ class EventHub:
             scope.wake()
             for subscriber in list(scope.subscriptions):
                 subscriber.cut("shutdown")
+                self.cuts.inc("shutdown")
         deadline = time.monotonic() + wait
         while any(s.subscribers for s in scopes) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

@@ -134,3 +134,4 @@ def register_all(
 ) -> None:
     for servicer, add, service in _REGISTRATIONS:
         _add(add, servicer(gateway, tokens, events, requests), server, service)
+        gateway.metrics.rpcs.describe(servicer, f"deltacloud.v1.{service}")

@@ -1,0 +1,289 @@
+"""Prometheus metrics on --metrics-listen (server/metrics.py): scraped over HTTP from a real
+server while real calls go through it; the counts must be exactly what the calls were."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import Api, ServerProcess
+
+from deltacloud.v1 import instance_pb2
+from support import EXTRA_USERS, MD, metadata
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+GET = {"grpc_service": "deltacloud.v1.InstanceService", "grpc_method": "GetInstance"}
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse(text: str) -> Series:
+    """The samples of a text exposition, checking its shape as a scraper would: every
+    sample's family has HELP and TYPE lines before it."""
+    typed: set[str] = set()
+    series: Series = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("#") or not line:
+            continue
+        match = SAMPLE.match(line)
+        assert match, line
+        name, labels, value = match.groups()
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in typed or family in typed, f"no TYPE before {line}"
+        key = (name, frozenset(LABEL.findall(labels or "")))
+        assert key not in series, f"duplicate sample {line}"
+        series[key] = float(value)
+    return series
+
+
+def value(series: Series, name: str, **labels: str) -> float:
+    """The sample of ``name`` whose labels include ``labels`` (0 when there is none: a
+    counter not incremented yet)."""
+    found = [v for (n, ls), v in series.items() if n == name and set(labels.items()) <= ls]
+    assert len(found) <= 1, (name, labels, found)
+    return found[0] if found else 0.0
+
+
+def metrics_address(server: ServerProcess) -> str:
+    for line in server.log().splitlines():
+        if line.startswith("{") and json.loads(line).get("message") == "serving":
+            return str(json.loads(line)["metrics"])
+    raise AssertionError(f"no serving line:\n{server.log()}")
+
+
+def scrape(address: str, path: str = "/metrics") -> str:
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return str(response.read().decode())
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, Api]]:
+    server = ServerProcess(tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            yield server, metrics_address(server), Api(channel)
+    finally:
+        server.kill()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.05)
+
+
+def test_calls_are_counted_by_method_and_code_with_their_times(
+    served: tuple[ServerProcess, str, Api],
+) -> None:
+    _, address, api = served
+    before = parse(scrape(address))
+    # Every method of every service is there from the start, at zero.
+    assert ("grpc_server_started_total", frozenset({*GET.items(), ("grpc_type", "unary")})) in (
+        before
+    )
+    watch = {"grpc_method": "WatchInstanceEvents", "grpc_type": "server_stream"}
+    assert value(before, "grpc_server_started_total", **watch) == 0
+    assert ("grpc_server_started_total", frozenset({
+        ("grpc_type", "unary"), ("grpc_service", "deltacloud.v1.DiscoveryService"),
+        ("grpc_method", "ListDrivers")}),
+    ) in before  # fmt: skip
+
+    for _ in range(7):
+        api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="inst0"), metadata=MD)
+    for _ in range(3):
+        with pytest.raises(grpc.RpcError) as missing:
+            api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="nope"), metadata=MD)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as refused:
+        api.instances.GetInstance(
+            instance_pb2.GetInstanceRequest(id="inst0"), metadata=metadata("mockuser", "wrong")
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    after = parse(scrape(address))
+    assert value(after, "grpc_server_started_total", **GET) == 11
+    assert value(after, "grpc_server_handled_total", **GET, grpc_code="OK") == 7
+    assert value(after, "grpc_server_handled_total", **GET, grpc_code="NOT_FOUND") == 3
+    assert value(after, "grpc_server_handled_total", **GET, grpc_code="UNAUTHENTICATED") == 1
+    assert value(after, "grpc_server_handling_seconds_count", **GET) == 11
+    assert 0 < value(after, "grpc_server_handling_seconds_sum", **GET) < 11 * 5
+    buckets = sorted(
+        (float(dict(labels)["le"]), v)
+        for (name, labels), v in after.items()
+        if name == "grpc_server_handling_seconds_bucket" and set(GET.items()) <= labels
+    )
+    assert buckets[-1] == (float("inf"), 11)
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts), "buckets are cumulative"
+    # No other method moved.
+    assert value(after, "grpc_server_started_total", grpc_method="ListInstances") == 0
+
+
+def test_watch_streams_request_ids_and_events(
+    served: tuple[ServerProcess, str, Api],
+) -> None:
+    _, address, api = served
+    stream = api.instances.WatchInstanceEvents(
+        instance_pb2.WatchInstanceEventsRequest(), metadata=MD
+    )
+    next(stream)  # the first progress message: the stream is open
+    series = parse(scrape(address))
+    assert value(series, "deltacloud_watch_streams") == 1
+    assert value(series, "grpc_server_started_total", grpc_method="WatchInstanceEvents") == 1
+
+    request_id = str(uuid.uuid4())
+    request = instance_pb2.CreateInstanceRequest(image_id="img1", request_id=request_id)
+    first = api.instances.CreateInstance(request, metadata=MD)
+    again = api.instances.CreateInstance(request, metadata=MD)
+    assert first == again
+    with pytest.raises(grpc.RpcError) as reused:
+        other = instance_pb2.CreateInstanceRequest(image_id="img2", request_id=request_id)
+        api.instances.CreateInstance(other, metadata=MD)
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    def journaled() -> Series:
+        return parse(scrape(address))
+
+    # The create, then the mock's pending -> running observed by the monitor (automatic).
+    eventually(
+        lambda: value(journaled(), "deltacloud_events_journaled_total", cause="automatic") >= 1
+    )
+    series = journaled()
+    assert value(series, "deltacloud_events_journaled_total", cause="create") == 1
+    assert value(series, "deltacloud_request_ids_total", outcome="first") == 1
+    assert value(series, "deltacloud_request_ids_total", outcome="kept") == 1
+    assert value(series, "deltacloud_request_ids_total", outcome="reused") == 1
+    assert value(series, "deltacloud_monitor_polls_total", driver="mock", outcome="ok") >= 1
+    assert value(series, "deltacloud_monitor_poll_seconds_count", driver="mock") >= 1
+
+    stream.cancel()
+    eventually(lambda: value(journaled(), "deltacloud_watch_streams") == 0)
+    series = journaled()
+    code = {"grpc_method": "WatchInstanceEvents", "grpc_code": "CANCELLED"}
+    assert value(series, "grpc_server_handled_total", **code) == 1
+
+
+def test_calls_past_their_deadline_and_the_workers_they_hold(tmp_path: Path) -> None:
+    """With one worker and a driver call of 1.5 s: the first call's client gives up at
+    0.3 s (counted DEADLINE_EXCEEDED at once; its worker stays busy until the driver
+    returns); a second call waits for the worker (queued), its deadline passes there, and
+    it leaves the queue without ever running."""
+    server = ServerProcess(
+        tmp_path,
+        extra_args=[
+            "--metrics-listen", "127.0.0.1:0", "--workers", "1",
+            "--driver-option", "limited.list_seconds=1.5",
+        ],
+    ).start()  # fmt: skip
+    listing = {"grpc_method": "ListInstances"}
+    late = {**listing, "grpc_code": "DEADLINE_EXCEEDED"}
+
+    def now(name: str, **labels: str) -> float:
+        return value(parse(scrape(address)), name, **labels)
+
+    try:
+        address = metrics_address(server)
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            request = instance_pb2.ListInstancesRequest()
+            limited = metadata(driver="limited")
+            with pytest.raises(grpc.RpcError) as first:
+                api.instances.ListInstances(request, metadata=limited, timeout=0.3)
+            assert first.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            eventually(lambda: now("grpc_server_handled_total", **late) == 1)
+            assert now("deltacloud_workers_busy", pool="calls") == 1
+            assert now("deltacloud_workers", pool="calls") == 1
+            second = api.instances.ListInstances.future(request, metadata=limited, timeout=1.0)
+            eventually(lambda: now("deltacloud_workers_queued", pool="calls") == 1)
+            assert second.exception(timeout=10).code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            eventually(lambda: now("grpc_server_handled_total", **late) == 2)
+            eventually(lambda: now("deltacloud_workers_busy", pool="calls") == 0)
+            assert now("deltacloud_workers_queued", pool="calls") == 0
+            assert now("grpc_server_handled_total", **listing, grpc_code="OK") == 0
+    finally:
+        server.kill()
+
+
+def test_process_metrics_and_no_credentials(served: tuple[ServerProcess, str, Api]) -> None:
+    _, address, api = served
+    alice = metadata("alice", EXTRA_USERS["alice"])
+    api.instances.ListInstances(instance_pb2.ListInstancesRequest(), metadata=alice)
+    text = scrape(address)
+    series = parse(text)
+    assert value(series, "process_resident_memory_bytes") > 10 * 2**20
+    assert value(series, "process_open_fds") > 3
+    assert value(series, "process_cpu_seconds_total") > 0
+    assert abs(value(series, "process_start_time_seconds") - time.time()) < 300
+    assert value(series, "deltacloud_build_info") == 1
+    assert value(series, "deltacloud_driver_instances") == 1
+    for secret in ("alice", EXTRA_USERS["alice"], "mockpassword", "mockuser"):
+        assert secret not in text
+
+
+def test_the_endpoint_answers_only_metrics_and_survives_bad_clients(
+    served: tuple[ServerProcess, str, Api],
+) -> None:
+    _, address, _ = served
+    for path, status in (("/", 404), ("/metrics/x", 404)):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            scrape(address, path)
+        assert error.value.code == status
+    post = urllib.request.Request(f"http://{address}/metrics", data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(post, timeout=10)
+    assert error.value.code == 405
+    head = urllib.request.Request(f"http://{address}/metrics", method="HEAD")
+    with urllib.request.urlopen(head, timeout=10) as response:
+        assert response.status == 200 and response.read() == b""
+    host, port = address.rsplit(":", 1)
+    # A request head past the limit, and one cut half-way: dropped, nothing else.
+    for junk in (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 100_000, b"GET /met"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(junk)
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1024) == b""
+    assert "grpc_server_started_total" in scrape(address)
+    assert "?" not in address and scrape(address, "/metrics?name[]=x")
+
+
+def test_off_by_default_and_bad_addresses_stop_the_start(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "off").start()
+    try:
+        serving = [json.loads(line) for line in server.log().splitlines() if '"serving"' in line]
+        assert "metrics" not in serving[0]
+    finally:
+        server.kill()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for listen, says in (
+            ("nowhere", "expected HOST:PORT"),
+            ("127.0.0.1:99999", "expected HOST:PORT"),
+            (f"127.0.0.1:{port}", f"cannot serve metrics on 127.0.0.1:{port}"),
+        ):
+            result = subprocess.run(
+                [sys.executable, "-m", "deltacloud.server.main", "--listen", "127.0.0.1:0",
+                 "--data-dir", str(tmp_path / "bad"), "--metrics-listen", listen],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert result.returncode != 0, listen
+            assert says in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
