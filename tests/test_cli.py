@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -92,6 +93,14 @@ def test_watch_prints_events_as_json_lines(server: ServerProcess) -> None:
     assert watch.returncode == 0, err
     event = json.loads(out.splitlines()[0])
     assert event["instance_id"] == "inst2" and event["cause"] == "EVENT_CAUSE_REBOOT"
+    # How to resume after the last event printed, in this server's journal.
+    resume = re.search(r"resume with: --after-revision (\d+) --journal-id ([0-9a-f]{16})$", err)
+    assert resume, err
+    assert int(resume.group(1)) == int(event["revision"])
+    again = ["instances", "watch", "--after-revision", resume.group(1), "--timeout", "1"]
+    ok(run(server, *again, "--journal-id", resume.group(2)))
+    other = run(server, *again, "--journal-id", "0123456789abcdef")
+    assert other.returncode != 0 and "JOURNAL_MISMATCH" in other.stderr, other.stderr
 
 
 def test_instance_states_as_a_graphviz_graph(server: ServerProcess) -> None:

@@ -26,6 +26,6 @@ def test_node_client_suite_passes_against_a_live_server(fresh_server: ServerProc
         [node, "--test"], cwd=NODE_CLIENT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    # Every node test ran and passed: three against the live server, four of watch()'s
+    # Every node test ran and passed: three against the live server, five of watch()'s
     # resume logic on fake streams.
-    assert "# pass 7" in result.stdout and "# fail 0" in result.stdout, result.stdout
+    assert "# pass 8" in result.stdout and "# fail 0" in result.stdout, result.stdout

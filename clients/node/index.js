@@ -98,6 +98,10 @@ const RESUMABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUST
 // WatchInstanceEventsResponse), so it can be tested without a server.
 async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity, backoffMs = 100 } = {}) {
   let after = request.after_revision;
+  // The journal `after` counts in: sent with it, so that a server whose journal is another
+  // one (another server behind the address) refuses the resume (OUT_OF_RANGE) instead of
+  // resuming from an unrelated position.
+  let journal = request.journal_id;
   const seen = new Set();
   let resumes = 0;
   while (!signal?.aborted) {
@@ -105,7 +109,9 @@ async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity,
     // as the server refuses a snapshot together with a revision to start after.
     const stream = open({
       ...request,
-      ...(after !== undefined ? { after_revision: after, initial_snapshot: false } : {}),
+      ...(after !== undefined
+        ? { after_revision: after, initial_snapshot: false, ...(journal ? { journal_id: journal } : {}) }
+        : {}),
     });
     const stop = () => stream.cancel();
     signal?.addEventListener('abort', stop, { once: true });
@@ -117,6 +123,7 @@ async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity,
           yield event;
         }
         if (message.revision !== undefined) after = Number(message.revision);
+        if (message.journal_id) journal = message.journal_id;
         resumes = 0;
       }
       if (signal?.aborted) return;

@@ -184,9 +184,12 @@ class ScopeHub:
         head: int,
         baselined: bool,
         known: dict[str, instance_pb2.Instance],
+        journal_id: str = "",
     ) -> None:
         self.hub = hub
         self.key = key
+        #: Names the history the revisions count in (Journal.load), in every message.
+        self.journal_id = journal_id
         self.driver_class = driver_class
         machine = driver_class.instance_states
         assert machine is not None
@@ -276,6 +279,7 @@ class ScopeHub:
                 kind=instance_pb2.WatchInstanceEventsResponse.KIND_EVENTS,
                 events=batch,
                 revision=batch[-1].revision,
+                journal_id=self.journal_id,
             )
             data = self._encoded[key] = message.SerializeToString()
         return data
@@ -688,7 +692,15 @@ class EventHub:
         self._creating[key] = future
         try:
             state = await self.in_writer(self.journal.load, key)
-            hub = ScopeHub(self, key, call.driver_class, state.head, state.baselined, state.known)
+            hub = ScopeHub(
+                self,
+                key,
+                call.driver_class,
+                state.head,
+                state.baselined,
+                state.known,
+                state.journal_id,
+            )
             self._scopes[key] = hub
             future.set_result(hub)
             return hub
@@ -718,6 +730,8 @@ class EventHub:
     async def acting(self, call: Call, instance_id: str | None) -> AsyncIterator[None]:
         """Wrap a driver action (``instance_id`` None for a create) so that the monitor
         does not report its effect before ``record_actions`` does."""
+        # The journal keeps a row per scope it loads: only for credentials the driver took.
+        await call.authenticate()
         async with contextlib.AsyncExitStack() as stack:
             try:
                 scope = await stack.enter_async_context(self.use(call))

@@ -10,6 +10,7 @@ is REVISION_COMPACTED.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -21,10 +22,11 @@ from deltacloud.v1 import instance_pb2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scopes (
-    scope     TEXT PRIMARY KEY,
-    head      INTEGER NOT NULL,   -- revision of the last event
-    compacted INTEGER NOT NULL,   -- every revision up to this one is gone
-    baselined INTEGER NOT NULL    -- the monitor has seen the backend at least once
+    scope      TEXT PRIMARY KEY,
+    head       INTEGER NOT NULL,   -- revision of the last event
+    compacted  INTEGER NOT NULL,   -- every revision up to this one is gone
+    baselined  INTEGER NOT NULL,   -- the monitor has seen the backend at least once
+    journal_id TEXT                -- random: names this history of the scope's revisions
 );
 CREATE TABLE IF NOT EXISTS events (
     scope    TEXT NOT NULL,
@@ -48,6 +50,14 @@ class ScopeState:
     compacted: int
     baselined: bool
     known: dict[str, instance_pb2.Instance]
+    #: Names the scope's history in this journal: revisions are positions in it, and mean
+    #: nothing elsewhere (another server's journal, this one started afresh, a new scope
+    #: key). Clients resuming send it back.
+    journal_id: str
+
+
+def new_journal_id() -> str:
+    return secrets.token_hex(8)
 
 
 class Journal:
@@ -63,25 +73,38 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(scopes)")}
+        if "journal_id" not in columns:  # a journal written before journal ids
+            self._db.execute("ALTER TABLE scopes ADD COLUMN journal_id TEXT")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def load(self, scope: str) -> ScopeState:
+        """The scope's state; a scope seen for the first time (or journaled before journal
+        ids existed) gets its journal id now."""
         with self._lock:
             row = self._db.execute(
-                "SELECT head, compacted, baselined FROM scopes WHERE scope = ?", (scope,)
+                "SELECT head, compacted, baselined, journal_id FROM scopes WHERE scope = ?",
+                (scope,),
             ).fetchone()
+            if row is None or row[3] is None:
+                journal_id = new_journal_id()
+                self._db.execute(
+                    "INSERT INTO scopes (scope, head, compacted, baselined, journal_id) "
+                    "VALUES (?, 0, 0, 0, ?) "
+                    "ON CONFLICT (scope) DO UPDATE SET journal_id = excluded.journal_id",
+                    (scope, journal_id),
+                )
+                row = (*(row or (0, 0, 0))[:3], journal_id)
             known = {
                 instance_id: instance_pb2.Instance.FromString(data)
                 for instance_id, data in self._db.execute(
                     "SELECT instance_id, data FROM known WHERE scope = ?", (scope,)
                 )
             }
-        if row is None:
-            return ScopeState(0, 0, False, {})
-        return ScopeState(row[0], row[1], bool(row[2]), known)
+        return ScopeState(row[0], row[1], bool(row[2]), known, row[3])
 
     def append(
         self,
@@ -112,10 +135,11 @@ class Journal:
                     )
                     stored.append(numbered)
                 self._db.execute(
-                    "INSERT INTO scopes (scope, head, compacted, baselined) VALUES (?, ?, 0, ?) "
+                    "INSERT INTO scopes (scope, head, compacted, baselined, journal_id) "
+                    "VALUES (?, ?, 0, ?, ?) "
                     "ON CONFLICT (scope) DO UPDATE SET head = excluded.head, "
                     "baselined = max(baselined, excluded.baselined)",
-                    (scope, head, int(baselined)),
+                    (scope, head, int(baselined), new_journal_id()),
                 )
                 for instance_id, instance in known.items():
                     if instance is None:

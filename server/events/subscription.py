@@ -57,6 +57,28 @@ def _too_slow(cursor: int, buffer: int) -> ApiError:
     )
 
 
+#: Longest journal_id a request may carry (the server's are 16 characters).
+MAX_JOURNAL_ID = 64
+
+
+def _other_journal(requested: str, scope: ScopeHub) -> ApiError:
+    """A resume from a revision of another journal (another server, or this one's journal
+    started afresh): its revisions say nothing about this one's."""
+    return ApiError(
+        grpc.StatusCode.OUT_OF_RANGE,
+        "JOURNAL_MISMATCH",
+        f"after_revision counts in journal {requested}, not in this server's journal of "
+        f"the scope ({scope.journal_id}); list the instances again, then watch from "
+        f"revision {scope.head} of journal {scope.journal_id} (or watch with "
+        "initial_snapshot)",
+        {
+            "journal_id": scope.journal_id,
+            "requested_journal_id": requested,
+            "current_revision": scope.head,
+        },
+    )
+
+
 def _compacted(after: int, compacted: int, head: int) -> ApiError:
     return ApiError(
         grpc.StatusCode.OUT_OF_RANGE,
@@ -116,20 +138,27 @@ class Subscription:
             self.cut_reason = reason
             self.task.cancel()
 
-    @staticmethod
     def _encode_some(
+        self,
         matching: list[instance_pb2.InstanceEvent],
         last: int,
         events: list[instance_pb2.InstanceEvent],
     ) -> bytes:
         """The message of ``events``, a leading part of a batch's ``matching`` events."""
-        return Subscription._encode(events, _revision_of(events, matching, last))
+        return self._encode(events, _revision_of(events, matching, last))
 
-    @staticmethod
-    def _encode(events: list[instance_pb2.InstanceEvent], revision: int) -> bytes:
+    def _encode(self, events: list[instance_pb2.InstanceEvent], revision: int) -> bytes:
+        return self._message(Response.KIND_EVENTS, revision, events).SerializeToString()
+
+    def _message(
+        self,
+        kind: instance_pb2.WatchInstanceEventsResponse.Kind,
+        revision: int,
+        events: list[instance_pb2.InstanceEvent] | None = None,
+    ) -> Response:
         return Response(
-            kind=Response.KIND_EVENTS, events=events, revision=revision
-        ).SerializeToString()
+            kind=kind, events=events, revision=revision, journal_id=self.scope.journal_id
+        )
 
     def _fitting(
         self,
@@ -161,6 +190,19 @@ class Subscription:
 
     async def _start_position(self) -> None:
         request, scope = self.request, self.scope
+        if request.journal_id:
+            if len(request.journal_id) > MAX_JOURNAL_ID:
+                raise invalid_argument(
+                    "INVALID_JOURNAL_ID",
+                    f"journal_id is at most {MAX_JOURNAL_ID} characters (the server's are "
+                    f"16); got {len(request.journal_id)}",
+                    length=len(request.journal_id),
+                )
+            if not request.HasField("after_revision"):
+                raise invalid_argument(
+                    "INVALID_WATCH_REQUEST",
+                    "journal_id names the journal of after_revision; set both, or neither",
+                )
         if request.HasField("after_revision"):
             if request.initial_snapshot:
                 raise invalid_argument(
@@ -168,6 +210,8 @@ class Subscription:
                     "initial_snapshot and after_revision exclude each other",
                 )
             after = request.after_revision
+            if request.journal_id and request.journal_id != scope.journal_id:
+                raise _other_journal(request.journal_id, scope)
             if after < 0 or after > scope.head:
                 raise invalid_argument(
                     "INVALID_REVISION",
@@ -188,7 +232,9 @@ class Subscription:
             events = [
                 instance_pb2.InstanceEvent(
                     revision=self.cursor,
-                    event_id=f"snapshot-{self.cursor}-{i.id}",
+                    # Unique across journals too: a client that relists on another server
+                    # must not take its snapshot for one it had.
+                    event_id=f"snapshot-{scope.journal_id}-{self.cursor}-{i.id}",
                     instance_id=i.id,
                     previous_state=i.state,
                     state=i.state,
@@ -205,7 +251,7 @@ class Subscription:
                 )
                 await self.send(data)
                 sent += len(chunk)
-            await self.send(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=self.cursor))
+            await self.send(self._message(Response.KIND_SNAPSHOT_COMPLETE, self.cursor))
             return
         self.cursor = scope.head
 
@@ -269,7 +315,7 @@ class Subscription:
                 self.live = True
                 wait = self.interval - (time.monotonic() - last_sent)
                 if wait <= 0:
-                    await self.send(Response(kind=Response.KIND_PROGRESS, revision=self.cursor))
+                    await self.send(self._message(Response.KIND_PROGRESS, self.cursor))
                     last_sent = time.monotonic()
                     continue
                 await scope.wait_after(self.cursor, wait)

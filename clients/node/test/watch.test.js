@@ -52,6 +52,18 @@ test('resumes after the last revision seen and drops repeated events', async () 
   assert.equal(requests[1].after_revision, 2);
 });
 
+test('a resume names the journal its revision came from', async () => {
+  const { got, requests, error } = await runScripts([
+    () => fakeStream([{ events: [event(4)], revision: 4, journal_id: 'j1' }], grpc.status.UNAVAILABLE),
+    // Another server behind the address: its journal is another, and it says so.
+    () => fakeStream([], grpc.status.OUT_OF_RANGE),
+  ]);
+  assert.equal(error?.code, grpc.status.OUT_OF_RANGE);
+  assert.deepEqual(got, [4]);
+  assert.equal(requests[0].journal_id, undefined);
+  assert.deepEqual([requests[1].after_revision, requests[1].journal_id], [4, 'j1']);
+});
+
 test('progress messages move the resume position too', async () => {
   const { got, requests, error } = await runScripts([
     () => fakeStream([{ events: [], revision: 7, kind: 'KIND_PROGRESS' }], grpc.status.RESOURCE_EXHAUSTED),

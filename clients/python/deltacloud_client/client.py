@@ -43,6 +43,7 @@ def _watch_state(
     instance_ids: Sequence[str],
     states: Sequence[int | str],
     after_revision: int | None,
+    journal_id: str | None,
     initial_snapshot: bool,
     progress_interval: float | datetime.timedelta | None,
     max_resumes: int | None,
@@ -56,6 +57,7 @@ def _watch_state(
         instance_ids=list(instance_ids),
         states=list(states),
         revision=after_revision,
+        journal_id=journal_id,
         initial_snapshot=initial_snapshot,
         progress_interval=interval,
         max_resumes=max_resumes,
@@ -64,7 +66,8 @@ def _watch_state(
 
 class Watch:
     """A resumable subscription to instance events: iterate for the events; ``revision``
-    is where it stands (save it to resume in a later run with ``after_revision``)."""
+    and ``journal_id`` are where it stands (save both to resume in a later run with
+    ``after_revision`` and ``journal_id``)."""
 
     def __init__(self, client: Client, state: WatchState, timeout: float | None) -> None:
         self._client = client
@@ -76,6 +79,10 @@ class Watch:
     @property
     def revision(self) -> int | None:
         return self.state.revision
+
+    @property
+    def journal_id(self) -> str | None:
+        return self.state.journal_id
 
     def messages(self) -> Iterator[tuple[Response, list[Event]]]:
         """Each message with its new events, across resumes."""
@@ -124,6 +131,10 @@ class AsyncWatch:
     def revision(self) -> int | None:
         return self.state.revision
 
+    @property
+    def journal_id(self) -> str | None:
+        return self.state.journal_id
+
     async def messages(self) -> AsyncIterator[tuple[Response, list[Event]]]:
         while not self._closed:
             request = self.state.request()
@@ -164,6 +175,7 @@ class Client(SyncMethods):
         instance_ids: Sequence[str] = (),
         states: Sequence[int | str] = (),
         after_revision: int | None = None,
+        journal_id: str | None = None,
         initial_snapshot: bool = False,
         progress_interval: float | datetime.timedelta | None = None,
         timeout: float | None = None,
@@ -171,9 +183,18 @@ class Client(SyncMethods):
     ) -> Watch:
         """Instance events of the caller's scope, resumed after a dropped stream from the
         last revision seen, without duplicates. Raises RevisionCompacted when
-        ``after_revision`` is older than the journal; DeadlineExceeded after ``timeout``."""
+        ``after_revision`` is older than the journal, JournalMismatch (a RevisionCompacted)
+        when it is another journal's (``journal_id``: the one it was read from; the server
+        behind the address changed); with ``initial_snapshot`` it takes a new snapshot
+        instead of raising either. DeadlineExceeded after ``timeout``."""
         state = _watch_state(
-            instance_ids, states, after_revision, initial_snapshot, progress_interval, max_resumes
+            instance_ids,
+            states,
+            after_revision,
+            journal_id,
+            initial_snapshot,
+            progress_interval,
+            max_resumes,
         )
         return Watch(self, state, timeout)
 
@@ -246,6 +267,7 @@ class AsyncClient(AsyncMethods):
         instance_ids: Sequence[str] = (),
         states: Sequence[int | str] = (),
         after_revision: int | None = None,
+        journal_id: str | None = None,
         initial_snapshot: bool = False,
         progress_interval: float | datetime.timedelta | None = None,
         timeout: float | None = None,
@@ -253,7 +275,13 @@ class AsyncClient(AsyncMethods):
     ) -> AsyncWatch:
         """As ``Client.watch``: ``async for event in client.watch(): ...``."""
         state = _watch_state(
-            instance_ids, states, after_revision, initial_snapshot, progress_interval, max_resumes
+            instance_ids,
+            states,
+            after_revision,
+            journal_id,
+            initial_snapshot,
+            progress_interval,
+            max_resumes,
         )
         return AsyncWatch(self, state, timeout)
 

@@ -90,6 +90,13 @@ class RevisionCompacted(OutOfRange):
     ``compacted_revision`` and ``current_revision``."""
 
 
+class JournalMismatch(RevisionCompacted):
+    """A watch resumed from a revision of another journal (another server behind the same
+    address, or this one's journal started afresh): as good as compacted, list the
+    instances again and watch from there. ``metadata`` holds the server's ``journal_id``
+    and ``current_revision``."""
+
+
 class Unimplemented(DeltacloudError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
@@ -168,6 +175,8 @@ def from_rpc_error(error: grpc.RpcError) -> DeltacloudError:
     cls = _BY_CODE.get(code, DeltacloudError)
     if code == grpc.StatusCode.OUT_OF_RANGE and reason == "REVISION_COMPACTED":
         cls = RevisionCompacted
+    elif code == grpc.StatusCode.OUT_OF_RANGE and reason == "JOURNAL_MISMATCH":
+        cls = JournalMismatch
     exception = cls(
         message,
         code=code,
@@ -189,6 +198,7 @@ __all__ = [
     "InstanceGone",
     "Internal",
     "InvalidArgument",
+    "JournalMismatch",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",

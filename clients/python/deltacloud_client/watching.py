@@ -12,7 +12,7 @@ import grpc
 
 from deltacloud.v1 import common_pb2, instance_pb2
 
-from .errors import DeltacloudError, InstanceGone, WaitTimeout, from_rpc_error
+from .errors import DeltacloudError, InstanceGone, RevisionCompacted, WaitTimeout, from_rpc_error
 from .retry import RetryPolicy
 from .rpc import build, enum_value, short_name
 
@@ -43,6 +43,9 @@ class WatchState:
     instance_ids: list[str] = field(default_factory=list)
     states: list[int | str] = field(default_factory=list)
     revision: int | None = None
+    #: The journal ``revision`` counts in (every message names it); sent with it when
+    #: resuming, so that another server's journal is not taken for this one's.
+    journal_id: str | None = None
     initial_snapshot: bool = False
     progress_interval: float | None = None
     #: Set once the snapshot asked for is complete (or none was asked for).
@@ -66,6 +69,7 @@ class WatchState:
             instance_ids=self.instance_ids,
             states=self.states,
             after_revision=self.revision,
+            journal_id=self.journal_id if self.revision is not None else None,
             initial_snapshot=self.initial_snapshot and self.revision is None,
             progress_interval=self.progress_interval,
         )
@@ -86,12 +90,20 @@ class WatchState:
         if message.kind != Response.KIND_EVENTS or self.snapshot_complete:
             # Snapshot events carry no position to resume from until the snapshot completes.
             self.revision = message.revision
+            self.journal_id = message.journal_id or self.journal_id
         return fresh
 
     def resume_after(self, error: grpc.RpcError) -> float:
         """The wait before resuming after ``error``; raises the translated error when the
         stream must not be resumed (REVISION_COMPACTED, a bad request, ...)."""
         failure = from_rpc_error(error)
+        if isinstance(failure, RevisionCompacted) and self.initial_snapshot:
+            # List then watch again: the history after our revision is gone, or it is
+            # another journal's (another server behind the same address).
+            self.revision = self.journal_id = None
+            self.snapshot_complete = False
+            self._seen.clear()  # a new view: its snapshot is news, whatever came before
+            return self.next_delay(failure)
         if failure.code not in RESUMABLE:
             raise failure
         return self.next_delay(failure)

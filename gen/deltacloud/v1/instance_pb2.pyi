@@ -224,21 +224,23 @@ class InstanceEvent(_message.Message):
     def __init__(self, revision: _Optional[int] = ..., event_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., previous_state: _Optional[_Union[_common_pb2.InstanceState, str]] = ..., state: _Optional[_Union[_common_pb2.InstanceState, str]] = ..., cause: _Optional[_Union[EventCause, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[_Union[Instance, _Mapping]] = ...) -> None: ...
 
 class WatchInstanceEventsRequest(_message.Message):
-    __slots__ = ("instance_ids", "states", "after_revision", "initial_snapshot", "progress_interval")
+    __slots__ = ("instance_ids", "states", "after_revision", "initial_snapshot", "progress_interval", "journal_id")
     INSTANCE_IDS_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     AFTER_REVISION_FIELD_NUMBER: _ClassVar[int]
     INITIAL_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_ID_FIELD_NUMBER: _ClassVar[int]
     instance_ids: _containers.RepeatedScalarFieldContainer[str]
     states: _containers.RepeatedScalarFieldContainer[_common_pb2.InstanceState]
     after_revision: int
     initial_snapshot: bool
     progress_interval: _duration_pb2.Duration
-    def __init__(self, instance_ids: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[_Union[_common_pb2.InstanceState, str]]] = ..., after_revision: _Optional[int] = ..., initial_snapshot: _Optional[bool] = ..., progress_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    journal_id: str
+    def __init__(self, instance_ids: _Optional[_Iterable[str]] = ..., states: _Optional[_Iterable[_Union[_common_pb2.InstanceState, str]]] = ..., after_revision: _Optional[int] = ..., initial_snapshot: _Optional[bool] = ..., progress_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., journal_id: _Optional[str] = ...) -> None: ...
 
 class WatchInstanceEventsResponse(_message.Message):
-    __slots__ = ("kind", "events", "revision")
+    __slots__ = ("kind", "events", "revision", "journal_id")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[WatchInstanceEventsResponse.Kind]
@@ -252,7 +254,9 @@ class WatchInstanceEventsResponse(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_ID_FIELD_NUMBER: _ClassVar[int]
     kind: WatchInstanceEventsResponse.Kind
     events: _containers.RepeatedCompositeFieldContainer[InstanceEvent]
     revision: int
-    def __init__(self, kind: _Optional[_Union[WatchInstanceEventsResponse.Kind, str]] = ..., events: _Optional[_Iterable[_Union[InstanceEvent, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+    journal_id: str
+    def __init__(self, kind: _Optional[_Union[WatchInstanceEventsResponse.Kind, str]] = ..., events: _Optional[_Iterable[_Union[InstanceEvent, _Mapping]]] = ..., revision: _Optional[int] = ..., journal_id: _Optional[str] = ...) -> None: ...

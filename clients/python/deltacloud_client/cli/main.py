@@ -397,6 +397,9 @@ def build_commands() -> None:
     help="Only transitions into this state (repeatable).",
 )
 @click.option("--after-revision", type=int, help="Resume after this revision.")
+@click.option(
+    "--journal-id", help="The journal --after-revision was read from (printed when a watch ends)."
+)
 @click.option("--snapshot", is_flag=True, help="First one SNAPSHOT event per instance.")
 @click.option("--progress-interval", type=float, help="Seconds between progress messages.")
 @click.option("--timeout", type=float, help="Stop watching after this many seconds.")
@@ -408,21 +411,27 @@ def watch_command(
     instance_ids: tuple[str, ...],
     states: tuple[str, ...],
     after_revision: int | None,
+    journal_id: str | None,
     snapshot: bool,
     progress_interval: float | None,
     timeout: float | None,
     count: int | None,
 ) -> None:
-    """Follow instance events (resumes by itself after a dropped stream)."""
+    """Follow instance events (resumes by itself after a dropped stream); when it ends,
+    says on stderr how to resume from where it stopped."""
     watch = obj.client.watch(
         instance_ids=instance_ids,
         states=states,
         after_revision=after_revision,
+        journal_id=journal_id,
         initial_snapshot=snapshot,
         progress_interval=progress_interval,
         timeout=timeout,
     )
     seen = 0
+    # Where a later run resumes: the watch's position, or, when --count stops it inside a
+    # message, the last event printed (the rest of that message was not).
+    position: int | None = None
     try:
         for event in watch:
             if obj.as_json:
@@ -431,12 +440,19 @@ def watch_command(
                 click.echo(output.event_line(event))
             seen += 1
             if count is not None and seen >= count:
+                position = event.revision
                 break
     except DeltacloudError as error:
         if error.code.name != "DEADLINE_EXCEEDED":
             raise
     finally:
         watch.close()
+        position = watch.revision if position is None else position
+        if position is not None and watch.journal_id:
+            click.echo(
+                f"resume with: --after-revision {position} --journal-id {watch.journal_id}",
+                err=True,
+            )
 
 
 @click.command("wait")
