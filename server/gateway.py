@@ -23,6 +23,7 @@ from deltacloud.drivers import (
     CallContext,
     CollectionNotSupportedError,
     DriverConfig,
+    DriverError,
     DriverRegistry,
     OperationNotSupportedError,
     WouldBlock,
@@ -32,7 +33,7 @@ from deltacloud.drivers import (
 
 from .config import ServerConfig
 from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
-from .errors import ApiError
+from .errors import ApiError, code_of
 from .metrics import Metrics
 
 T = TypeVar("T")
@@ -72,26 +73,38 @@ class Call:
         passed while it waited for a worker is not started at all; the first one checks
         the credentials before anything else. ``pool``: the workers it runs on (see
         Gateway.run_blocking)."""
-        check = self.driver.authenticate if self.unauthenticated else None
-        result: T
-        if pool == "calls" and is_nonblocking(fn) and (check is None or is_nonblocking(check)):
-            ctx = self.ctx
-            inline = CallContext(ctx.credentials, ctx.provider, ctx.deadline, True, ctx.request_id)
-            started = time.perf_counter()
-            try:
-                result = _unless_expired(check, fn, inline, *args)
-            except WouldBlock:
-                pass
-            else:
-                self.unauthenticated = False
-                return result
-            finally:
-                self.gateway.check_inline_time(fn, time.perf_counter() - started)
-        result = await self.gateway.run_blocking(
-            _unless_expired, check, fn, self.ctx, *args, pool=pool
-        )
-        self.unauthenticated = False
-        return result
+        began = time.perf_counter()
+        code = "OK"
+        try:
+            check = self.driver.authenticate if self.unauthenticated else None
+            result: T
+            if pool == "calls" and is_nonblocking(fn) and (check is None or is_nonblocking(check)):
+                ctx = self.ctx
+                inline = CallContext(
+                    ctx.credentials, ctx.provider, ctx.deadline, True, ctx.request_id
+                )
+                started = time.perf_counter()
+                try:
+                    result = _unless_expired(check, fn, inline, *args)
+                except WouldBlock:
+                    pass
+                else:
+                    self.unauthenticated = False
+                    return result
+                finally:
+                    self.gateway.check_inline_time(fn, time.perf_counter() - started)
+            result = await self.gateway.run_blocking(
+                _unless_expired, check, fn, self.ctx, *args, pool=pool
+            )
+            self.unauthenticated = False
+            return result
+        except BaseException as exc:
+            code = _code_name(exc)
+            raise
+        finally:
+            self.gateway.observe_driver_call(
+                self.driver.name, fn, code, time.perf_counter() - began
+            )
 
     @property
     def echo(self) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -111,6 +124,17 @@ class Call:
 @nonblocking
 def _nothing(ctx: CallContext) -> None:
     """The operation of a call that only checks credentials."""
+
+
+def _code_name(exc: BaseException) -> str:
+    """The status a driver call's failure becomes (errors.to_api_error's mapping)."""
+    if isinstance(exc, DriverError):
+        return code_of(exc).name
+    if isinstance(exc, ApiError):
+        return exc.code.name
+    if isinstance(exc, asyncio.CancelledError):
+        return "CANCELLED"
+    return "INTERNAL"
 
 
 def _unless_expired(
@@ -217,11 +241,31 @@ class Gateway:
             "Driver work waiting for a worker of its pool.",
             lambda: by_pool(self._queued),
         )
+        self._driver_calls = metrics.counter(
+            "deltacloud_driver_calls_total",
+            "Driver method calls made for RPCs, by driver, method and the status code their "
+            "outcome becomes (OK; UNAVAILABLE: the cloud failed or throttled; ...).",
+            ["driver", "method", "code"],
+        )
+        self._driver_seconds = metrics.histogram(
+            "deltacloud_driver_call_seconds",
+            "Seconds a driver method call took, waiting for a worker included: on a cloud "
+            "driver, mostly the cloud's answer.",
+            ["driver", "method"],
+        )
         metrics.gauge(
             "deltacloud_driver_instances",
             "Driver instances kept (one per driver and provider used).",
             lambda: self.driver_instances,
         )
+
+    def observe_driver_call(
+        self, driver: str, fn: Callable[..., Any], code: str, seconds: float
+    ) -> None:
+        """Count a driver method call of an RPC (on the event loop)."""
+        method = "authenticate" if fn is _nothing else getattr(fn, "__name__", "?")
+        self._driver_calls.inc(driver, method, code)
+        self._driver_seconds.observe(seconds, driver, method)
 
     def check_inline_time(self, fn: Callable[..., Any], seconds: float) -> None:
         """Warn (once per method) when a method marked nonblocking held the event loop

@@ -134,6 +134,13 @@ def test_calls_are_counted_by_method_and_code_with_their_times(
     assert counts == sorted(counts), "buckets are cumulative"
     # No other method moved.
     assert value(after, "grpc_server_started_total", grpc_method="ListInstances") == 0
+    # The driver's side: one get_instance per call (the credentials checked in the same
+    # call), by the status its outcome became.
+    driver = {"driver": "mock", "method": "get_instance"}
+    assert value(after, "deltacloud_driver_calls_total", **driver, code="OK") == 7
+    assert value(after, "deltacloud_driver_calls_total", **driver, code="NOT_FOUND") == 3
+    assert value(after, "deltacloud_driver_calls_total", **driver, code="UNAUTHENTICATED") == 1
+    assert value(after, "deltacloud_driver_call_seconds_count", **driver) == 11
 
 
 def test_watch_streams_request_ids_and_events(
@@ -217,6 +224,9 @@ def test_calls_past_their_deadline_and_the_workers_they_hold(tmp_path: Path) -> 
             eventually(lambda: now("deltacloud_workers_busy", pool="calls") == 0)
             assert now("deltacloud_workers_queued", pool="calls") == 0
             assert now("grpc_server_handled_total", **listing, grpc_code="OK") == 0
+            # Both driver calls were given up by their RPCs (the first one's thread ran on).
+            calls = {"driver": "limited", "method": "list_instances"}
+            assert now("deltacloud_driver_calls_total", **calls, code="CANCELLED") == 2
     finally:
         server.kill()
 
