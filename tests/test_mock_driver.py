@@ -4,6 +4,7 @@ the mock's collections."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -1108,3 +1109,34 @@ def test_a_full_disk_is_resource_exhausted_and_other_storage_failures_internal(
     else:
         assert type(mapped).__name__ == "InternalDriverError"
     assert "SQLite" not in mapped.message and "errno" not in mapped.message
+
+
+def test_creates_with_a_request_id_are_done_once_per_owner(
+    driver: MockDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mock keeps a create's request id with what it made, as EC2 does a ClientToken."""
+    token = dataclasses.replace(MOCK, request_id="8f14e45f-ceea-4672-9d8b-0b5a3b2c1e00")
+    opts = m.CreateInstance("img1", instance_count=2, user_data=b"\x00\xff")
+    first = driver.create_instance(token, opts)
+    count = len(driver.list_instances(MOCK, {}))
+    assert driver.create_instance(token, opts) == first
+    assert len(driver.list_instances(MOCK, {})) == count
+    with pytest.raises(ValidationError) as reused:
+        driver.create_instance(token, dataclasses.replace(opts, name="other"))
+    assert reused.value.reason == "REQUEST_ID_REUSED"
+    # The same id is another owner's own; and without an id every create creates.
+    alice = dataclasses.replace(ALICE, request_id=token.request_id)
+    assert {i.id for i in driver.create_instance(alice, opts)}.isdisjoint(i.id for i in first)
+    assert driver.create_instance(MOCK, opts) != first
+    volume = m.CreateStorageVolume(capacity_gb=3, name="v")
+    assert driver.create_storage_volume(token, volume) == driver.create_storage_volume(
+        token, volume
+    )
+    snapshot = m.CreateStorageSnapshot(storage_volume_id="vol1")
+    assert driver.create_storage_snapshot(token, snapshot).id == (
+        driver.create_storage_snapshot(token, snapshot).id
+    )
+    assert driver.create_address(token) == driver.create_address(token)
+    # Tokens expire (a day): then the id is a new request.
+    monkeypatch.setattr("deltacloud.drivers.mock.tokens.TOKEN_SECONDS", -1.0)
+    assert driver.create_address(token) != driver.create_address(token)

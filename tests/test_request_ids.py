@@ -272,3 +272,46 @@ def test_a_create_whose_client_gave_up_answers_the_retry(slow_creates: Api) -> N
     # The driver's first create, which the client gave up on; a second would be lim-new-2.
     assert [i.id for i in retried.instances] == ["lim-new-1"]
     assert creations(slow_creates, LIMITED) == ["lim-new-1"], "its event journaled too"
+
+
+@pytest.mark.parametrize("kind", CREATES)
+def test_a_retry_whose_answer_the_log_never_kept_is_answered_by_the_mock(
+    tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> None:
+    """The one window the request log cannot close: the driver's create committed, then the
+    server died before keeping the answer (here: requests.sqlite3 removed while the server
+    is down). The mock keeps the request id with the create, as EC2 keeps a ClientToken:
+    the retry gets the same object, nothing is created twice, the journal holds one CREATE,
+    and another request under the id is still refused."""
+    server = ServerProcess(tmp_path_factory.mktemp("lost-log")).start()
+    try:
+        request_id = new_id()
+        with grpc.insecure_channel(server.target) as channel:
+            call, request, existing = CREATES[kind](Api(channel))
+            request.request_id = request_id
+            first = call(request, metadata=MD, timeout=10)
+        server.stop()
+        for suffix in ("", "-wal", "-shm"):
+            (server.data_dir / f"requests.sqlite3{suffix}").unlink(missing_ok=True)
+        server.start()
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            call, request, existing = CREATES[kind](api)
+            before = existing()
+            request.request_id = request_id
+            assert call(request, metadata=MD, timeout=10) == first
+            assert existing() == before
+            if kind == "instance":
+                created = first.instances[0].id
+                assert creations(api, MD).count(created) == 1
+            if kind != "address":  # an address request has nothing else to change
+                other = type(request)()
+                other.CopyFrom(request)
+                other.name = "another"
+                f = refusal(call, other)
+                assert (f.code, f.reason) == (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "REQUEST_ID_REUSED",
+                )
+    finally:
+        server.kill()

@@ -64,7 +64,7 @@ from ..errors import (
 from ..filters import filter_on
 from ..hardware import HardwareProfile
 from ..state_machine import InstanceAction, InstanceState, StateMachine
-from . import records
+from . import records, tokens
 from .failures import raise_if_failing
 from .fixtures import HARDWARE_PROFILES, MOCK_PASSWORD, MOCK_USER, REALMS, instance_addresses
 from .fixtures import seed as seed_fixtures
@@ -478,6 +478,9 @@ class MockDriver(BaseDriver):
         launched = records.now_iso()
         created: list[Record] = []
         with self._store.transaction() as tx:
+            replayed = tokens.replay(tx, owner, ctx, "create_instance", opts)
+            if replayed is not None:
+                return [records.instance(rec, [], []) for rec in replayed]
             if tx.get("image", "", opts.image_id) is None:
                 raise NotFoundError("image", opts.image_id)
             if opts.key_name and tx.get("key", owner, opts.key_name) is None:
@@ -515,6 +518,7 @@ class MockDriver(BaseDriver):
                 }
                 tx.put("instance", owner, instance_id, rec)
                 created.append(rec)
+            tokens.remember(tx, owner, ctx, "create_instance", opts, created)
         return [records.instance(rec, [], []) for rec in created]
 
     def _check_instance_name(self, name: str) -> None:
@@ -673,6 +677,9 @@ class MockDriver(BaseDriver):
         if realm_id not in {r.id for r in REALMS}:
             raise NotFoundError("realm", realm_id)
         with self._store.transaction() as tx:
+            replayed = tokens.replay(tx, owner, ctx, "create_storage_volume", opts)
+            if replayed is not None:
+                return records.volume(replayed[0])
             capacity = opts.capacity_gb
             if opts.snapshot_id:
                 snap = tx.get("snapshot", owner, opts.snapshot_id)
@@ -696,6 +703,7 @@ class MockDriver(BaseDriver):
                 "snapshot_id": opts.snapshot_id,
             }
             tx.put("volume", owner, volume_id, rec)
+            tokens.remember(tx, owner, ctx, "create_storage_volume", opts, [rec])
         return records.volume(rec)
 
     def delete_storage_volume(self, ctx: CallContext, volume_id: str) -> None:
@@ -787,6 +795,9 @@ class MockDriver(BaseDriver):
     ) -> m.StorageSnapshot:
         owner = self._owner(ctx)
         with self._store.transaction() as tx:
+            replayed = tokens.replay(tx, owner, ctx, "create_storage_snapshot", opts)
+            if replayed is not None:
+                return records.snapshot(replayed[0])
             self._volume_rec(tx, owner, opts.storage_volume_id)
             snapshot_id = _first_free("snap", tx.ids("snapshot"), 1)
             rec: Record = {
@@ -798,6 +809,7 @@ class MockDriver(BaseDriver):
                 "create_time": records.now_iso(),
             }
             tx.put("snapshot", owner, snapshot_id, rec)
+            tokens.remember(tx, owner, ctx, "create_storage_snapshot", opts, [rec])
         return records.snapshot(rec)
 
     def delete_storage_snapshot(self, ctx: CallContext, snapshot_id: str) -> None:
@@ -984,6 +996,9 @@ class MockDriver(BaseDriver):
     def create_address(self, ctx: CallContext) -> m.Address:
         owner = self._owner(ctx)
         with self._store.transaction() as tx:
+            replayed = tokens.replay(tx, owner, ctx, "create_address", {})
+            if replayed is not None:
+                return records.address(replayed[0])
             used = tx.ids("address")  # IPs are global: two users never share one
             ip = next((str(h) for h in ADDRESS_POOL.hosts() if str(h) not in used), None)
             if ip is None:
@@ -993,6 +1008,7 @@ class MockDriver(BaseDriver):
                 )
             rec: Record = {"id": ip, "instance_id": ""}
             tx.put("address", owner, ip, rec)
+            tokens.remember(tx, owner, ctx, "create_address", {}, [rec])
         return records.address(rec)
 
     def delete_address(self, ctx: CallContext, address_id: str) -> None:

@@ -114,6 +114,13 @@ class Tx:
             (kind, owner, parent, item_id, json.dumps(data, sort_keys=True)),
         )
 
+    def prune(self, kind: str, before: float) -> None:
+        """Delete the records of ``kind`` whose ``time`` is before ``before``."""
+        self._conn.execute(
+            "DELETE FROM objects WHERE kind=? AND json_extract(data, '$.time') < ?",
+            (kind, before),
+        )
+
     def delete(self, kind: str, owner: str, item_id: str, parent: str = "") -> bool:
         cursor = self._conn.execute(
             "DELETE FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",

@@ -387,6 +387,11 @@ class ScopeHub:
             changes: dict[str, instance_pb2.Instance | None] = {}
             for before, after, action in actions:
                 known = _alive(changes.get(after.id) or self.known.get(after.id))
+                if before == START and known is not None:
+                    # A create answered with an instance the scope knows already: a retry
+                    # the cloud (EC2's ClientToken, the mock's) answered with what its
+                    # first attempt made. Nothing happened to the instance now.
+                    continue
                 if known is not None and known.state != before:
                     # The backend moved it on its own since we last looked: say so first, so
                     # every event starts where the previous one of this instance ended.
