@@ -136,7 +136,10 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     # or a driver's options are malformed: build the default driver, and every driver given
     # options, now (off the loop: a driver may open files).
     await _build_configured_drivers(gateway, config)
-    tokens = PageTokens.from_data_dir(config.data_dir)
+    if config.page_token_key is not None:
+        tokens = PageTokens.from_file(config.page_token_key)
+    else:
+        tokens = PageTokens.from_data_dir(config.data_dir)
     events = EventHub(
         gateway,
         config.data_dir,

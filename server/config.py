@@ -54,6 +54,7 @@ class ServerConfig:
     keepalive_min_client_interval: float = 10.0
     request_id_retention: float = 24 * 3600.0
     metrics_listen: str = ""
+    page_token_key: Path | None = None
 
     def options_for(self, driver: str) -> dict[str, str]:
         """The driver options meant for ``driver``, with the ``driver.`` prefix removed."""
@@ -201,6 +202,14 @@ FLAGS = [
         "seconds the answer of a create sent with a request_id is kept, for its retries (a day)",
         float,
         positive=True,
+    ),
+    Flag(
+        "--page-token-key",
+        None,
+        "file holding the key that signs page tokens (at least 16 bytes); give every server "
+        "behind one address the same, so a list's next page may be asked of any of them "
+        "(default: <data-dir>/page-token.key, made at first start)",
+        Path,
     ),
     Flag(
         "--metrics-listen",

@@ -67,6 +67,22 @@ class PageTokens:
             raise ValueError(f"{path} holds no usable key; delete it to make a new one")
         return cls(key)
 
+    @classmethod
+    def from_file(cls, path: Path) -> PageTokens:
+        """The key an operator gave (``--page-token-key``: one for every server behind an
+        address, so a page token from one is good at the others). Never created here: a
+        key made by each server would not be shared."""
+        try:
+            key = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"--page-token-key {path}: {exc.strerror or exc}") from None
+        if len(key) < 16:
+            raise ValueError(
+                f"--page-token-key {path}: {len(key)} bytes; a key needs at least 16 "
+                "(e.g. head -c 32 /dev/urandom > FILE)"
+            )
+        return cls(key)
+
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
 

@@ -328,6 +328,57 @@ def test_token_of_another_server_is_invalid_page_token(keyed: Api, fresh_api: Ap
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
 
 
+def test_servers_sharing_a_page_token_key_continue_each_others_lists(tmp_path: Path) -> None:
+    """Two servers behind one address (each its own data directory, one mock cloud) given
+    the same --page-token-key: a walk whose pages alternate between them is whole."""
+    key = tmp_path / "page-token.key"
+    key.write_bytes(os.urandom(32))
+    cloud = tmp_path / "cloud"
+    servers = [
+        ServerProcess(
+            tmp_path / name,
+            extra_args=["--page-token-key", str(key), "--driver-option", f"mock.data_dir={cloud}"],
+        ).start()
+        for name in ("a", "b")
+    ]
+    channels = [s.channel() for s in servers]
+    try:
+        apis = [Api(c) for c in channels]
+        for n in range(1, 8):
+            apis[0].keys.CreateKey(key_pb.CreateKeyRequest(name=f"s{n}"), metadata=MD)
+        seen: list[str] = []
+        token = ""
+        for page in range(10):
+            response = list_keys(apis[page % 2], page_size=2, page_token=token)
+            seen += key_ids(response)
+            token = response.next_page_token
+            if not token:
+                break
+        assert seen == [f"s{n}" for n in range(1, 8)] + ["test-key"]
+        assert not (servers[0].data_dir / "page-token.key").exists()
+    finally:
+        for channel in channels:
+            channel.close()
+        for server in servers:
+            server.kill()
+
+
+@pytest.mark.parametrize(
+    ("content", "says"), [(None, "No such file"), (b"short", "5 bytes; a key needs at least 16")]
+)
+def test_an_unusable_page_token_key_stops_the_start(
+    tmp_path: Path, content: bytes | None, says: str
+) -> None:
+    key = tmp_path / "key"
+    if content is not None:
+        key.write_bytes(content)
+    server = ServerProcess(tmp_path / "data", extra_args=["--page-token-key", str(key)])
+    with pytest.raises(RuntimeError) as failed:
+        server.start()
+    assert f"deltacloud-server: --page-token-key {key}: {says}" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+
+
 def test_token_stays_valid_across_a_server_restart(fresh_server: ServerProcess) -> None:
     channel = grpc.insecure_channel(fresh_server.target)
     api = Api(channel)

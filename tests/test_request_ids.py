@@ -315,3 +315,26 @@ def test_a_retry_whose_answer_the_log_never_kept_is_answered_by_the_mock(
                 )
     finally:
         server.kill()
+
+
+def test_a_retry_that_reaches_another_server_of_the_same_cloud_creates_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Two servers behind one address, one mock cloud: the retry lands on the server that
+    never saw the first attempt, and the mock's token answers it."""
+    root = tmp_path_factory.mktemp("fleet")
+    shared = ["--driver-option", f"mock.data_dir={root / 'cloud'}"]
+    a = ServerProcess(root / "a", extra_args=shared).start()
+    b = ServerProcess(root / "b", extra_args=shared).start()
+    try:
+        request_id = new_id()
+        with a.channel() as channel:
+            first = create_instance(Api(channel), request_id)
+        with b.channel() as channel:
+            api = Api(channel)
+            before = instance_ids(api)
+            assert create_instance(api, request_id) == first
+            assert instance_ids(api) == before
+    finally:
+        a.kill()
+        b.kill()
