@@ -1,6 +1,9 @@
 """The driver SDK: everything a cloud driver needs, importable from one place."""
 
 from .base import (
+    NO_METER,
+    BackendMeter,
+    BackendOutcome,
     BaseDriver,
     CallContext,
     Credentials,
@@ -56,10 +59,13 @@ from .state_machine import InstanceAction, InstanceState, StateMachine, Transiti
 __all__ = [
     "COLLECTIONS",
     "FEATURES",
+    "NO_METER",
     "ActionNotAllowedError",
     "AlreadyExistsError",
     "AuthenticationError",
     "BackendError",
+    "BackendMeter",
+    "BackendOutcome",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "BaseDriver",

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from . import models as m
 from .capabilities import COLLECTIONS, FEATURES, Feature
@@ -111,6 +111,30 @@ class CallContext:
         return max(0.0, self.deadline - time.monotonic())
 
 
+#: How one request to a cloud ended: answered; refused for the request rate; refused
+#: otherwise (4xx); failed in the cloud (5xx); or no answer (connection, timeout).
+BackendOutcome = Literal["ok", "throttled", "client_error", "server_error", "network_error"]
+
+
+class BackendMeter(Protocol):
+    """Where a driver reports each request it sends to its cloud (every attempt, retries
+    included), for the server's metrics (``deltacloud_backend_attempts_total``). Called
+    from worker threads; cheap and thread-safe."""
+
+    def attempt(self, service: str, operation: str, outcome: BackendOutcome) -> None:
+        """One request to ``service`` (e.g. "ec2", "s3") for ``operation`` (the cloud's
+        name for it, e.g. "DescribeInstances") ended in ``outcome``."""
+
+
+class _NoMeter:
+    def attempt(self, service: str, operation: str, outcome: BackendOutcome) -> None:
+        pass
+
+
+#: The meter of a driver built outside a server (tests, scripts): reports go nowhere.
+NO_METER: BackendMeter = _NoMeter()
+
+
 @dataclass(frozen=True)
 class DriverConfig:
     """Server-side configuration a driver is built with."""
@@ -118,6 +142,8 @@ class DriverConfig:
     data_dir: Path
     #: Driver-specific settings (``--driver-option mock.users=alice:secret``), by key.
     options: Mapping[str, str] = field(default_factory=dict)
+    #: Report requests to the cloud here (optional: a driver without a cloud has none).
+    meter: BackendMeter = NO_METER
 
 
 class BaseDriver:

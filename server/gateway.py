@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 import grpc
 
 from deltacloud.drivers import (
+    BackendOutcome,
     BackendTimeoutError,
     BaseDriver,
     CallContext,
@@ -34,7 +35,7 @@ from deltacloud.drivers import (
 from .config import ServerConfig
 from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
 from .errors import ApiError, code_of
-from .metrics import Metrics
+from .metrics import Counter, Metrics
 
 T = TypeVar("T")
 Pool = Literal["calls", "uploads", "downloads", "polls"]
@@ -153,6 +154,18 @@ def _unless_expired(
     return fn(ctx, *args)
 
 
+class _Meter:
+    """A driver's BackendMeter: its requests to the cloud, counted for /metrics."""
+
+    __slots__ = ("counter", "driver")
+
+    def __init__(self, driver: str, counter: Counter) -> None:
+        self.driver, self.counter = driver, counter
+
+    def attempt(self, service: str, operation: str, outcome: BackendOutcome) -> None:
+        self.counter.inc(self.driver, service, operation, outcome)
+
+
 class _Work:
     """One piece of driver work on a pool, counted as queued, then busy, then done; work
     cancelled before a worker took it (its caller gone, or the server stopping) leaves the
@@ -247,6 +260,13 @@ class Gateway:
             "outcome becomes (OK; UNAVAILABLE: the cloud failed or throttled; ...).",
             ["driver", "method", "code"],
         )
+        self._backend_attempts = metrics.counter(
+            "deltacloud_backend_attempts_total",
+            "Requests drivers sent to their clouds, every retry included, by driver, the "
+            "cloud's service and operation, and outcome (ok, throttled, client_error, "
+            "server_error, network_error).",
+            ["driver", "service", "operation", "outcome"],
+        )
         self._driver_seconds = metrics.histogram(
             "deltacloud_driver_call_seconds",
             "Seconds a driver method call took, waiting for a worker included: on a cloud "
@@ -322,7 +342,9 @@ class Gateway:
             driver = self._drivers.get(key)
             if driver is None:
                 data_dir = self.config.data_dir
-                driver = cls(provider, DriverConfig(data_dir, self.config.options_for(cls.name)))
+                options = self.config.options_for(cls.name)
+                meter = _Meter(cls.name, self._backend_attempts)
+                driver = cls(provider, DriverConfig(data_dir, options, meter))
                 self._drivers[key] = driver
                 if provider not in {listed.id for listed in cls.providers()}:
                     self._unlisted[key] = None

@@ -8,9 +8,10 @@ gRPC dashboards and alerts work unchanged; the rest are ``deltacloud_*`` and the
 ``process_*``. No label ever holds credentials or a scope's hash: labels are method, status
 code, driver, pool, cause and reason names, all from closed sets.
 
-Everything here is updated on the event loop's thread (the handlers, the event hub), so
-updates take no lock; values kept by other threads (the worker pools' counts) are read
-under their owners' locks when scraped.
+The RPC stats and histograms are updated on the event loop's thread only (the handlers,
+the event hub), without a lock; counters may be incremented from any thread (drivers
+report their requests to the cloud from workers); values kept by other threads (the
+worker pools' counts) are read under their owners' locks when scraped.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,20 +64,25 @@ class Histogram:
 
 
 class Counter:
-    """A counter with labels: ``inc("ec2", "ok")`` in the order of ``labels``."""
+    """A counter with labels: ``inc("ec2", "ok")`` in the order of ``labels``. Safe to
+    increment from any thread."""
 
     def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
         self.name, self.help, self.labels = name, help, tuple(labels)
         self.values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
 
     def inc(self, *values: str, amount: float = 1.0) -> None:
-        self.values[values] = self.values.get(values, 0.0) + amount
+        with self._lock:
+            self.values[values] = self.values.get(values, 0.0) + amount
 
     def value(self, *values: str) -> float:
         return self.values.get(values, 0.0)
 
     def samples(self) -> Iterable[Sample]:
-        for values, value in self.values.items():
+        with self._lock:
+            items = list(self.values.items())
+        for values, value in items:
             yield dict(zip(self.labels, values, strict=True)), value
 
 

@@ -33,6 +33,7 @@ from ec2_support import (
     server_flags,
 )
 from google.protobuf import duration_pb2
+from scrape import metrics_address, parse, scrape, value
 from watching import Watcher, transitions
 
 from deltacloud.drivers import (
@@ -46,7 +47,12 @@ from deltacloud.drivers import models as m
 from deltacloud.drivers.ec2 import EC2Driver
 from deltacloud.drivers.ec2 import storage as ec2_storage
 from deltacloud.drivers.ec2.budget import ByteBudget, shared_budget
-from deltacloud.drivers.ec2.clients import TIMEOUT_CLASSES, Budget, timeout_class
+from deltacloud.drivers.ec2.clients import (
+    TIMEOUT_CLASSES,
+    Budget,
+    attempt_outcome,
+    timeout_class,
+)
 from deltacloud.drivers.ec2.errors import translate
 from deltacloud.drivers.ec2.storage import (
     MAX_OBJECT_SIZE,
@@ -982,6 +988,57 @@ def test_an_outage_is_unavailable_within_the_deadline_and_service_comes_back(
     finally:
         server.kill()
         own.stop()
+
+
+def test_requests_to_the_cloud_are_counted_by_outcome(tmp_path: Path) -> None:
+    """/metrics counts every request the driver sends to EC2, by operation and outcome:
+    answered, refused (a missing image), and unanswered once the endpoint is down."""
+    own = MotoServer().start()
+    server = ec2_server(tmp_path, own, extra=["--metrics-listen", "127.0.0.1:0"])
+    try:
+        address = metrics_address(server)
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            request = realm_pb2.ListRealmsRequest()
+            api.realms.ListRealms(request, metadata=EC2, timeout=10)
+            refusal(api.images.GetImage, image_pb2.GetImageRequest(id="ami-0000dead"))
+            own.stop()
+            refusal(api.realms.ListRealms, request, timeout=3)
+        series = parse(scrape(address))
+    finally:
+        server.kill()
+        own.stop()
+    attempts = "deltacloud_backend_attempts_total"
+    zones = {"driver": "ec2", "service": "ec2", "operation": "DescribeAvailabilityZones"}
+    assert value(series, attempts, **zones, outcome="ok") == 1
+    assert value(series, attempts, **zones, outcome="network_error") >= 1
+    images = {"driver": "ec2", "service": "ec2", "operation": "DescribeImages"}
+    assert value(series, attempts, **images, outcome="client_error") >= 1
+    calls = {"driver": "ec2", "method": "list_realms"}
+    assert value(series, "deltacloud_driver_calls_total", **calls, code="OK") == 1
+    assert value(series, "deltacloud_driver_calls_total", **calls, code="UNAVAILABLE") == 1
+
+
+def test_attempts_are_classified_from_the_answer_or_its_absence() -> None:
+    def answer(status: int, code: str = "") -> tuple[SimpleNamespace, dict[str, Any]]:
+        return SimpleNamespace(status_code=status), ({"Error": {"Code": code}} if code else {})
+
+    cases = {
+        "ok": [answer(200), answer(204)],
+        "throttled": [
+            answer(503, "RequestLimitExceeded"),
+            answer(400, "Throttling"),
+            answer(503, "SlowDown"),
+            answer(429),
+        ],
+        "server_error": [answer(500, "InternalError"), answer(503, "Unavailable")],
+        # S3 can answer 200 with an error in the body (CompleteMultipartUpload).
+        "client_error": [answer(400, "InvalidAMIID.NotFound"), answer(200, "InternalError")],
+    }
+    for outcome, responses in cases.items():
+        for response in responses:
+            assert attempt_outcome(response, None) == outcome, response
+    assert attempt_outcome(None, ConnectionRefusedError()) == "network_error"
 
 
 @contextlib.contextmanager

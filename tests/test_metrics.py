@@ -4,7 +4,6 @@ server while real calls go through it; the counts must be exactly what the calls
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -12,64 +11,18 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from conftest import Api, ServerProcess
+from scrape import Series, eventually, metrics_address, parse, scrape, value
 
 from deltacloud.v1 import instance_pb2
 from support import EXTRA_USERS, MD, metadata
 
-Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 GET = {"grpc_service": "deltacloud.v1.InstanceService", "grpc_method": "GetInstance"}
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse(text: str) -> Series:
-    """The samples of a text exposition, checking its shape as a scraper would: every
-    sample's family has HELP and TYPE lines before it."""
-    typed: set[str] = set()
-    series: Series = {}
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        if line.startswith("#") or not line:
-            continue
-        match = SAMPLE.match(line)
-        assert match, line
-        name, labels, value = match.groups()
-        family = re.sub(r"_(bucket|sum|count)$", "", name)
-        assert name in typed or family in typed, f"no TYPE before {line}"
-        key = (name, frozenset(LABEL.findall(labels or "")))
-        assert key not in series, f"duplicate sample {line}"
-        series[key] = float(value)
-    return series
-
-
-def value(series: Series, name: str, **labels: str) -> float:
-    """The sample of ``name`` whose labels include ``labels`` (0 when there is none: a
-    counter not incremented yet)."""
-    found = [v for (n, ls), v in series.items() if n == name and set(labels.items()) <= ls]
-    assert len(found) <= 1, (name, labels, found)
-    return found[0] if found else 0.0
-
-
-def metrics_address(server: ServerProcess) -> str:
-    for line in server.log().splitlines():
-        if line.startswith("{") and json.loads(line).get("message") == "serving":
-            return str(json.loads(line)["metrics"])
-    raise AssertionError(f"no serving line:\n{server.log()}")
-
-
-def scrape(address: str, path: str = "/metrics") -> str:
-    with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        return str(response.read().decode())
 
 
 @pytest.fixture
@@ -80,13 +33,6 @@ def served(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, Api]]:
             yield server, metrics_address(server), Api(channel)
     finally:
         server.kill()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.05)
 
 
 def test_calls_are_counted_by_method_and_code_with_their_times(

@@ -27,7 +27,14 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
-from deltacloud.drivers import AuthenticationError, BackendTimeoutError, CallContext
+from deltacloud.drivers import (
+    NO_METER,
+    AuthenticationError,
+    BackendMeter,
+    BackendOutcome,
+    BackendTimeoutError,
+    CallContext,
+)
 
 #: Time budgets of a backend call (seconds), retries included.
 TIMEOUT_CLASSES = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
@@ -129,13 +136,66 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
+#: AWS error codes that mean "too many requests" (EC2, S3, ELB and the common ones).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "BandwidthLimitExceeded",
+        "EC2ThrottledException",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+def attempt_outcome(response: Any, caught_exception: BaseException | None) -> BackendOutcome:
+    """How one attempt botocore made ended: from its HTTP response and parsed error, or
+    the exception that stood for an answer (connection refused, timeout)."""
+    if caught_exception is not None or response is None:
+        return "network_error"
+    http, parsed = response
+    status = int(getattr(http, "status_code", 0) or 0)
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
+    if code in THROTTLING_CODES or status == 429:
+        return "throttled"
+    if status >= 500:
+        return "server_error"
+    if status >= 400 or code:
+        return "client_error"
+    return "ok"
+
+
 class ClientCache:
-    """At most ``size`` clients, least recently used evicted first."""
+    """At most ``size`` clients, least recently used evicted first. Every client reports
+    each attempt it makes to ``meter`` (the server's, once a driver of the server uses the
+    cache)."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
         self._clients: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.meter: BackendMeter = NO_METER
+
+    def _report(
+        self,
+        service: str,
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
+        """botocore's ``needs-retry`` event, emitted after every attempt; returns None, so
+        it never changes botocore's decision to retry."""
+        name = str(getattr(operation, "name", "") or "unknown")
+        with contextlib.suppress(Exception):  # a meter must never fail a call
+            self.meter.attempt(service, name, attempt_outcome(response, caught_exception))
 
     def get(
         self,
@@ -179,6 +239,7 @@ class ClientCache:
                 aws_session_token=creds.session_token or None,
                 config=_config(service, limit, endpoint),
             )
+            client.meta.events.register("needs-retry", functools.partial(self._report, service))
         with self._lock:
             self._clients[key] = client
             self._clients.move_to_end(key)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import boto3  # type: ignore[import-untyped]
 
 from deltacloud.drivers import (
+    NO_METER,
     BaseDriver,
     CallContext,
     DriverConfig,
@@ -169,6 +170,8 @@ class EC2Base(BaseDriver, abstract=True):
         self._clients = shared_cache(
             _count("client_cache_size", options.get("client_cache_size"), 64)
         )
+        if config.meter is not NO_METER:  # the server's (one per process)
+            self._clients.meter = config.meter
 
     @nonblocking
     def authenticate(self, ctx: CallContext) -> None:
