@@ -36,6 +36,8 @@ from deltacloud.drivers import (
     CallContext,
 )
 
+from .errors import THROTTLING_CODES
+
 #: Time budgets of a backend call (seconds), retries included.
 TIMEOUT_CLASSES = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 
@@ -134,24 +136,6 @@ _BUILD_LOCK = threading.Lock()
 def _session() -> Any:
     """The shared session (call with _BUILD_LOCK held)."""
     return boto3.session.Session()
-
-
-#: AWS error codes that mean "too many requests" (EC2, S3, ELB and the common ones).
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "SlowDown",
-        "BandwidthLimitExceeded",
-        "EC2ThrottledException",
-        "PriorRequestNotComplete",
-    }
-)
 
 
 def attempt_outcome(response: Any, caught_exception: BaseException | None) -> BackendOutcome:

@@ -70,6 +70,7 @@ DUPLICATE_CODES = frozenset(
         "DuplicateAccessPointName",
     }
 )
+#: "Too many requests" (EC2, S3, ELB and the common ones).
 THROTTLING_CODES = frozenset(
     {
         "Throttling",
@@ -83,13 +84,17 @@ THROTTLING_CODES = frozenset(
         "ProvisionedThroughputExceededException",
         "BandwidthLimitExceeded",
         "EC2ThrottledException",
-        "ServiceUnavailable",
-        "Unavailable",
-        "InternalError",
-        "InternalFailure",
-        "503",
+        "PriorRequestNotComplete",
     }
 )
+#: Throttling, or the cloud failing for now: worth a retry later.
+TRANSIENT_CODES = THROTTLING_CODES | {
+    "ServiceUnavailable",
+    "Unavailable",
+    "InternalError",
+    "InternalFailure",
+    "503",
+}
 VALIDATION_CODES = frozenset(
     {
         "InvalidParameterValue",
@@ -179,7 +184,7 @@ def _client_error(error: Any, resource_type: str, resource_id: str) -> DriverErr
         return ValidationError(message, reason="REQUEST_ID_REUSED", metadata=meta)
     if code.endswith(".Duplicate") or code in DUPLICATE_CODES:
         return AlreadyExistsError(resource_type or _kind(code), resource_id or "?", **meta)
-    if code in THROTTLING_CODES or status in (429, 503):
+    if code in TRANSIENT_CODES or status in (429, 503):
         return BackendUnavailableError(
             f"the cloud is throttling or unavailable ({code}); retried, still failing",
             metadata=meta,
