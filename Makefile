@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup serve test proto lint typecheck clean
 
-setup: $(STAMP) node_modules/.installed clients/node/node_modules/.installed
+TS := clients/typescript
+
+setup: $(STAMP) node_modules/.installed clients/node/node_modules/.installed $(TS)/gen/.generated
 
 TEST_DRIVERS := tests/drivers/limited
 # The worked example of docs/writing-a-driver.md, a separate package like any cloud's driver.
@@ -33,6 +35,20 @@ clients/node/node_modules/.installed: clients/node/package.json clients/node/pac
 	npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The JavaScript/TypeScript client: stubs generated ahead of time with protoc-gen-es (not
+# committed), from protos/ and from google/rpc/error_details.proto as installed with grpcio-status.
+$(TS)/node_modules/.installed: $(TS)/package.json $(TS)/package-lock.json
+	npm ci --prefix $(TS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TS)/gen/.generated: $(wildcard protos/deltacloud/v1/*.proto) $(TS)/buf.gen.yaml \
+		$(TS)/node_modules/.installed node_modules/.installed $(STAMP)
+	rm -rf $(TS)/gen
+	cd $(TS) && ../../node_modules/.bin/buf generate ../../protos --template buf.gen.yaml
+	cd $(TS) && rpc="$$(../../$(BIN)/python -c 'import google.rpc.error_details_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')" && \
+		../../node_modules/.bin/buf generate "$$rpc" --path "$$rpc/google/rpc/error_details.proto" --template buf.gen.yaml
+	touch $@
+
 serve: setup
 	$(BIN)/deltacloud-server $(ARGS)
 
@@ -53,4 +69,4 @@ typecheck: $(STAMP)
 	$(BIN)/python scripts/typecheck.py
 
 clean:
-	rm -rf $(VENV) node_modules clients/node/node_modules
+	rm -rf $(VENV) node_modules clients/node/node_modules $(TS)/node_modules $(TS)/gen
