@@ -208,11 +208,16 @@ class Gateway:
         #: Each kind of work has its workers, so one kind cannot take those the others need:
         #: an upload holds one for as long as its client takes to send; a download holds one
         #: for each piece it reads from the cloud; watch monitors poll on theirs.
+        self.pool_sizes: dict[Pool, int] = {
+            "calls": config.workers,
+            "uploads": config.upload_workers,
+            "downloads": config.download_workers,
+            "polls": config.poll_workers,
+        }
+        names = {"calls": "driver", "uploads": "upload", "downloads": "download", "polls": "poll"}
         self.executors: dict[Pool, ThreadPoolExecutor] = {
-            "calls": ThreadPoolExecutor(config.workers, thread_name_prefix="driver"),
-            "uploads": ThreadPoolExecutor(config.upload_workers, thread_name_prefix="upload"),
-            "downloads": ThreadPoolExecutor(config.download_workers, thread_name_prefix="download"),
-            "polls": ThreadPoolExecutor(config.poll_workers, thread_name_prefix="poll"),
+            pool: ThreadPoolExecutor(size, thread_name_prefix=names[pool])
+            for pool, size in self.pool_sizes.items()
         }
         self._drivers: dict[tuple[str, str], BaseDriver] = {}
         self._resolved: dict[tuple[str, str], tuple[type[BaseDriver], str]] = {}
@@ -228,7 +233,7 @@ class Gateway:
         self._register_metrics()
 
     def _register_metrics(self) -> None:
-        sizes = {pool: executor._max_workers for pool, executor in self.executors.items()}
+        sizes = self.pool_sizes
 
         def by_pool(counts: dict[Pool, int]) -> list[tuple[dict[str, str], float]]:
             with self._running_lock:

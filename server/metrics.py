@@ -152,12 +152,10 @@ class RpcStats:
     dashboard's rates exist from the start)."""
 
     def __init__(self) -> None:
-        self._services: dict[type, str] = {}
         self._methods: dict[tuple[type, str], MethodStats] = {}
 
     def describe(self, servicer: type, service: str) -> None:
         """``servicer`` (a class) implements the service of full name ``service``."""
-        self._services[servicer] = service
         found = descriptor_pool.Default().FindServiceByName(service)
         for method in found.methods:
             kind = _grpc_type(method.client_streaming, method.server_streaming)

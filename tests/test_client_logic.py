@@ -12,12 +12,12 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from deltacloud.client import NotFound, RevisionCompacted, Unavailable
+from deltacloud.client import InstanceGone, NotFound, RevisionCompacted, Unavailable
 from deltacloud.client.errors import from_rpc_error
 from deltacloud.client.paging import PageCursor
 from deltacloud.client.retry import RetryPolicy
 from deltacloud.client.rpc import build
-from deltacloud.client.watching import WatchState
+from deltacloud.client.watching import Waiter, WatchState
 from deltacloud.v1 import common_pb2, instance_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +127,53 @@ def test_watch_raises_revision_compacted_instead_of_resuming() -> None:
     with pytest.raises(RevisionCompacted) as raised:
         state.resume_after(error)
     assert raised.value.metadata["compacted_revision"] == "10"
+
+
+def test_a_watch_with_a_snapshot_relists_when_its_history_is_gone_or_elsewhere() -> None:
+    """REVISION_COMPACTED or JOURNAL_MISMATCH: a watch without a snapshot raises; one with
+    a snapshot asks for a new one (no revision, no journal id) and takes its events as new
+    even when their ids were seen before."""
+    for reason in ("REVISION_COMPACTED", "JOURNAL_MISMATCH"):
+        plain = WatchState()
+        plain.accept(events((3, "e3")))
+        with pytest.raises(RevisionCompacted):
+            plain.resume_after(FakeError(grpc.StatusCode.OUT_OF_RANGE, reason))
+
+        listed = WatchState(initial_snapshot=True)
+        snapshot = Response(
+            kind=Response.KIND_EVENTS,
+            revision=3,
+            events=[instance_pb2.InstanceEvent(revision=3, event_id="snapshot-j-3-inst0")],
+        )
+        assert listed.accept(snapshot)
+        listed.accept(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=3, journal_id="j"))
+        assert (listed.request().after_revision, listed.request().journal_id) == (3, "j")
+        listed.resume_after(FakeError(grpc.StatusCode.OUT_OF_RANGE, reason))
+        again = listed.request()
+        assert again.initial_snapshot and not again.HasField("after_revision")
+        assert not again.journal_id and listed.relists == 1
+        assert listed.accept(snapshot), "the new snapshot's events are news"
+
+
+def test_wait_for_after_a_relist_sees_an_instance_that_vanished_meanwhile() -> None:
+    """The instance was in the first snapshot; the watch relisted (another server) and the
+    new snapshot lacks it: gone, not waited for until the timeout."""
+    waiter = Waiter("inst0", "running")
+    watch = waiter.watch_state()
+    pending = instance_pb2.InstanceEvent(
+        revision=2,
+        event_id="snapshot-a-2-inst0",
+        instance_id="inst0",
+        state=common_pb2.INSTANCE_STATE_PENDING,
+    )
+    first = Response(kind=Response.KIND_EVENTS, revision=2, events=[pending])
+    assert waiter.feed(first, watch.accept(first), watch) is None
+    complete = Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=2, journal_id="a")
+    assert waiter.feed(complete, watch.accept(complete), watch) is None
+    watch.resume_after(FakeError(grpc.StatusCode.OUT_OF_RANGE, "JOURNAL_MISMATCH"))
+    complete_b = Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=7, journal_id="b")
+    with pytest.raises(InstanceGone):
+        waiter.feed(complete_b, watch.accept(complete_b), watch)
 
 
 def test_watch_gives_up_after_max_resumes() -> None:

@@ -57,6 +57,8 @@ class WatchState:
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _delays: Iterator[float] | None = None
     resumes: int = 0
+    #: Snapshots taken again (history gone, or another journal): each starts a new view.
+    relists: int = 0
 
     def __post_init__(self) -> None:
         self.snapshot_complete = not self.initial_snapshot
@@ -103,6 +105,7 @@ class WatchState:
             self.revision = self.journal_id = None
             self.snapshot_complete = False
             self._seen.clear()  # a new view: its snapshot is news, whatever came before
+            self.relists += 1
             return self.next_delay(failure)
         if failure.code not in RESUMABLE:
             raise failure
@@ -124,7 +127,8 @@ class Waiter:
     def __init__(self, instance_id: str, state: int | str) -> None:
         self.instance_id = instance_id
         self.state = enum_value(common_pb2.InstanceState.DESCRIPTOR, state)
-        self._seen = False
+        #: The view (WatchState.relists) in which the instance was last seen.
+        self._seen_in: int | None = None
 
     def watch_state(self) -> WatchState:
         return WatchState(instance_ids=[self.instance_id], initial_snapshot=True)
@@ -136,7 +140,7 @@ class Waiter:
         for event in fresh:
             if event.instance_id != self.instance_id:
                 continue
-            self._seen = True
+            self._seen_in = watch.relists
             if event.state == self.state:
                 instance = instance_pb2.Instance()
                 instance.CopyFrom(event.instance)
@@ -145,7 +149,7 @@ class Waiter:
                 return instance
             if event.state == common_pb2.INSTANCE_STATE_FINISH:
                 raise self._gone("was destroyed")
-        if message.kind == Response.KIND_SNAPSHOT_COMPLETE and not self._seen:
+        if message.kind == Response.KIND_SNAPSHOT_COMPLETE and self._seen_in != watch.relists:
             if self.state == common_pb2.INSTANCE_STATE_FINISH:
                 return build(instance_pb2.Instance, id=self.instance_id, state=self.state)
             raise self._gone("does not exist")
