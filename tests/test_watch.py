@@ -759,3 +759,35 @@ def test_an_id_used_again_after_its_instance_finished_starts_a_new_history(
         (first, "STOPPED->FINISH", "DESTROY"),
         (first, "START->PENDING", "CREATE"),
     ], history
+
+
+def test_journal_reads_never_wait_for_its_writer(tmp_path: Path) -> None:
+    """Resuming subscribers read history on a connection and thread of their own: while
+    an append holds the writer (its lock taken, its transaction open, not yet committed),
+    a read answers at once, with what was committed. A storm of resumes reading far back
+    then does not delay the actions that wait for the writer (docs/performance.md)."""
+    from deltacloud.server.events.journal import Journal
+
+    journal = Journal(tmp_path / "events.sqlite3", max_events=1000, max_age=3600)
+    scope = "s" * 64
+    journal.load(scope)
+    event = instance_pb2.InstanceEvent(event_id="e", instance_id="inst0")
+    journal.append(scope, [event] * 5, {}, True)
+    result: list[list[int]] = []
+
+    def read() -> None:
+        result.append([e.revision for e in journal.read(scope, 0, 10, 10)])
+
+    with journal._lock:  # the writer, mid-append
+        journal._db.execute("BEGIN IMMEDIATE")
+        journal._db.execute(
+            "INSERT INTO events (scope, revision, created, data) VALUES (?, 6, 0, x'')",
+            (scope,),
+        )
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(5)
+        journal._db.execute("ROLLBACK")
+    assert result == [[1, 2, 3, 4, 5]]
+    assert journal.compacted(scope) == 0
+    journal.close()

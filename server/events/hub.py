@@ -251,7 +251,7 @@ class ScopeHub:
         size = self.hub.settings.buffer - len(self.ring)
         if size <= 0 or upto <= 0:
             return
-        older = await self.hub.in_writer(
+        older = await self.hub.in_reader(
             self.hub.journal.read, self.key, max(0, upto - size), upto, size
         )
         # Only one run of revisions that ends where the ring starts now (events may
@@ -625,6 +625,7 @@ class EventHub:
         )
         self.keys = ScopeKeys.from_data_dir(data_dir)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._readers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-read")
         self._scopes: dict[str, ScopeHub] = {}
         self._creating: dict[str, asyncio.Future[ScopeHub]] = {}
         self.closing = False
@@ -680,6 +681,11 @@ class EventHub:
 
     async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def in_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        """Journal reads (history for resuming subscribers), on threads of their own: a
+        storm of them never delays the writes that actions wait for."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
     def key_of(self, call: Call) -> str:
         creds = call.ctx.credentials
@@ -804,5 +810,6 @@ class EventHub:
             await scope.stop()
         if self._compactor is not None:
             self._compactor.cancel()
+        self._readers.shutdown(wait=True)
         await self.in_writer(self.journal.close)
         self._writer.shutdown(wait=True)

@@ -61,7 +61,8 @@ def new_journal_id() -> str:
 
 
 class Journal:
-    """Blocking, thread-safe; the hub calls it from one writer thread."""
+    """Blocking, thread-safe; the hub writes from one writer thread, and reads history
+    (``read``, ``compacted``) from reader threads, each on a connection of its own."""
 
     def __init__(self, path: Path, *, max_events: int, max_age: float) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +77,29 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(scopes)")}
         if "journal_id" not in columns:  # a journal written before journal ids
             self._db.execute("ALTER TABLE scopes ADD COLUMN journal_id TEXT")
+        self._path = path
+        #: Connections of the reader threads (WAL: readers never wait for the writer).
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _reader(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=10000")
+            self._readers.db = db
+            with self._readers_lock:  # not the writer's lock: a read never waits for it
+                self._reader_connections.append(db)
+        return db
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._readers_lock:
+            for db in self._reader_connections:
+                db.close()
+            self._reader_connections.clear()
 
     def load(self, scope: str) -> ScopeState:
         """The scope's state; a scope seen for the first time (or journaled before journal
@@ -162,20 +182,26 @@ class Journal:
     def read(
         self, scope: str, after: int, upto: int, limit: int
     ) -> list[instance_pb2.InstanceEvent]:
-        """Events with after < revision <= upto, oldest first, at most ``limit``."""
-        with self._lock:
-            rows = self._db.execute(
+        """Events with after < revision <= upto, oldest first, at most ``limit``. On a
+        connection of the calling thread's own (a reader thread), never the writer's."""
+        rows = (
+            self._reader()
+            .execute(
                 "SELECT data FROM events WHERE scope = ? AND revision > ? AND revision <= ? "
                 "ORDER BY revision LIMIT ?",
                 (scope, after, upto, limit),
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return [instance_pb2.InstanceEvent.FromString(data) for (data,) in rows]
 
     def compacted(self, scope: str) -> int:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT compacted FROM scopes WHERE scope = ?", (scope,)
-            ).fetchone()
+        """Like ``read``, on the calling thread's own connection."""
+        row = (
+            self._reader()
+            .execute("SELECT compacted FROM scopes WHERE scope = ?", (scope,))
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
     def compact(self, now: float | None = None) -> dict[str, int]:

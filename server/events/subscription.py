@@ -219,7 +219,7 @@ class Subscription:
                     after_revision=after,
                     current_revision=scope.head,
                 )
-            compacted = await self.hub.in_writer(self.hub.journal.compacted, scope.key)
+            compacted = await self.hub.in_reader(self.hub.journal.compacted, scope.key)
             if after < compacted:
                 raise _compacted(after, compacted, scope.head)
             self.cursor = after
@@ -286,11 +286,11 @@ class Subscription:
                 if batch is None:
                     if self.live:
                         raise _too_slow(self.delivered, self.hub.settings.buffer)
-                    batch = await self.hub.in_writer(
+                    batch = await self.hub.in_reader(
                         self.hub.journal.read, scope.key, self.cursor, scope.head, BATCH
                     )
                     if not batch or batch[0].revision != self.cursor + 1:
-                        compacted = await self.hub.in_writer(self.hub.journal.compacted, scope.key)
+                        compacted = await self.hub.in_reader(self.hub.journal.compacted, scope.key)
                         raise _compacted(self.cursor, compacted, scope.head)
                 if batch:
                     if not self.ids and not self.states:
