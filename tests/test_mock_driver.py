@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -1140,3 +1141,49 @@ def test_creates_with_a_request_id_are_done_once_per_owner(
     # Tokens expire (a day): then the id is a new request.
     monkeypatch.setattr("deltacloud.drivers.mock.tokens.TOKEN_SECONDS", -1.0)
     assert driver.create_address(token) != driver.create_address(token)
+
+
+def test_the_read_cache_takes_only_what_this_process_wrote_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a write of this process the cache reads again only the records it changed
+    (a create among 2,000 instances made the next GetInstance read all 2,000: 16.7 ms,
+    0.8 ms since); snapshots handed out before keep their view; a write of another
+    process (another store on the same directory) makes it read everything again."""
+    from deltacloud.drivers.mock import store as store_module
+
+    driver = make_driver(tmp_path)
+    other = make_driver(tmp_path)
+    try:
+        before = {i.id for i in driver.list_instances(MOCK, {})}
+        driver.list_keys(MOCK, {})
+        snapshot = driver._store.snapshot([("instance", "mockuser")])
+        reads: list[tuple[str, str]] = []
+        real_select = store_module._select
+
+        def counted(reader: sqlite3.Connection, table: tuple[str, str]) -> Any:
+            reads.append(table)
+            return real_select(reader, table)
+
+        monkeypatch.setattr(store_module, "_select", counted)
+        made = [
+            i.id for i in driver.create_instance(MOCK, m.CreateInstance("img1", instance_count=3))
+        ]
+        driver.stop_instance(MOCK, "inst1")
+        assert {i.id for i in driver.list_instances(MOCK, {})} == before | set(made)
+        assert driver.get_instance(MOCK, "inst1").state != InstanceState.RUNNING
+        driver.create_key(MOCK, m.CreateKey(name="cached"))
+        assert "cached" in {k.id for k in driver.list_keys(MOCK, {})}
+        driver.delete_key(MOCK, "cached")
+        assert "cached" not in {k.id for k in driver.list_keys(MOCK, {})}
+        assert reads == [], "only the changed records were read again"
+        # A snapshot taken before the writes still shows the state it was taken at.
+        assert {r["id"] for r in snapshot.list("instance", "mockuser")} == before
+
+        foreign = other.create_instance(MOCK, m.CreateInstance("img1"))[0].id
+        time.sleep(0.02)  # another process's commits are seen within OTHER_WRITERS_LAG
+        assert foreign in {i.id for i in driver.list_instances(MOCK, {})}
+        assert ("instance", "mockuser") in reads, "another process's write: all read again"
+    finally:
+        driver.close()
+        other.close()

@@ -42,6 +42,9 @@ SCHEMA_VERSION = "1"
 #: How long a commit of another process sharing the directory may stay unseen by reads
 #: (this process's commits are seen at once).
 OTHER_WRITERS_LAG = 0.01
+#: This process's commits remembered for the read cache; past this many unread, it reads
+#: everything again instead.
+MAX_OWN_COMMITS = 10_000
 #: Temporary upload files older than this are leftovers of a crash and are removed at open.
 STALE_UPLOAD_SECONDS = 3600.0
 
@@ -74,6 +77,10 @@ class Tx:
         self.files_to_delete: list[Path] = []
         #: Paths of blob files written for this transaction, removed if it rolls back.
         self.files_written: list[Path] = []
+        #: Records this transaction wrote or deleted, (kind, owner, parent, id), and kinds
+        #: it changed in bulk: what the read cache must take again once it commits.
+        self.touched: set[tuple[str, str, str, str]] = set()
+        self.touched_kinds: set[str] = set()
 
     def get(self, kind: str, owner: str, item_id: str, parent: str = "") -> Record | None:
         row = self._conn.execute(
@@ -109,6 +116,7 @@ class Tx:
 
     def put(self, kind: str, owner: str, item_id: str, data: Record, parent: str = "") -> None:
         """Insert or replace one record."""
+        self.touched.add((kind, owner, parent, item_id))
         self._conn.execute(
             "INSERT OR REPLACE INTO objects (kind, owner, parent, id, data) VALUES (?, ?, ?, ?, ?)",
             (kind, owner, parent, item_id, json.dumps(data, sort_keys=True)),
@@ -116,12 +124,14 @@ class Tx:
 
     def prune(self, kind: str, before: float) -> None:
         """Delete the records of ``kind`` whose ``time`` is before ``before``."""
+        self.touched_kinds.add(kind)
         self._conn.execute(
             "DELETE FROM objects WHERE kind=? AND json_extract(data, '$.time') < ?",
             (kind, before),
         )
 
     def delete(self, kind: str, owner: str, item_id: str, parent: str = "") -> bool:
+        self.touched.add((kind, owner, parent, item_id))
         cursor = self._conn.execute(
             "DELETE FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",
             (kind, owner, parent, item_id),
@@ -157,6 +167,11 @@ def _select(reader: sqlite3.Connection, table: tuple[str, str]) -> dict[tuple[st
     return {(parent, item_id): _load(data) for parent, item_id, data in rows}
 
 
+def _commits(reader: sqlite3.Connection) -> int:
+    row = reader.execute("SELECT value FROM meta WHERE key='commits'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _load(text: str) -> Record:
     data = json.loads(text)
     if not isinstance(data, dict):
@@ -188,6 +203,14 @@ class Store:
         self._generation = 0
         self._checked_generation = -1
         self._checked_at = float("-inf")
+        # Every committing transaction of any process numbers itself (meta 'commits'). This
+        # process's commits, by number, with what each changed: the cache takes those
+        # records again instead of every table (a write among thousands of instances cost
+        # a read of them all). A number not here is another process's: then all is read.
+        self._own: dict[int, tuple[set[tuple[str, str, str, str]], set[str]]] = {}
+        self._own_lock = threading.Lock()
+        #: The commit number the cache reflects (None: not known).
+        self._commits_seen: int | None = None
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -252,6 +275,7 @@ class Store:
             self._cached.clear()
             self._cached_version = None
             self._checked_generation = -1
+            self._commits_seen = None
 
     # ---- transactions -----------------------------------------------------------------
 
@@ -268,7 +292,13 @@ class Store:
             tx = Tx(conn, self)
             try:
                 yield tx
+                number = self._number(conn) if tx.touched or tx.touched_kinds else None
                 conn.execute("COMMIT")
+                if number is not None:
+                    with self._own_lock:
+                        if len(self._own) >= MAX_OWN_COMMITS:  # nobody read for long
+                            self._own.clear()
+                        self._own[number] = (tx.touched, tx.touched_kinds)
                 self._generation += 1  # before the call that wrote answers: see snapshot
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -278,6 +308,15 @@ class Store:
                     raise storage_failure(exc) from exc
                 raise
             _unlink_all(tx.files_to_delete)
+
+    @staticmethod
+    def _number(conn: sqlite3.Connection) -> int:
+        """This transaction's commit number (the last one's plus one, across processes)."""
+        row = conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('commits', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value"
+        ).fetchone()
+        return int(row[0])
 
     def snapshot(self, tables: Iterable[tuple[str, str]], *, wait: bool = True) -> Snapshot:
         """The committed records of ``tables`` ((kind, owner) pairs), from memory.
@@ -316,8 +355,9 @@ class Store:
             ):
                 version = reader.execute("PRAGMA data_version").fetchone()[0]
                 if version != self._cached_version:
-                    self._cached.clear()
-                    self._cached_version = version
+                    if not wait:
+                        raise WouldBlock()  # catching up reads the disk
+                    self._catch_up(reader)
                 self._checked_generation, self._checked_at = generation, now
             wanted = list(tables)
             if any(t not in self._cached for t in wanted):
@@ -343,6 +383,60 @@ class Store:
                 return
         reader.close()  # another thread opened one first
 
+    def _catch_up(self, reader: sqlite3.Connection) -> None:
+        """The database moved: bring the cache to its current version, in one read
+        transaction. When every commit since the cache's is this process's, only the
+        records they changed are read again (into copies of their tables: snapshots
+        handed out keep theirs); otherwise the cache is dropped."""
+        reader.execute("BEGIN")
+        try:
+            version = reader.execute("PRAGMA data_version").fetchone()[0]
+            latest = _commits(reader)
+            seen = self._commits_seen
+            with self._own_lock:
+                numbers = range(seen + 1, latest + 1) if seen is not None else range(0)
+                changes = [self._own[n] for n in numbers if n in self._own]
+                # Only this process's numbered commits since: apply them. Anything else (a
+                # number of another process, none at all though the database moved, the
+                # count going back as with a restored file): read everything again.
+                complete = seen is not None and latest > seen and len(changes) == len(numbers)
+                for number in [n for n in self._own if n <= latest]:
+                    del self._own[number]
+            if complete:
+                self._apply(reader, changes)
+            else:
+                self._cached.clear()
+            self._cached_version, self._commits_seen = version, latest
+        finally:
+            reader.execute("COMMIT")
+
+    def _apply(
+        self,
+        reader: sqlite3.Connection,
+        changes: list[tuple[set[tuple[str, str, str, str]], set[str]]],
+    ) -> None:
+        kinds = set().union(*(bulk for _, bulk in changes))
+        for table in [t for t in self._cached if t[0] in kinds]:
+            del self._cached[table]
+        updated: dict[tuple[str, str], dict[tuple[str, str], Record]] = {}
+        for touched, _ in changes:
+            for kind, owner, parent, item_id in touched:
+                table = (kind, owner)
+                if table not in self._cached:
+                    continue  # not in memory: read whole when asked for
+                records = updated.get(table)
+                if records is None:
+                    records = updated[table] = dict(self._cached[table])
+                row = reader.execute(
+                    "SELECT data FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",
+                    (kind, owner, parent, item_id),
+                ).fetchone()
+                if row is None:
+                    records.pop((parent, item_id), None)
+                else:
+                    records[(parent, item_id)] = _load(row[0])
+        self._cached.update(updated)
+
     def _read_tables(self, reader: sqlite3.Connection, wanted: list[tuple[str, str]]) -> None:
         """Bring every table of ``wanted`` into memory from one read transaction. If the
         database moved since the cache's version, everything cached is dropped and every
@@ -351,9 +445,10 @@ class Store:
         try:
             loaded = {t: _select(reader, t) for t in wanted if t not in self._cached}
             version = reader.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._cached_version:
+            if version != self._cached_version or self._commits_seen is None:
                 self._cached.clear()
                 self._cached_version = version
+                self._commits_seen = _commits(reader)
                 loaded.update({t: _select(reader, t) for t in wanted if t not in loaded})
             self._cached.update(loaded)
         finally:
