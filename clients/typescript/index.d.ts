@@ -1,5 +1,6 @@
 // Types of index.js; the message and service types are the generated ones under gen/.
-import type { Client } from '@connectrpc/connect';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { CallOptions, Client } from '@connectrpc/connect';
 import type { SecureClientSessionOptions } from 'node:http2';
 
 import type { AddressService } from './gen/deltacloud/v1/address_pb.js';
@@ -8,7 +9,12 @@ import type { DiscoveryService } from './gen/deltacloud/v1/discovery_pb.js';
 import type { FirewallService } from './gen/deltacloud/v1/firewall_pb.js';
 import type { HardwareProfileService } from './gen/deltacloud/v1/hardware_profile_pb.js';
 import type { ImageService } from './gen/deltacloud/v1/image_pb.js';
-import type { InstanceService } from './gen/deltacloud/v1/instance_pb.js';
+import type {
+  InstanceEvent,
+  InstanceService,
+  WatchInstanceEventsRequestSchema,
+  WatchInstanceEventsResponse,
+} from './gen/deltacloud/v1/instance_pb.js';
 import type { KeyService } from './gen/deltacloud/v1/key_pb.js';
 import type { LoadBalancerService } from './gen/deltacloud/v1/load_balancer_pb.js';
 import type { RealmService } from './gen/deltacloud/v1/realm_pb.js';
@@ -50,3 +56,26 @@ export declare function connect(target: string, options?: ConnectOptions): Delta
 
 /** The ErrorInfo of a failed call (undefined when the server sent none). */
 export declare function errorInfo(error: unknown): ErrorInfo | undefined;
+
+export type WatchRequest = MessageInitShape<typeof WatchInstanceEventsRequestSchema>;
+
+export interface WatchOptions {
+  /** Ends the watch (the iterator returns). */
+  signal?: AbortSignal;
+  /** Resumes in a row before a failure is thrown (default: no limit). */
+  maxResumes?: number;
+  /** First wait before resuming, doubled each time up to 5 s (default 100 ms). */
+  backoffMs?: number;
+}
+
+export interface Watch extends AsyncGenerator<InstanceEvent, void, undefined> {
+  /** Where the watch stands: resume a later run from here. */
+  position(): { afterRevision?: bigint; journalId?: string };
+}
+
+/** Instance events that resume by themselves after a dropped stream (see index.js). */
+export declare function watch(
+  open: (request: WatchRequest, options: CallOptions) => AsyncIterable<WatchInstanceEventsResponse>,
+  request?: WatchRequest,
+  options?: WatchOptions,
+): Watch;

@@ -15,7 +15,7 @@ import { DiscoveryService } from './gen/deltacloud/v1/discovery_pb.js';
 import { FirewallService } from './gen/deltacloud/v1/firewall_pb.js';
 import { HardwareProfileService } from './gen/deltacloud/v1/hardware_profile_pb.js';
 import { ImageService } from './gen/deltacloud/v1/image_pb.js';
-import { InstanceService } from './gen/deltacloud/v1/instance_pb.js';
+import { InstanceService, WatchInstanceEventsResponse_Kind as Kind } from './gen/deltacloud/v1/instance_pb.js';
 import { KeyService } from './gen/deltacloud/v1/key_pb.js';
 import { LoadBalancerService } from './gen/deltacloud/v1/load_balancer_pb.js';
 import { RealmService } from './gen/deltacloud/v1/realm_pb.js';
@@ -71,6 +71,67 @@ export function connect(target, options = {}) {
   const clients = {};
   for (const [name, service] of Object.entries(SERVICES)) clients[name] = createClient(service, transport);
   return clients;
+}
+
+// Stream failures a watch resumes after: the server restarting or shutting down, a slow
+// subscriber cut, a proxy or the network cutting the stream, a connection broken mid-stream.
+const RESUMABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Canceled, Code.Internal, Code.Unknown]);
+
+// Instance events of the caller's scope, as an async iterator that resumes by itself after
+// a dropped stream, from the last revision seen in the same journal, without repeating an
+// event (docs/events.md, "How a client resumes"). `open(request, { signal })` starts one
+// stream: pass `(r, o) => dc.instances.watchInstanceEvents(r, o)`. OUT_OF_RANGE (history
+// compacted, or another server's journal) is thrown, unless the watch asked for a snapshot:
+// then it takes a new one and goes on. `position()` says where it stands, to resume in a
+// later run with `afterRevision` and `journalId`.
+export function watch(open, request = {}, { signal, maxResumes = Infinity, backoffMs = 100 } = {}) {
+  const state = { revision: request.afterRevision, journalId: request.journalId };
+  const events = (async function* () {
+    const seen = new Set();
+    let resumes = 0;
+    let snapshotDone = !request.initialSnapshot;
+    while (!signal?.aborted) {
+      const resumed = state.revision !== undefined;
+      const next = {
+        ...request,
+        afterRevision: state.revision,
+        journalId: resumed ? state.journalId : undefined,
+        initialSnapshot: Boolean(request.initialSnapshot) && !resumed,
+      };
+      try {
+        for await (const message of open(next, { signal })) {
+          for (const event of message.events) {
+            if (seen.has(event.eventId)) continue;
+            seen.add(event.eventId);
+            yield event;
+          }
+          if (message.kind === Kind.SNAPSHOT_COMPLETE) snapshotDone = true;
+          // Snapshot events carry no position to resume from until the snapshot completes.
+          if (message.kind !== Kind.EVENTS || snapshotDone) {
+            state.revision = message.revision;
+            state.journalId = message.journalId || state.journalId;
+          }
+          resumes = 0;
+        }
+        if (signal?.aborted) return;
+      } catch (error) {
+        if (signal?.aborted) return;
+        const failure = ConnectError.from(error);
+        if (failure.code === Code.OutOfRange && request.initialSnapshot && resumes < maxResumes) {
+          // List then watch again: a new view, whose snapshot is news.
+          state.revision = state.journalId = undefined;
+          snapshotDone = false;
+          seen.clear();
+        } else if (!RESUMABLE.has(failure.code) || resumes >= maxResumes) {
+          throw failure;
+        }
+      }
+      resumes += 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs * 2 ** (resumes - 1), 5000)));
+    }
+  })();
+  events.position = () => ({ afterRevision: state.revision, journalId: state.journalId });
+  return events;
 }
 
 // The google.rpc.ErrorInfo every error of the server carries: { reason, domain, metadata }

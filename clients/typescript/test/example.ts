@@ -1,6 +1,6 @@
 // Compiled (not run) by types.test.js: the declarations of index.js and the generated
 // stubs type-check together under strict TypeScript.
-import { Code, ConnectError, connect, errorInfo } from '../index.js';
+import { Code, ConnectError, connect, errorInfo, watch } from '../index.js';
 import type { Instance } from '../gen/deltacloud/v1/instance_pb.js';
 import { InstanceState } from '../gen/deltacloud/v1/common_pb.js';
 
@@ -16,4 +16,16 @@ export async function running(target: string): Promise<Instance[]> {
     }
     throw error;
   }
+}
+
+export async function firstEvent(target: string): Promise<string> {
+  const dc = connect(target, { username: 'mockuser', password: 'mockpassword' });
+  const events = watch((request, options) => dc.instances.watchInstanceEvents(request, options), {
+    initialSnapshot: true,
+  });
+  for await (const event of events) {
+    const { afterRevision, journalId } = events.position();
+    return `${event.instanceId} ${afterRevision ?? ''} ${journalId ?? ''}`;
+  }
+  return '';
 }

@@ -1,0 +1,91 @@
+// watch()'s resume logic against fake streams (no server): after a dropped stream it
+// subscribes again after the last revision seen, in the same journal, drops repeated
+// events, takes a new snapshot when its history is gone (if it asked for one), and throws
+// what it cannot resume from.
+
+import assert from 'node:assert/strict';
+import test from 'node:test';
+
+import { Code, ConnectError, watch } from '../index.js';
+import { WatchInstanceEventsResponse_Kind as Kind } from '../gen/deltacloud/v1/instance_pb.js';
+
+const event = (revision, id = `e${revision}`) => ({ revision: BigInt(revision), eventId: id });
+const events = (journalId, ...list) => ({
+  kind: Kind.EVENTS,
+  events: list,
+  revision: list.at(-1).revision,
+  journalId,
+});
+
+// One fake stream per subscription, in order: yields its messages, then fails with `code`
+// (or ends). Returns the events yielded, the requests made and the error thrown.
+async function run(scripts, request = {}) {
+  const requests = [];
+  const open = (req) => {
+    requests.push(req);
+    const [messages, code] = scripts[requests.length - 1];
+    return (async function* () {
+      yield* messages;
+      if (code !== undefined) throw new ConnectError('dropped', code);
+    })();
+  };
+  const got = [];
+  let error;
+  try {
+    for await (const e of watch(open, request, { backoffMs: 1 })) got.push(e.eventId);
+  } catch (caught) {
+    error = caught;
+  }
+  return { got, requests, error };
+}
+
+test('resumes after the last revision in its journal, without repeats', async () => {
+  const { got, requests, error } = await run([
+    [[events('j1', event(1), event(2))], Code.Unavailable],
+    [[events('j1', event(2), event(3))], Code.InvalidArgument],
+  ]);
+  assert.equal(error.code, Code.InvalidArgument);
+  assert.deepEqual(got, ['e1', 'e2', 'e3']);
+  assert.equal(requests[0].afterRevision, undefined);
+  assert.deepEqual([requests[1].afterRevision, requests[1].journalId], [2n, 'j1']);
+});
+
+test('another journal (OUT_OF_RANGE) is thrown, or with a snapshot taken again', async () => {
+  const snapshot = (journalId, revision) => [
+    events(journalId, event(revision, `snapshot-${journalId}-${revision}-inst0`)),
+    { kind: Kind.SNAPSHOT_COMPLETE, events: [], revision: BigInt(revision), journalId },
+  ];
+  const plain = await run([[[events('a', event(4))], Code.Unavailable], [[], Code.OutOfRange]]);
+  assert.equal(plain.error.code, Code.OutOfRange);
+
+  const listed = await run(
+    [
+      [snapshot('a', 4), Code.Unavailable],
+      [[], Code.OutOfRange], // the address now leads to another server
+      [snapshot('b', 9), Code.PermissionDenied],
+    ],
+    { initialSnapshot: true },
+  );
+  assert.equal(listed.error.code, Code.PermissionDenied);
+  assert.deepEqual(listed.got, ['snapshot-a-4-inst0', 'snapshot-b-9-inst0']);
+  const asked = listed.requests.map((r) => [r.initialSnapshot, r.afterRevision, r.journalId]);
+  assert.deepEqual(asked, [
+    [true, undefined, undefined],
+    [false, 4n, 'a'],
+    [true, undefined, undefined],
+  ]);
+});
+
+test('position() says where it stands, to resume in a later run', async () => {
+  const open = () =>
+    (async function* () {
+      yield events('j7', event(5));
+      yield { kind: Kind.PROGRESS, events: [], revision: 8n, journalId: 'j7' };
+    })();
+  const controller = new AbortController();
+  const w = watch(open, {}, { signal: controller.signal, backoffMs: 1 });
+  assert.equal((await w.next()).value.eventId, 'e5');
+  controller.abort();
+  assert.equal((await w.next()).done, true);
+  assert.deepEqual(w.position(), { afterRevision: 8n, journalId: 'j7' });
+});
