@@ -80,7 +80,9 @@ class Client {
   // Instance events as an async iterator that resumes by itself, as docs/events.md says a
   // client should: after a dropped stream (UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED by the
   // network) it subscribes again after the last revision seen and drops events it already
-  // has (by event_id). OUT_OF_RANGE (history compacted) and other errors are thrown.
+  // has (by event_id). OUT_OF_RANGE (history compacted, or another server's journal) is
+  // thrown, unless the watch asked for initial_snapshot: then it takes a new snapshot and
+  // goes on. Other errors are thrown.
   //   for await (const event of dc.watch({ instance_ids: ['inst0'] })) { ... }
   // Stop it with `break`, or with `signal` (an AbortSignal).
   watch(request = {}, options = {}) {
@@ -129,7 +131,15 @@ async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity,
       if (signal?.aborted) return;
     } catch (error) {
       if (signal?.aborted) return;
-      if (!RESUMABLE.has(error.code) || resumes >= maxResumes) throw error;
+      if (error.code === grpc.status.OUT_OF_RANGE && request.initial_snapshot && resumes < maxResumes) {
+        // History gone, or another server's journal: list then watch again (a new view,
+        // whose snapshot is news).
+        after = undefined;
+        journal = undefined;
+        seen.clear();
+      } else if (!RESUMABLE.has(error.code) || resumes >= maxResumes) {
+        throw error;
+      }
     } finally {
       signal?.removeEventListener('abort', stop);
       stream.cancel();

@@ -64,6 +64,31 @@ test('a resume names the journal its revision came from', async () => {
   assert.deepEqual([requests[1].after_revision, requests[1].journal_id], [4, 'j1']);
 });
 
+test('a watch with a snapshot takes a new one when its history is elsewhere', async () => {
+  const snap = (journal, revision) => [
+    { events: [event(revision, `snapshot-${journal}-${revision}-inst0`)], revision, journal_id: journal, kind: 'KIND_EVENTS' },
+    { events: [], revision, journal_id: journal, kind: 'KIND_SNAPSHOT_COMPLETE' },
+  ];
+  const { got, requests, error } = await runScripts(
+    [
+      () => fakeStream(snap('a', 4), grpc.status.UNAVAILABLE),
+      () => fakeStream([], grpc.status.OUT_OF_RANGE), // another server behind the address
+      () => fakeStream(snap('b', 9), grpc.status.PERMISSION_DENIED),
+    ],
+    { initial_snapshot: true },
+  );
+  assert.equal(error?.code, grpc.status.PERMISSION_DENIED);
+  assert.deepEqual(got, [4, 9]);
+  assert.deepEqual(
+    requests.map((r) => [r.initial_snapshot, r.after_revision, r.journal_id]),
+    [
+      [true, undefined, undefined],
+      [false, 4, 'a'],
+      [true, undefined, undefined],
+    ],
+  );
+});
+
 test('progress messages move the resume position too', async () => {
   const { got, requests, error } = await runScripts([
     () => fakeStream([{ events: [], revision: 7, kind: 'KIND_PROGRESS' }], grpc.status.RESOURCE_EXHAUSTED),
@@ -80,11 +105,11 @@ test('a watch with a snapshot resumes after it without asking for another', asyn
       // The stream drops before anything came: the retry asks for the snapshot again.
       () => fakeStream([], grpc.status.UNAVAILABLE),
       () => fakeStream([{ events: [event(1), event(2)], revision: 2 }], grpc.status.UNAVAILABLE),
-      () => fakeStream([{ events: [event(3)], revision: 3 }], grpc.status.OUT_OF_RANGE),
+      () => fakeStream([{ events: [event(3)], revision: 3 }], grpc.status.INVALID_ARGUMENT),
     ],
     { initial_snapshot: true },
   );
-  assert.equal(error?.code, grpc.status.OUT_OF_RANGE);
+  assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
   assert.deepEqual(got, [1, 2, 3]);
   assert.deepEqual(
     requests.map((r) => [r.initial_snapshot, r.after_revision]),
