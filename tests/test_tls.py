@@ -4,6 +4,8 @@ certificate signed by the configured CA."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +218,47 @@ def test_a_key_that_is_not_the_certificates_stops_the_server_at_start(tmp_path: 
     assert lines[-1].startswith("deltacloud-server: --tls-cert")
     assert "not a usable PEM certificate and its key" in lines[-1]
     assert "PRIVATE KEY" not in server.log()
+
+
+TYPESCRIPT_CLIENT = Path(__file__).resolve().parent.parent / "clients" / "typescript"
+#: Lists realms through the TypeScript client's connect() with the `tls` option: the CA,
+#: and the client's key and certificate when given.
+_TS_CALL = """
+import fs from 'node:fs';
+import { connect } from './index.js';
+const read = (name) => (process.env[name] ? fs.readFileSync(process.env[name]) : undefined);
+const tls = { ca: read('CA'), key: read('KEY'), cert: read('CERT') };
+const dc = connect(process.env.TARGET, { username: 'mockuser', password: 'mockpassword', tls });
+try {
+  const { realms } = await dc.realms.listRealms({}, { timeoutMs: 10000 });
+  console.log(`realms ${realms.length}`);
+} catch (error) {
+  console.log(`refused ${error.code}`);
+}
+"""
+
+
+def _typescript_call(server: ServerProcess, **files: Path) -> str:
+    env = {"PATH": os.environ["PATH"], "TARGET": f"localhost:{server.port}"}
+    env.update({name: str(path) for name, path in files.items()})
+    result = subprocess.run(
+        ["node", "--input-type=module", "-e", _TS_CALL],
+        cwd=TYPESCRIPT_CLIENT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+def test_the_typescript_client_speaks_mutual_tls(
+    mtls_server: ServerProcess, server_files: dict[str, Path], ca: trustme.CA, tmp_path: Path
+) -> None:
+    issued = ca.issue_cert("ts-client@example.test")
+    key, cert = tmp_path / "client.key", tmp_path / "client.pem"
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    assert _typescript_call(mtls_server, CA=server_files["ca"], KEY=key, CERT=cert).startswith(
+        "realms "
+    )
+    # Without a client certificate the server refuses the handshake (Connect reports the
+    # stream cancelled).
+    assert _typescript_call(mtls_server, CA=server_files["ca"]).startswith("refused ")
