@@ -4,6 +4,7 @@ server while real calls go through it; the counts must be exactly what the calls
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from conftest import Api, ServerProcess
 from scrape import Series, eventually, metrics_address, parse, scrape, value
 
 from deltacloud.v1 import instance_pb2
 from support import EXTRA_USERS, MD, metadata
 
+ROOT = Path(__file__).resolve().parent.parent
 GET = {"grpc_service": "deltacloud.v1.InstanceService", "grpc_method": "GetInstance"}
 
 
@@ -243,3 +246,45 @@ def test_off_by_default_and_bad_addresses_stop_the_start(tmp_path: Path) -> None
             assert result.returncode != 0, listen
             assert says in result.stderr, result.stderr
             assert "Traceback" not in result.stderr
+
+
+def test_the_documented_alert_rules_parse_and_select_exported_metrics(
+    served: tuple[ServerProcess, str, Api],
+) -> None:
+    """docs/operations.md's alert rules, parsed by Prometheus's own PromQL parser
+    (scripts/promql_names.mjs): every expression is valid, and every metric it selects
+    is one the server exports."""
+    _, address, _ = served
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    blocks = [yaml.safe_load(b.split("```")[0]) for b in doc.split("```yaml")[1:]]
+    rules = [r for b in blocks if "groups" in b for g in b["groups"] for r in g["rules"]]
+    assert len(rules) >= 4, rules
+    result = subprocess.run(
+        ["node", str(ROOT / "scripts" / "promql_names.mjs")],
+        input=json.dumps([r["expr"] for r in rules]),
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    exported = {
+        line.split()[2] for line in scrape(address).splitlines() if line.startswith("# TYPE")
+    }
+    for parsed in json.loads(result.stdout):
+        assert parsed["valid"], parsed["expr"]
+        assert parsed["metrics"], parsed["expr"]
+        for name in parsed["metrics"]:
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert name in exported or family in exported, (name, parsed["expr"])
+
+
+def test_the_metrics_table_documents_every_family_and_nothing_else(
+    served: tuple[ServerProcess, str, Api],
+) -> None:
+    _, address, _ = served
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    section = doc.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("| `"))
+    documented = set(re.findall(r"`((?:grpc_server|deltacloud|process)_[a-z_]+)", table))
+    exported = {
+        line.split()[2] for line in scrape(address).splitlines() if line.startswith("# TYPE")
+    }
+    assert exported - documented == set(), "exported but not in the table"
+    assert documented - exported == set(), "in the table but not exported"
