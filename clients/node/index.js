@@ -97,18 +97,26 @@ class Client {
 const RESUMABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED, grpc.status.CANCELLED]);
 
 // The resume logic on its own (open(request) returns a stream of
-// WatchInstanceEventsResponse), so it can be tested without a server.
-async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity, backoffMs = 100 } = {}) {
-  let after = request.after_revision;
-  // The journal `after` counts in: sent with it, so that a server whose journal is another
-  // one (another server behind the address) refuses the resume (OUT_OF_RANGE) instead of
-  // resuming from an unrelated position.
-  let journal = request.journal_id;
+// WatchInstanceEventsResponse), so it can be tested without a server. The iterator's
+// position() is where it stands: { after_revision, journal_id }, to resume a later run.
+function watchEvents(open, request = {}, options = {}) {
+  // The journal `after_revision` counts in is sent with it, so that a server whose journal
+  // is another one (another server behind the address) refuses the resume (OUT_OF_RANGE)
+  // instead of resuming from an unrelated position.
+  const state = { after: request.after_revision, journal: request.journal_id };
+  const events = watchLoop(open, request, options, state);
+  events.position = () => ({ after_revision: state.after, journal_id: state.journal });
+  return events;
+}
+
+async function* watchLoop(open, request, { signal, maxResumes = Infinity, backoffMs = 100 }, state) {
   const seen = new Set();
   let resumes = 0;
+  let snapshotDone = !request.initial_snapshot;
   while (!signal?.aborted) {
     // Resumed after the last revision seen; the snapshot (if asked for) only until one came,
     // as the server refuses a snapshot together with a revision to start after.
+    const { after, journal } = state;
     const stream = open({
       ...request,
       ...(after !== undefined
@@ -124,8 +132,12 @@ async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity,
           seen.add(event.event_id);
           yield event;
         }
-        if (message.revision !== undefined) after = Number(message.revision);
-        if (message.journal_id) journal = message.journal_id;
+        if (message.kind === 'KIND_SNAPSHOT_COMPLETE') snapshotDone = true;
+        // Snapshot events carry no position to resume from until the snapshot completes.
+        if (message.revision !== undefined && (message.kind !== 'KIND_EVENTS' || snapshotDone)) {
+          state.after = Number(message.revision);
+          if (message.journal_id) state.journal = message.journal_id;
+        }
         resumes = 0;
       }
       if (signal?.aborted) return;
@@ -134,8 +146,9 @@ async function* watchEvents(open, request = {}, { signal, maxResumes = Infinity,
       if (error.code === grpc.status.OUT_OF_RANGE && request.initial_snapshot && resumes < maxResumes) {
         // History gone, or another server's journal: list then watch again (a new view,
         // whose snapshot is news).
-        after = undefined;
-        journal = undefined;
+        state.after = undefined;
+        state.journal = undefined;
+        snapshotDone = false;
         seen.clear();
       } else if (!RESUMABLE.has(error.code) || resumes >= maxResumes) {
         throw error;

@@ -89,6 +89,40 @@ test('a watch with a snapshot takes a new one when its history is elsewhere', as
   );
 });
 
+test('a snapshot cut short is asked for again; position() says where a watch stands', async () => {
+  const snapshotEvents = { events: [event(5, 'snapshot-j-5-inst0')], revision: 5, journal_id: 'j', kind: 'KIND_EVENTS' };
+  const { got, requests, error } = await runScripts(
+    [
+      // The stream drops inside the snapshot: no position yet, so the snapshot again.
+      () => fakeStream([snapshotEvents], grpc.status.UNAVAILABLE),
+      () =>
+        fakeStream(
+          [snapshotEvents, { events: [], revision: 5, journal_id: 'j', kind: 'KIND_SNAPSHOT_COMPLETE' }],
+          grpc.status.PERMISSION_DENIED,
+        ),
+    ],
+    { initial_snapshot: true },
+  );
+  assert.equal(error?.code, grpc.status.PERMISSION_DENIED);
+  assert.deepEqual(got, [5]);
+  assert.deepEqual(
+    requests.map((r) => [r.initial_snapshot, r.after_revision]),
+    [
+      [true, undefined],
+      [true, undefined],
+    ],
+  );
+
+  const watch = watchEvents(
+    () => fakeStream([{ events: [event(3)], revision: 3, journal_id: 'j9', kind: 'KIND_EVENTS' }], grpc.status.INVALID_ARGUMENT),
+    {},
+    { backoffMs: 1 },
+  );
+  assert.equal((await watch.next()).value.revision, 3);
+  await assert.rejects(watch.next());
+  assert.deepEqual(watch.position(), { after_revision: 3, journal_id: 'j9' });
+});
+
 test('progress messages move the resume position too', async () => {
   const { got, requests, error } = await runScripts([
     () => fakeStream([{ events: [], revision: 7, kind: 'KIND_PROGRESS' }], grpc.status.RESOURCE_EXHAUSTED),
