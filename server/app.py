@@ -184,11 +184,12 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
         raise OSError(f"cannot listen on {config.listen}")
     metrics_server = None
     if config.metrics_listen:
+        build = {"version": package_version(), "grpcio": grpc.__version__}
         gateway.metrics.add(
             "deltacloud_build_info",
             "gauge",
             "Always 1; the labels say which server this is.",
-            lambda: [({"version": package_version(), "grpcio": grpc.__version__}, 1.0)],
+            lambda: [(build, 1.0)],
         )
         try:
             metrics_server = await metrics.serve(gateway.metrics, config.metrics_listen)

@@ -84,7 +84,6 @@ class Call:
                 inline = CallContext(
                     ctx.credentials, ctx.provider, ctx.deadline, True, ctx.request_id
                 )
-                started = time.perf_counter()
                 try:
                     result = _unless_expired(check, fn, inline, *args)
                 except WouldBlock:
@@ -93,7 +92,7 @@ class Call:
                     self.unauthenticated = False
                     return result
                 finally:
-                    self.gateway.check_inline_time(fn, time.perf_counter() - started)
+                    self.gateway.check_inline_time(fn, time.perf_counter() - began)
             result = await self.gateway.run_blocking(
                 _unless_expired, check, fn, self.ctx, *args, pool=pool
             )

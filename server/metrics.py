@@ -58,10 +58,6 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
 
 class Counter:
     """A counter with labels: ``inc("ec2", "ok")`` in the order of ``labels``. Safe to
@@ -75,9 +71,6 @@ class Counter:
     def inc(self, *values: str, amount: float = 1.0) -> None:
         with self._lock:
             self.values[values] = self.values.get(values, 0.0) + amount
-
-    def value(self, *values: str) -> float:
-        return self.values.get(values, 0.0)
 
     def samples(self) -> Iterable[Sample]:
         with self._lock:
@@ -191,7 +184,7 @@ class Metrics:
     def __init__(self) -> None:
         self.rpcs = RpcStats()
         self._families: list[_Family] = []
-        self._started = time.time()
+        started = _start_time() or time.time()
         self.add(
             "grpc_server_started_total",
             "counter",
@@ -218,7 +211,7 @@ class Metrics:
             "process_start_time_seconds",
             "gauge",
             "Start time of the process since the Unix epoch, in seconds.",
-            lambda: [({}, _start_time() or self._started)],
+            lambda: [({}, started)],
         )
 
     def _handled(self) -> Iterable[Sample]:

@@ -419,22 +419,22 @@ class Store:
         for table in [t for t in self._cached if t[0] in kinds]:
             del self._cached[table]
         updated: dict[tuple[str, str], dict[tuple[str, str], Record]] = {}
-        for touched, _ in changes:
-            for kind, owner, parent, item_id in touched:
-                table = (kind, owner)
-                if table not in self._cached:
-                    continue  # not in memory: read whole when asked for
-                records = updated.get(table)
-                if records is None:
-                    records = updated[table] = dict(self._cached[table])
-                row = reader.execute(
-                    "SELECT data FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",
-                    (kind, owner, parent, item_id),
-                ).fetchone()
-                if row is None:
-                    records.pop((parent, item_id), None)
-                else:
-                    records[(parent, item_id)] = _load(row[0])
+        # Each record once, however many of the commits touched it.
+        for kind, owner, parent, item_id in set().union(*(touched for touched, _ in changes)):
+            table = (kind, owner)
+            if table not in self._cached:
+                continue  # not in memory: read whole when asked for
+            records = updated.get(table)
+            if records is None:
+                records = updated[table] = dict(self._cached[table])
+            row = reader.execute(
+                "SELECT data FROM objects WHERE kind=? AND owner=? AND parent=? AND id=?",
+                (kind, owner, parent, item_id),
+            ).fetchone()
+            if row is None:
+                records.pop((parent, item_id), None)
+            else:
+                records[(parent, item_id)] = _load(row[0])
         self._cached.update(updated)
 
     def _read_tables(self, reader: sqlite3.Connection, wanted: list[tuple[str, str]]) -> None:

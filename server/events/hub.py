@@ -54,6 +54,7 @@ FINISH = common_pb2.INSTANCE_STATE_FINISH
 AUTOMATIC = instance_pb2.EVENT_CAUSE_AUTOMATIC
 OBSERVED = instance_pb2.EVENT_CAUSE_OBSERVED
 
+Response = instance_pb2.WatchInstanceEventsResponse
 CAUSE_OF_ACTION = {
     "create": instance_pb2.EVENT_CAUSE_CREATE,
     "start": instance_pb2.EVENT_CAUSE_START,
@@ -275,14 +276,18 @@ class ScopeHub:
         if data is None:
             if len(self._encoded) >= 256:
                 self._encoded.clear()
-            message = instance_pb2.WatchInstanceEventsResponse(
-                kind=instance_pb2.WatchInstanceEventsResponse.KIND_EVENTS,
-                events=batch,
-                revision=batch[-1].revision,
-                journal_id=self.journal_id,
-            )
+            message = self.message(Response.KIND_EVENTS, batch[-1].revision, batch)
             data = self._encoded[key] = message.SerializeToString()
         return data
+
+    def message(
+        self,
+        kind: instance_pb2.WatchInstanceEventsResponse.Kind,
+        revision: int,
+        events: list[instance_pb2.InstanceEvent] | None = None,
+    ) -> instance_pb2.WatchInstanceEventsResponse:
+        """A message of this scope's watch streams (every one names the journal)."""
+        return Response(kind=kind, events=events, revision=revision, journal_id=self.journal_id)
 
     async def wait_after(self, cursor: int, timeout: float) -> None:
         """Return when an event after ``cursor`` exists, the hub closes, or on timeout."""

@@ -148,17 +148,7 @@ class Subscription:
         return self._encode(events, _revision_of(events, matching, last))
 
     def _encode(self, events: list[instance_pb2.InstanceEvent], revision: int) -> bytes:
-        return self._message(Response.KIND_EVENTS, revision, events).SerializeToString()
-
-    def _message(
-        self,
-        kind: instance_pb2.WatchInstanceEventsResponse.Kind,
-        revision: int,
-        events: list[instance_pb2.InstanceEvent] | None = None,
-    ) -> Response:
-        return Response(
-            kind=kind, events=events, revision=revision, journal_id=self.scope.journal_id
-        )
+        return self.scope.message(Response.KIND_EVENTS, revision, events).SerializeToString()
 
     def _fitting(
         self,
@@ -251,7 +241,7 @@ class Subscription:
                 )
                 await self.send(data)
                 sent += len(chunk)
-            await self.send(self._message(Response.KIND_SNAPSHOT_COMPLETE, self.cursor))
+            await self.send(self.scope.message(Response.KIND_SNAPSHOT_COMPLETE, self.cursor))
             return
         self.cursor = scope.head
 
@@ -315,7 +305,7 @@ class Subscription:
                 self.live = True
                 wait = self.interval - (time.monotonic() - last_sent)
                 if wait <= 0:
-                    await self.send(self._message(Response.KIND_PROGRESS, self.cursor))
+                    await self.send(self.scope.message(Response.KIND_PROGRESS, self.cursor))
                     last_sent = time.monotonic()
                     continue
                 await scope.wait_after(self.cursor, wait)
