@@ -249,6 +249,24 @@ def instance(i: m.Instance, machine: StateMachine | None) -> instance_pb2.Instan
     )
 
 
+#: Where instance_kept keeps the message made for a model, on the model.
+_KEPT = "_deltacloud_message"
+
+
+def instance_kept(i: m.Instance, machine: StateMachine | None) -> instance_pb2.Instance:
+    """``instance(i, machine)``, kept on the model: a model a driver hands out again (from
+    its read cache, as the mock does) gets the message made for it the first time, not a
+    new one. Drivers do not change a model once handed out (docs/writing-a-driver.md); a
+    copy of one (copy.copy carries what is kept) makes its own. The message is shared:
+    send it or copy it, never change it."""
+    kept = i.__dict__.get(_KEPT)
+    if kept is not None and kept[0] == id(i) and kept[1] is machine:
+        return cast(instance_pb2.Instance, kept[2])
+    message = instance(i, machine)
+    i.__dict__[_KEPT] = (id(i), machine, message)
+    return message
+
+
 def key(k: m.Key) -> key_pb2.Key:
     return key_pb2.Key(
         id=k.id,

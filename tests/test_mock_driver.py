@@ -1187,3 +1187,42 @@ def test_the_read_cache_takes_only_what_this_process_wrote_again(
     finally:
         driver.close()
         other.close()
+
+
+def test_reads_from_memory_hand_out_the_same_models_until_what_they_show_changes(
+    driver: MockDriver,
+) -> None:
+    """An instance read from memory is built once per version of what it is made of (its
+    record, the volumes and the addresses that hold its attachments) and handed out again
+    until one of those changes (GetInstance on the loop: 7.5 to 2.9 us; the server keeps
+    the message made for it too). Every change shows, and automatic transitions still
+    happen when due, whether read by id or listed."""
+    inline = CallContext(MOCK.credentials, MOCK.provider, None, True)
+    first = driver.get_instance(MOCK, "inst0")  # reads the tables in (off the loop)
+    assert driver.get_instance(inline, "inst0") is first
+    listed = driver.list_instances(inline, {})
+    assert next(i for i in listed if i.id == "inst0") is first
+    assert driver.list_instances(inline, {"id": "inst0"}) == [first]
+    assert driver.list_instances(inline, {}) is not listed, "callers get lists of their own"
+
+    driver.attach_storage_volume(MOCK, "vol1", "inst0", "/dev/sdb")
+    attached = driver.get_instance(MOCK, "inst0")  # after a write: off the loop first
+    assert attached is not first and attached.storage_volume_ids == ["vol1"]
+    assert driver.get_instance(inline, "inst0") is attached
+    driver.associate_address(MOCK, "192.168.0.1", "inst0")
+    associated = driver.get_instance(MOCK, "inst0")
+    assert "192.168.0.1" in [a.address for a in associated.public_addresses]
+    assert [i for i in driver.list_instances(inline, {}) if i.id == "inst0"] == [associated]
+    # Models handed out before are left as they were.
+    assert (first.storage_volume_ids, attached.public_addresses) == ([], first.public_addresses)
+
+    driver.stop_instance(MOCK, "inst0")
+    stopping = driver.get_instance(MOCK, "inst0")
+    assert stopping.state == InstanceState.STOPPING
+    time.sleep(0.1)  # the stopping delay (0.05 s) passes with nothing written meanwhile
+    listed_states = {i.id: i.state for i in driver.list_instances(MOCK, {})}
+    assert listed_states["inst0"] == InstanceState.STOPPED
+    made = create_one(driver)
+    assert driver.get_instance(MOCK, made.id).state == InstanceState.PENDING
+    time.sleep(0.1)
+    assert driver.get_instance(MOCK, made.id).state == InstanceState.RUNNING

@@ -43,6 +43,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from math import inf
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -144,6 +145,53 @@ def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
 _INSTANCE_KINDS = ("instance", "volume", "address")
 
 
+class _InstanceView:
+    """One owner's instances as models, for one version of the tables they are read from
+    (Snapshot.table: a commit that changes a table replaces it). Each model is built once
+    and handed out until one of the tables changes, so a read from memory builds nothing;
+    the models are shared, so nobody may change them (the server does not)."""
+
+    __slots__ = ("_all", "_attachments", "_driver", "_models", "tables")
+
+    def __init__(self, driver: MockDriver, snap: Snapshot, owner: str) -> None:
+        self.tables = tuple(snap.table(kind, owner) for kind in _INSTANCE_KINDS)
+        self._driver = driver
+        self._attachments = driver._attachments(snap, owner)
+        #: Instance id -> (model, when its next automatic transition is due).
+        self._models: dict[str, tuple[m.Instance, float]] = {}
+        self._all: tuple[list[m.Instance], float] | None = None
+
+    def current(self, snap: Snapshot, owner: str) -> bool:
+        """Whether ``snap`` holds the very tables this view was made of."""
+        return all(
+            snap.table(kind, owner) is table
+            for kind, table in zip(_INSTANCE_KINDS, self.tables, strict=True)
+        )
+
+    def get(self, instance_id: str) -> tuple[m.Instance, float] | None:
+        """The instance and when it is next due to change on its own (inf: never)."""
+        found = self._models.get(instance_id)
+        if found is not None:
+            return found
+        rec = self.tables[0].get(("", instance_id))
+        return None if rec is None else self._entry(rec)
+
+    def all(self) -> tuple[list[m.Instance], float]:
+        """Every instance, by natural order of ids, and the soonest automatic transition."""
+        if self._all is None:
+            recs = sorted(self.tables[0].values(), key=lambda rec: natural_key(rec["id"]))
+            entries = [self._models.get(rec["id"]) or self._entry(rec) for rec in recs]
+            due = min((due for _, due in entries), default=inf)
+            self._all = ([model for model, _ in entries], due)
+        return self._all
+
+    def _entry(self, rec: Record) -> tuple[m.Instance, float]:
+        volumes, addresses = self._attachments
+        model = records.instance(rec, volumes.get(rec["id"], []), addresses.get(rec["id"], []))
+        entry = self._models[rec["id"]] = (model, self._driver._due_at(rec))
+        return entry
+
+
 class MockDriver(BaseDriver):
     """The mock cloud (see the module docstring for options and behaviours)."""
 
@@ -197,6 +245,8 @@ class MockDriver(BaseDriver):
         }
         location = config.options.get("data_dir") or Path(config.data_dir) / "mock"
         self._store = Store(Path(location), seed_fixtures)
+        #: Each user's instances as models, for the tables last read (_instance_view).
+        self._views: dict[str, _InstanceView] = {}
 
     @property
     def machine(self) -> StateMachine:
@@ -392,30 +442,36 @@ class MockDriver(BaseDriver):
 
     # ---- instances: operations --------------------------------------------------------
 
-    def _due(self, recs: Sequence[Record]) -> bool:
-        """Whether an automatic transition of one of ``recs`` is due (to be written)."""
-        now = time.time()
-        return any(self._advance(dict(rec), now) for rec in recs)
+    def _due_at(self, rec: Record) -> float:
+        """When the instance's next automatic transition is due (wall-clock seconds; inf if
+        its state has none): from then on, reading it writes the transition (_advance)."""
+        state = InstanceState(rec["state"])
+        if not self.machine.automatic_targets(state):
+            return inf
+        return float(rec.get("state_since", 0.0)) + self._delays.get(state, 0.0)
+
+    def _instance_view(self, snap: Snapshot, owner: str) -> _InstanceView:
+        """The models of ``owner``'s instances as ``snap`` has them (kept while current)."""
+        view = self._views.get(owner)
+        if view is None or not view.current(snap, owner):
+            # One per user of the mock (a fixed set: _users).
+            view = self._views[owner] = _InstanceView(self, snap, owner)
+        return view
 
     @nonblocking
     def list_instances(self, ctx: CallContext, filters: Filters) -> list[m.Instance]:
         owner = self._owner(ctx)
         wanted = filters.get("id")
         # The usual case, served from memory: nothing due to be written.
-        snap = self._read(ctx, owner, *_INSTANCE_KINDS)
+        view = self._instance_view(self._read(ctx, owner, *_INSTANCE_KINDS), owner)
+        models: list[m.Instance]
         if isinstance(wanted, str) and wanted:
-            found = snap.get("instance", owner, wanted)
-            recs = [found] if found is not None else []
+            found = view.get(wanted)
+            models, due = ([found[0]], found[1]) if found is not None else ([], inf)
         else:
-            recs = snap.list("instance", owner)
-        if not self._due(recs):
-            volumes, addresses = self._attachments(snap, owner)
-            recs.sort(key=lambda r: natural_key(r["id"]))
-            instances = [
-                records.instance(r, volumes.get(r["id"], []), addresses.get(r["id"], []))
-                for r in recs
-            ]
-            return filter_on(instances, filters, *COLLECTIONS["instances"].filters)
+            models, due = view.all()
+        if time.time() < due:
+            return filter_on(models, filters, *COLLECTIONS["instances"].filters)
         ctx.leave_event_loop()
         with self._store.transaction() as tx:
             if isinstance(wanted, str) and wanted:
@@ -437,11 +493,12 @@ class MockDriver(BaseDriver):
         owner = self._owner(ctx)
         # The usual case, served from memory: nothing due to be written.
         snap = self._read(ctx, owner, *_INSTANCE_KINDS)
-        rec = snap.get("instance", owner, instance_id)
-        if rec is None:
+        found = self._instance_view(snap, owner).get(instance_id)
+        if found is None:
             raise NotFoundError("instance", instance_id)
-        if not self._due([rec]):
-            return self._instance_model(snap, owner, rec)
+        model, due = found
+        if time.time() < due:
+            return model
         ctx.leave_event_loop()
         with self._store.transaction() as tx:
             rec = self._instance_rec(tx, owner, instance_id)

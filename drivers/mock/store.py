@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,12 @@ class Snapshot:
 
     def count(self, kind: str, owner: str, parent: str) -> int:
         return sum(1 for p, _ in self._tables[(kind, owner)] if p == parent)
+
+    def table(self, kind: str, owner: str) -> Mapping[tuple[str, str], Record]:
+        """The records of one table, by (parent, id). Tables are never changed in place:
+        a commit that changes one gives later snapshots a new one, so the object's identity
+        stands for its contents (what is derived from it may be kept with it)."""
+        return self._tables[(kind, owner)]
 
 
 def _select(reader: sqlite3.Connection, table: tuple[str, str]) -> dict[tuple[str, str], Record]:

@@ -55,7 +55,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             call.driver.list_instances,
             request,
             filters,
-            lambda instance: convert.instance(instance, machine),
+            lambda instance: convert.instance_kept(instance, machine),
         )
         return pb.ListInstancesResponse(
             instances=page.items,
@@ -67,7 +67,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         require(request, "id")
         call = await self.gateway.open(context, "instances")
         instance = await call.run(call.driver.get_instance, request.id)
-        return convert.instance(instance, _machine(call))
+        return convert.instance_kept(instance, _machine(call))
 
     @unary
     async def CreateInstance(
