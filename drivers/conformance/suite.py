@@ -28,6 +28,7 @@ Use::
 
 from __future__ import annotations
 
+import copy
 import itertools
 import secrets
 import time
@@ -50,6 +51,7 @@ from deltacloud.drivers import (
     StateMachine,
     WouldBlock,
     is_nonblocking,
+    models,
 )
 from deltacloud.v1 import (
     address_pb2,
@@ -720,6 +722,66 @@ class DriverConformance:
                 assert on_loop == on_worker, f"{name} answers differently on the event loop"
         finally:
             driver.close()
+
+    def test_models_handed_out_are_never_changed_afterwards(
+        self, kit_api: Api, tmp_path: Path
+    ) -> None:
+        """What a driver returns is the server's to keep: it keeps the message it made of
+        an instance on the model, so a read cache may hand the same object out again
+        (docs/writing-a-driver.md). A change must show in new objects, never in objects
+        handed out before. Every instance model returned while an instance is created,
+        read, settles, is acted on and destroyed (the driver called directly) must still
+        equal the copy taken when it was returned."""
+        cls = self.driver_class()
+        if not cls.supports("instances", "create"):
+            pytest.skip("the driver does not create instances")  # a fact of the driver
+        machine = cls.instance_states
+        assert machine is not None
+        request = self.create_instance_request(kit_api)
+        provider = self.provider or cls.default_provider()
+        driver = cls(provider, DriverConfig(tmp_path, self.driver_options()))
+        ctx = CallContext(Credentials(self.username, self.password), provider)
+        handed: list[tuple[Any, Any]] = []
+
+        def kept(answer: Any) -> Any:
+            handed.append((answer, copy.deepcopy(answer)))
+            return answer
+
+        def read(instance_id: str) -> Any:
+            kept(driver.list_instances(ctx, {}))
+            if not kept(driver.list_instances(ctx, {"id": instance_id})):
+                return None
+            return kept(driver.get_instance(ctx, instance_id))
+
+        operations = COLLECTIONS["instances"].operations
+        try:
+            opts = models.CreateInstance(
+                image_id=request.image_id,
+                hardware_profile_id=request.hardware_profile_id,
+                realm_id=request.realm_id,
+            )
+            instance_id = kept(driver.create_instance(ctx, opts))[0].id
+            done: set[InstanceAction] = set()
+            deadline = time.monotonic() + self.settle_timeout
+            for _ in range(12):
+                current = read(instance_id)
+                if current is None:
+                    break
+                if machine.is_transitional(current.state):
+                    assert time.monotonic() < deadline, f"{instance_id} stuck in {current.state}"
+                    time.sleep(0.05)
+                    continue
+                action = self._next_action(machine, current.state, done)
+                if action is None or not cls.supports("instances", action.value):
+                    break
+                done.add(action)
+                kept(getattr(driver, operations[action.value])(ctx, instance_id))
+                deadline = time.monotonic() + self.settle_timeout
+        finally:
+            driver.close()
+        assert len(handed) > 4
+        for model, taken in handed:
+            assert model == taken, "a model handed out was changed afterwards"
 
     # ---- create, read, delete ----------------------------------------------------------
 
