@@ -416,6 +416,17 @@ class BaseDriver:
         """Yield the blob's content in chunks (any size; the server re-chunks)."""
         raise self._unsupported("buckets", "download_blob")
 
+    def open_blob(
+        self, ctx: CallContext, bucket_id: str, blob_id: str
+    ) -> tuple[m.Blob, Iterator[bytes]]:
+        """The blob and its content, of one version: what a download sends (the blob as its
+        header, then the chunks). This default calls get_blob, then get_blob_content, so a
+        blob replaced between the two is described as one version and sent as the other:
+        override it to read both from one lookup (the mock) or one answer (S3's GetObject
+        carries the object's description with its body)."""
+        blob = self.get_blob(ctx, bucket_id, blob_id)
+        return blob, self.get_blob_content(ctx, bucket_id, blob_id)
+
     def delete_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> None:
         raise self._unsupported("buckets", "delete_blob")
 

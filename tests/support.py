@@ -3,7 +3,11 @@ conformance kit's, re-exported with the mock's users filled in)."""
 
 from __future__ import annotations
 
-from deltacloud.drivers.conformance.stubs import Failure, basic, failure
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+from deltacloud.drivers.conformance.stubs import Api, Failure, basic, failure
 from deltacloud.drivers.conformance.stubs import metadata as _metadata
 
 MOCK_USER = ("mockuser", "mockpassword")
@@ -26,4 +30,66 @@ MD = metadata()
 ALICE = metadata("alice", EXTRA_USERS["alice"])
 BOB = metadata("bob", EXTRA_USERS["bob"])
 
-__all__ = ["ALICE", "BOB", "EXTRA_USERS", "MD", "MOCK_USER", "Failure", "basic", "failure"]
+
+def downloads_while_replaced(
+    api: Api, md: Sequence[tuple[str, str]], bucket: str, seconds: float
+) -> tuple[int, list[tuple[int, str, int]]]:
+    """Download the blob "flip" of ``bucket`` again and again for ``seconds`` while another
+    thread replaces it with 1,000 a's and 70,000 b's in turn (user metadata ``letter``
+    saying which). Returns the downloads made and those whose header (length, letter)
+    describes another version than their content: (header length, letter, bytes)."""
+    from deltacloud.v1 import bucket_pb2 as pb
+
+    versions = {"a": 1000, "b": 70_000}
+
+    def upload(letter: str) -> None:
+        header = pb.UploadBlobHeader(
+            bucket_id=bucket, blob_id="flip", user_metadata={"letter": letter}
+        )
+
+        def stream() -> Iterator[pb.UploadBlobRequest]:
+            yield pb.UploadBlobRequest(header=header)
+            yield pb.UploadBlobRequest(chunk=letter.encode() * versions[letter])
+
+        api.buckets.UploadBlob(stream(), metadata=md, timeout=30)
+
+    upload("a")
+    stop = threading.Event()
+
+    def replace() -> None:
+        while not stop.is_set():
+            for letter in versions:
+                upload(letter)
+
+    writer = threading.Thread(target=replace)
+    writer.start()
+    mixed: list[tuple[int, str, int]] = []
+    downloads = 0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            request = pb.DownloadBlobRequest(bucket_id=bucket, id="flip")
+            messages = list(api.buckets.DownloadBlob(request, metadata=md, timeout=30))
+            blob, content = messages[0].blob, b"".join(m.chunk for m in messages[1:])
+            downloads += 1
+            letter = blob.user_metadata["letter"]
+            expected = letter.encode() * versions[letter]
+            if (blob.content_length, content) != (versions[letter], expected):
+                mixed.append((blob.content_length, letter, len(content)))
+    finally:
+        stop.set()
+        writer.join()
+    return downloads, mixed
+
+
+__all__ = [
+    "ALICE",
+    "BOB",
+    "EXTRA_USERS",
+    "MD",
+    "MOCK_USER",
+    "Failure",
+    "basic",
+    "downloads_while_replaced",
+    "failure",
+]

@@ -78,7 +78,7 @@ from deltacloud.v1 import (
     storage_snapshot_pb2,
     storage_volume_pb2,
 )
-from support import Failure, failure, metadata
+from support import Failure, downloads_while_replaced, failure, metadata
 
 S = common_pb2.InstanceState
 MIB = 1024 * 1024
@@ -669,6 +669,17 @@ def _upload(
             yield bucket_pb2.UploadBlobRequest(chunk=content[i : i + chunk])
 
     return api.buckets.UploadBlob(requests(), metadata=EC2, timeout=60)  # type: ignore[no-any-return]
+
+
+def test_a_download_describes_the_version_it_sends_while_the_blob_is_replaced(
+    ec2_api: Api,
+) -> None:
+    """One GetObject gives the download's header and its bytes: a HeadObject before it
+    could describe the version a concurrent replace had just superseded."""
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="flip"), metadata=EC2)
+    downloads, mixed = downloads_while_replaced(ec2_api, EC2, "flip", seconds=3)
+    assert downloads > 20
+    assert mixed == [], f"{len(mixed)} of {downloads} downloads mixed two versions"
 
 
 @pytest.mark.parametrize(

@@ -253,9 +253,19 @@ class Storage(EC2Base, abstract=True):
         return {"ETag": answer["ETag"], "PartNumber": number}
 
     def get_blob_content(self, ctx: CallContext, bucket_id: str, blob_id: str) -> Iterator[bytes]:
+        return self.open_blob(ctx, bucket_id, blob_id)[1]
+
+    def open_blob(
+        self, ctx: CallContext, bucket_id: str, blob_id: str
+    ) -> tuple[m.Blob, Iterator[bytes]]:
+        """One GetObject: its answer describes the object (as HeadObject would) of the body
+        it streams, so a replace meanwhile cannot mix two versions, and a download costs
+        one request to S3, not two."""
         with translated("blob", blob_id):
-            body = self.s3(ctx).get_object(Bucket=bucket_id, Key=blob_id)["Body"]
-        return _closing(translated_iter(body.iter_chunks(DOWNLOAD_CHUNK), "blob", blob_id), body)
+            answer = self.s3(ctx).get_object(Bucket=bucket_id, Key=blob_id)
+        body = answer["Body"]
+        chunks = translated_iter(body.iter_chunks(DOWNLOAD_CHUNK), "blob", blob_id)
+        return self._blob(bucket_id, blob_id, answer), _closing(chunks, body)
 
     def delete_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> None:
         self.get_blob(ctx, bucket_id, blob_id)  # DeleteObject succeeds on unknown keys

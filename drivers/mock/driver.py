@@ -990,10 +990,16 @@ class MockDriver(BaseDriver):
         return records.blob(rec)
 
     def get_blob_content(self, ctx: CallContext, bucket_id: str, blob_id: str) -> Iterator[bytes]:
+        return self.open_blob(ctx, bucket_id, blob_id)[1]
+
+    def open_blob(
+        self, ctx: CallContext, bucket_id: str, blob_id: str
+    ) -> tuple[m.Blob, Iterator[bytes]]:
         owner = self._owner(ctx)
         # Look up and open eagerly (so NotFoundError is raised by this call, not by the
         # first next()), under the store lock so a concurrent replace cannot remove the
-        # file between the lookup and the open; once open, the content stays readable.
+        # file between the lookup and the open; once open, the content stays readable, and
+        # the record read with it describes that content.
         with self._store.transaction() as tx:
             rec = self._blob_rec(tx, owner, bucket_id, blob_id)
             try:
@@ -1005,7 +1011,7 @@ class MockDriver(BaseDriver):
                     f"content of blob {blob_id!r} is unavailable",
                     metadata={"bucket_id": bucket_id, "blob_id": blob_id},
                 ) from exc
-        return _read_chunks(handle)
+        return records.blob(rec), _read_chunks(handle)
 
     def delete_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> None:
         owner = self._owner(ctx)

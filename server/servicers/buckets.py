@@ -258,8 +258,8 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         require(request, "bucket_id", "id")
         call = await self.gateway.open(context, "buckets", "download_blob")
         await call.echo_first(context)
-        blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
-        chunks = await call.run(call.driver.get_blob_content, request.bucket_id, request.id)
+        # One call: the header describes the version whose bytes follow.
+        blob, chunks = await call.run(call.driver.open_blob, request.bucket_id, request.id)
         await context.write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
         ended = False
         while not ended:
