@@ -1367,6 +1367,46 @@ def test_request_ids_reach_ec2_as_client_tokens(ec2_api: Api, moto: MotoServer) 
     assert "RunInstances" not in actions and "CreateVolume" not in actions
 
 
+def test_a_snapshot_or_address_retried_on_another_server_is_the_one_first_made(
+    ec2_api: Api, moto: MotoServer, tmp_path: Path
+) -> None:
+    """EC2 takes no ClientToken for snapshots and elastic IPs: the request id goes on them
+    as a tag, so a retry that lands on another server in front of the same cloud (whose
+    request log never saw it) is answered with what the first attempt made, not a second
+    one; the same id with another volume is refused."""
+    volume = ec2_api.volumes.CreateStorageVolume(
+        storage_volume_pb2.CreateStorageVolumeRequest(capacity_gb=1), metadata=EC2, timeout=15
+    )
+    snapshot_request = storage_snapshot_pb2.CreateStorageSnapshotRequest(
+        storage_volume_id=volume.id, name="retried", request_id=str(uuid.uuid4())
+    )
+    address_request = address_pb2.CreateAddressRequest(request_id=str(uuid.uuid4()))
+    snapshot = ec2_api.snapshots.CreateStorageSnapshot(snapshot_request, metadata=EC2, timeout=15)
+    address = ec2_api.addresses.CreateAddress(address_request, metadata=EC2, timeout=15)
+    other = ec2_server(tmp_path, moto)
+    try:
+        with grpc.insecure_channel(other.target) as channel:
+            api = Api(channel)
+            again = api.snapshots.CreateStorageSnapshot(snapshot_request, metadata=EC2, timeout=15)
+            same = api.addresses.CreateAddress(address_request, metadata=EC2, timeout=15)
+            assert (again.id, again.name, same.id) == (snapshot.id, "retried", address.id)
+            second = api.volumes.CreateStorageVolume(
+                storage_volume_pb2.CreateStorageVolumeRequest(capacity_gb=1), metadata=EC2
+            )
+            reused = storage_snapshot_pb2.CreateStorageSnapshotRequest(
+                storage_volume_id=second.id, request_id=snapshot_request.request_id
+            )
+            f = refusal(api.snapshots.CreateStorageSnapshot, reused)
+            assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
+    finally:
+        other.kill()
+    ec2 = moto.client("ec2")
+    tagged = [{"Name": "tag:deltacloud:request-id", "Values": [snapshot_request.request_id]}]
+    assert len(ec2.describe_snapshots(OwnerIds=["self"], Filters=tagged)["Snapshots"]) == 1
+    tagged[0]["Values"] = [address_request.request_id]
+    assert len(ec2.describe_addresses(Filters=tagged)["Addresses"]) == 1
+
+
 def test_a_burst_of_creates_does_not_list_the_account_once_per_create(
     moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -69,11 +69,33 @@ def _pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
     return items
 
 
-def _tags(name: str = "", description: str = "", kind: str = "") -> list[dict[str, Any]]:
+#: The tag that keeps a create's request id where EC2 takes no ClientToken (snapshots,
+#: elastic IPs): a retry finds what its first attempt made, on whichever server it lands.
+REQUEST_ID_TAG = "deltacloud:request-id"
+
+
+def _tags(
+    name: str = "", description: str = "", kind: str = "", request_id: str = ""
+) -> list[dict[str, Any]]:
     tags = [{"Key": "Name", "Value": name}] if name else []
     if description:
         tags.append({"Key": "Description", "Value": description})
+    if request_id:
+        tags.append({"Key": REQUEST_ID_TAG, "Value": request_id})
     return [{"ResourceType": kind, "Tags": tags}] if tags else []
+
+
+def _made_for(request_id: str) -> list[dict[str, Any]]:
+    """The filter finding what a create with ``request_id`` made."""
+    return [{"Name": f"tag:{REQUEST_ID_TAG}", "Values": [request_id]}]
+
+
+def _reused(kind: str, request_id: str, made: str, asked: str) -> ValidationError:
+    return ValidationError(
+        f"request id {request_id} made a {kind} of {made}, not of {asked}",
+        reason="REQUEST_ID_REUSED",
+        metadata={"request_id": request_id},
+    )
 
 
 class Compute(EC2Base, abstract=True):
@@ -576,8 +598,19 @@ class Compute(EC2Base, abstract=True):
         params: dict[str, Any] = {"VolumeId": opts.storage_volume_id}
         if opts.description:
             params["Description"] = opts.description
-        if opts.name:
-            params["TagSpecifications"] = _tags(opts.name, kind="snapshot")
+        if ctx.request_id:  # EC2 takes no ClientToken here: the snapshot keeps it as a tag
+            with translated("storage_snapshot"):
+                made = self.ec2(ctx).describe_snapshots(
+                    OwnerIds=["self"], Filters=_made_for(ctx.request_id)
+                )["Snapshots"]
+            if made:
+                volume = made[0].get("VolumeId", "?")
+                if volume != opts.storage_volume_id:
+                    raise _reused("snapshot", ctx.request_id, volume, opts.storage_volume_id)
+                return self._snapshot(made[0])
+        tags = _tags(opts.name, kind="snapshot", request_id=ctx.request_id)
+        if tags:
+            params["TagSpecifications"] = tags
         with translated("storage_volume", opts.storage_volume_id):
             s = self.ec2(ctx).create_snapshot(**params)
         return self._snapshot(s)
@@ -610,8 +643,15 @@ class Compute(EC2Base, abstract=True):
         return self._address(self._address_record(ctx, address_id))
 
     def create_address(self, ctx: CallContext) -> m.Address:
+        params: dict[str, Any] = {"Domain": "vpc"}
+        if ctx.request_id:  # EC2 takes no ClientToken here: the address keeps it as a tag
+            with translated("address"):
+                made = self.ec2(ctx).describe_addresses(Filters=_made_for(ctx.request_id))
+            if made["Addresses"]:
+                return self._address(made["Addresses"][0])
+            params["TagSpecifications"] = _tags(kind="elastic-ip", request_id=ctx.request_id)
         with translated("address"):
-            a = self.ec2(ctx).allocate_address(Domain="vpc")
+            a = self.ec2(ctx).allocate_address(**params)
         return self._address(a)
 
     def delete_address(self, ctx: CallContext, address_id: str) -> None:
