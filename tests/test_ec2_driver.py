@@ -459,6 +459,47 @@ def test_watch_shows_create_pending_running_and_stop_stopping_stopped(ec2_api: A
     assert f.code == grpc.StatusCode.NOT_FOUND
 
 
+def test_concurrent_stops_journal_one_stop_and_no_backward_step(ec2_api: Api) -> None:
+    """Clients retrying StopInstance while the first is under way: EC2 accepts a stop of a
+    stopping instance, so every call may succeed, each having read the instance RUNNING
+    before any stopped it. The journal tells one stop; it told the others as a step back
+    from STOPPING to RUNNING (observed), then another stop."""
+    watcher = Watcher(ec2_api.channel, EC2)
+    time.sleep(0.3)
+    instance = create(ec2_api)
+    watcher.wait_until(
+        lambda w: any(
+            e.instance_id == instance.id and e.state == S.INSTANCE_STATE_RUNNING for e in w.events
+        )
+    )
+    request = instance_pb2.StopInstanceRequest(id=instance.id)
+
+    def stop() -> str:
+        try:
+            ec2_api.instances.StopInstance(request, metadata=EC2, timeout=15)
+        except grpc.RpcError as error:
+            return failure(error).reason
+        return "OK"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda _: stop(), range(4)))
+    assert set(outcomes) <= {"OK", "ACTION_NOT_ALLOWED"} and "OK" in outcomes, outcomes
+    watcher.wait_until(
+        lambda w: (
+            [e.state for e in w.events if e.instance_id == instance.id][-1]
+            == S.INSTANCE_STATE_STOPPED
+        )
+    )
+    watcher.cancel()
+    story = [t[1:] for t in transitions(watcher.events) if t[0] == instance.id]
+    assert story == [
+        ("START->PENDING", "CREATE"),
+        ("PENDING->RUNNING", "AUTOMATIC"),
+        ("RUNNING->STOPPING", "STOP"),
+        ("STOPPING->STOPPED", "AUTOMATIC"),
+    ], (outcomes, story)
+
+
 def test_an_instance_started_with_boto3_is_observed(ec2_api: Api, moto: MotoServer) -> None:
     watcher = Watcher(ec2_api.channel, EC2)
     time.sleep(0.5)

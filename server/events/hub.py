@@ -199,6 +199,8 @@ class ScopeHub:
         self.baselined = baselined
         self.known = known
         self._known_at: dict[str, float] = {}
+        #: Actions on one instance take turns (one_at_a_time): lock, and its users.
+        self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self.ring: list[instance_pb2.InstanceEvent] = []
         self.lock = asyncio.Lock()
         # Subscribers waiting for the next event: one future each, resolved by wake().
@@ -364,6 +366,22 @@ class ScopeHub:
         if before is not None and after in self.machine.automatic_targets(before):
             return AUTOMATIC
         return OBSERVED
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, instance_id: str) -> AsyncIterator[None]:
+        """Actions of this server on one instance, one after the other: each reads the
+        state it starts from, acts and records what it did before the next reads. Without
+        it, two stops of a running instance (a client's retry) both read RUNNING, EC2
+        accepted both, and the second was journaled as a step back to RUNNING, then a stop."""
+        lock, users = self._turns.setdefault(instance_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._turns[instance_id]
 
     @contextlib.contextmanager
     def acting(self, instance_id: str | None) -> Iterator[None]:
@@ -745,7 +763,9 @@ class EventHub:
     @contextlib.asynccontextmanager
     async def acting(self, call: Call, instance_id: str | None) -> AsyncIterator[None]:
         """Wrap a driver action (``instance_id`` None for a create) so that the monitor
-        does not report its effect before ``record_actions`` does."""
+        does not report its effect before ``record_actions`` does; actions on one instance
+        take turns (ScopeHub.one_at_a_time), so read the state the action starts from
+        inside."""
         # The journal keeps a row per scope it loads: only for credentials the driver took.
         await call.authenticate()
         async with contextlib.AsyncExitStack() as stack:
@@ -755,6 +775,8 @@ class EventHub:
                 log.exception("opening the event scope failed")
                 yield
                 return
+            if instance_id is not None:
+                await stack.enter_async_context(scope.one_at_a_time(instance_id))
             with scope.acting(instance_id):
                 yield
             if scope._resync and not scope._acting and not scope._creating:

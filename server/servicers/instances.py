@@ -154,19 +154,21 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             raise invalid_argument("MISSING_FIELD", "id is required", field="id")
         call = await self.gateway.open(context, "instances", action.value)
         machine = _machine(call)
-        current = await call.run(call.driver.get_instance, request_id)
-        offered = current.offered_actions(machine)
-        if action not in offered:
-            raise ActionNotAllowedError(
-                request_id, action.value, current.state.value, [a.value for a in offered]
-            )
         method = {
             InstanceAction.START: call.driver.start_instance,
             InstanceAction.STOP: call.driver.stop_instance,
             InstanceAction.REBOOT: call.driver.reboot_instance,
             InstanceAction.DESTROY: call.driver.destroy_instance,
         }[action]
+        # The state is read in the instance's turn: what the journal says the action
+        # started from is what it did start from.
         async with self.events.acting(call, request_id):
+            current = await call.run(call.driver.get_instance, request_id)
+            offered = current.offered_actions(machine)
+            if action not in offered:
+                raise ActionNotAllowedError(
+                    request_id, action.value, current.state.value, [a.value for a in offered]
+                )
             after = await call.run(method, request_id)
             await self.events.record_actions(call, [(current.state, after, action.value)])
         return convert.instance(after, machine)
