@@ -82,6 +82,43 @@ def downloads_while_replaced(
     return downloads, mixed
 
 
+def uploads_racing(
+    api: Api, md: Sequence[tuple[str, str]], bucket: str, seconds: float
+) -> tuple[int, list[tuple[str, int, str]]]:
+    """Two threads upload the blob "race" of ``bucket`` again and again for ``seconds``,
+    one 1,000 a's, the other 70,000 b's (user metadata ``letter`` saying which). Returns
+    the uploads made and those whose answer describes another upload than their own:
+    (own letter, answered length, answered letter)."""
+    from deltacloud.v1 import bucket_pb2 as pb
+
+    sizes = {"a": 1000, "b": 70_000}
+    wrong: list[tuple[str, int, str]] = []
+    counts = {"a": 0, "b": 0}
+    deadline = time.monotonic() + seconds
+
+    def uploads(letter: str) -> None:
+        header = pb.UploadBlobHeader(
+            bucket_id=bucket, blob_id="race", user_metadata={"letter": letter}
+        )
+
+        def stream() -> Iterator[pb.UploadBlobRequest]:
+            yield pb.UploadBlobRequest(header=header)
+            yield pb.UploadBlobRequest(chunk=letter.encode() * sizes[letter])
+
+        while time.monotonic() < deadline:
+            blob = api.buckets.UploadBlob(stream(), metadata=md, timeout=30)
+            counts[letter] += 1
+            if (blob.content_length, blob.user_metadata.get("letter")) != (sizes[letter], letter):
+                wrong.append((letter, blob.content_length, blob.user_metadata.get("letter", "")))
+
+    threads = [threading.Thread(target=uploads, args=(letter,)) for letter in sizes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts.values()), wrong
+
+
 __all__ = [
     "ALICE",
     "BOB",
@@ -92,4 +129,5 @@ __all__ = [
     "basic",
     "downloads_while_replaced",
     "failure",
+    "uploads_racing",
 ]

@@ -19,7 +19,7 @@ from google.protobuf import empty_pb2
 from deltacloud.server.servicers.buckets import chunk_message
 from deltacloud.v1 import bucket_pb2 as pb
 from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
-from support import MD, downloads_while_replaced, failure
+from support import MD, downloads_while_replaced, failure, uploads_racing
 
 CHUNK = 64 * 1024
 
@@ -726,3 +726,14 @@ def test_a_download_describes_the_version_it_sends_while_the_blob_is_replaced(
     downloads, mixed = downloads_while_replaced(api, MD, bucket, seconds=3)
     assert downloads > 20
     assert mixed == [], f"{len(mixed)} of {downloads} downloads mixed two versions"
+
+
+def test_an_upload_is_answered_with_the_version_it_stored_while_others_replace_it(
+    api: Api,
+) -> None:
+    """Two clients upload the same blob again and again: each answer describes the version
+    its own upload stored (length, metadata), not the other's."""
+    bucket = new_bucket(api, f"race-{uuid.uuid4().hex[:8]}").id
+    uploads, wrong = uploads_racing(api, MD, bucket, seconds=3)
+    assert uploads > 20
+    assert wrong == [], f"{len(wrong)} of {uploads} uploads answered with another's version"

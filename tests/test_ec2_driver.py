@@ -17,6 +17,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -78,7 +79,7 @@ from deltacloud.v1 import (
     storage_snapshot_pb2,
     storage_volume_pb2,
 )
-from support import Failure, downloads_while_replaced, failure, metadata
+from support import Failure, downloads_while_replaced, failure, metadata, uploads_racing
 
 S = common_pb2.InstanceState
 MIB = 1024 * 1024
@@ -723,6 +724,17 @@ def test_a_download_describes_the_version_it_sends_while_the_blob_is_replaced(
     assert mixed == [], f"{len(mixed)} of {downloads} downloads mixed two versions"
 
 
+def test_an_upload_is_answered_with_the_version_it_stored_while_others_replace_it(
+    ec2_api: Api,
+) -> None:
+    """Two clients upload the same blob again and again: each answer describes the version
+    its own upload stored, not one a HeadObject after it found (the other's)."""
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="race"), metadata=EC2)
+    uploads, wrong = uploads_racing(ec2_api, EC2, "race", seconds=3)
+    assert uploads > 20
+    assert wrong == [], f"{len(wrong)} of {uploads} uploads answered with another's version"
+
+
 @pytest.mark.parametrize(
     "chunk",
     [1 * MIB, 700_001],  # the second: pieces that never line up with the 5 MiB parts
@@ -988,6 +1000,53 @@ def test_an_unannounced_upload_past_the_part_limit_fails_and_leaves_nothing(
     assert caught.value.reason == "BLOB_TOO_LARGE"
     assert s3.list_multipart_uploads(Bucket="parts").get("Uploads", []) == []
     assert s3.list_objects_v2(Bucket="parts").get("KeyCount") == 0
+
+
+@pytest.mark.parametrize("size", [1000, 6 * MIB])  # one PutObject; a multipart upload
+def test_an_upload_replaced_before_it_is_described_describes_itself(
+    moto: MotoServer, tmp_path: Path, size: int
+) -> None:
+    """The HeadObject after an upload asks for the object written (If-Match its ETag): when
+    another write replaced it first (412 here, made to happen between the two), the upload
+    is described from what it wrote: its length, S3's default content type, its metadata
+    (keys in lower case, as S3 keeps them) and the time of the write's answer."""
+    driver = EC2Driver(
+        "us-east-1",
+        DriverConfig(tmp_path, {"endpoint_url": moto.url, "multipart_threshold": "5MiB"}),
+    )
+    ctx = CallContext(Credentials(ACCESS_KEY, SECRET_KEY), "us-east-1", time.monotonic() + 60)
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket="replaced")
+    real = driver.s3(ctx)
+    asked: list[dict[str, Any]] = []
+
+    class Replaced:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def head_object(self, **params: Any) -> Any:
+            asked.append(params)
+            s3.put_object(Bucket="replaced", Key="b", Body=b"another", Metadata={"by": "other"})
+            return real.head_object(**params)
+
+    driver.s3 = lambda _ctx: Replaced()  # type: ignore[method-assign]
+    before = datetime.now(UTC).replace(microsecond=0)
+    blob = driver.put_blob(
+        ctx,
+        m.PutBlob(
+            bucket_id="replaced",
+            blob_id="b",
+            chunks=iter([b"x" * size]),
+            user_metadata={"Letter": "x"},
+        ),
+    )
+    assert asked and asked[0]["IfMatch"]
+    assert (blob.content_length, blob.content_type, blob.user_metadata) == (
+        size,
+        "binary/octet-stream",
+        {"letter": "x"},
+    )
+    assert blob.last_modified is not None and blob.last_modified >= before
 
 
 def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:

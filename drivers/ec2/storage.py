@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
 from typing import Any
+
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from deltacloud.drivers import (
     COLLECTIONS,
@@ -35,6 +38,8 @@ MAX_OBJECT_SIZE = 5 * 1024**4
 #: An upload waiting for room in the budget gives up this long before its deadline, so
 #: that its client hears UPLOADS_BUSY rather than a bare DEADLINE_EXCEEDED.
 ANSWER_MARGIN = 0.2
+#: What S3 calls an object stored without a content type.
+S3_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
 def part_size_for(configured: int, announced: int | None) -> int:
@@ -222,14 +227,14 @@ class Storage(EC2Base, abstract=True):
             body = b"".join(held)
             if not upload_id:
                 with translated("bucket", opts.bucket_id):
-                    s3.put_object(**target, Body=body, **extra)
+                    written = s3.put_object(**target, Body=body, **extra)
             else:
                 if body or not (parts or pending):
                     send(body)
                 parts.extend(f.result() for f in pending)
                 pending.clear()
                 with translated("blob", opts.blob_id):
-                    s3.complete_multipart_upload(
+                    written = s3.complete_multipart_upload(
                         **target, UploadId=upload_id, MultipartUpload={"Parts": parts}
                     )
                 upload_id = ""
@@ -242,7 +247,37 @@ class Storage(EC2Base, abstract=True):
             if upload_id:  # failed or cancelled: leave no parts behind (best effort)
                 with contextlib.suppress(Exception):
                     s3.abort_multipart_upload(**target, UploadId=upload_id)
-        return self.get_blob(ctx, opts.bucket_id, opts.blob_id)
+        return self._stored(s3, opts, received, written)
+
+    def _stored(self, s3: Any, opts: m.PutBlob, length: int, written: dict[str, Any]) -> m.Blob:
+        """The blob this upload stored. A HeadObject on the condition that the object is
+        still the one written (its ETag) describes it as S3 keeps it (the content type S3
+        gave it, its time); if another write replaced it meanwhile, the upload is described
+        from what it wrote, not as the other's."""
+        head: dict[str, Any] | None = None
+        with translated("blob", opts.blob_id):
+            try:
+                head = s3.head_object(
+                    Bucket=opts.bucket_id, Key=opts.blob_id, IfMatch=written.get("ETag", "")
+                )
+            except ClientError as error:
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status not in (404, 412):  # neither replaced nor deleted since: a failure
+                    raise
+        # S3 keeps metadata keys in lower case (HTTP headers).
+        mine = {key.lower(): value for key, value in opts.user_metadata.items()}
+        # Equal bytes (equal ETags) may have come with other metadata: compare it too.
+        if head is not None and (head.get("ContentLength"), head.get("Metadata")) == (length, mine):
+            return self._blob(opts.bucket_id, opts.blob_id, head)
+        sent = written.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        return m.Blob(
+            id=opts.blob_id,
+            bucket_id=opts.bucket_id,
+            content_length=length,
+            content_type=opts.content_type or S3_DEFAULT_CONTENT_TYPE,
+            last_modified=parsedate_to_datetime(sent) if sent else None,
+            user_metadata=mine,
+        )
 
     @staticmethod
     def _part(
