@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 import pytest
 from blackhole import Blackhole
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from conftest import Api, PlainServer, ServerProcess
 from ec2_support import (
     ACCESS_KEY,
@@ -1049,6 +1050,50 @@ def test_an_upload_replaced_before_it_is_described_describes_itself(
     assert blob.last_modified is not None and blob.last_modified >= before
 
 
+def test_a_metadata_update_copies_the_version_it_looked_at(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """The copy that updates a blob's metadata keeps the content type of the version it
+    looked at, so it is made on the condition that the object is still that version
+    (CopySourceIfMatch); replaced in between, the blob is looked at again and the new
+    version keeps its own content type. (moto ignores CopySourceIfMatch: the client here
+    answers 412 as S3 does, and replaces the blob before the first copy.)"""
+    driver = EC2Driver("us-east-1", DriverConfig(tmp_path, {"endpoint_url": moto.url}))
+    ctx = CallContext(Credentials(ACCESS_KEY, SECRET_KEY), "us-east-1", time.monotonic() + 60)
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket="relabel")
+    s3.put_object(Bucket="relabel", Key="b", Body=b"first", ContentType="text/first")
+    real = driver.s3(ctx)
+    copies: list[str] = []
+
+    class ReplacedOnce:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def copy_object(self, **params: Any) -> Any:
+            copies.append(params["CopySourceIfMatch"])
+            if len(copies) == 1:
+                s3.put_object(Bucket="relabel", Key="b", Body=b"second", ContentType="text/second")
+            if real.head_object(Bucket="relabel", Key="b")["ETag"] != params["CopySourceIfMatch"]:
+                raise ClientError(
+                    {
+                        "Error": {"Code": "PreconditionFailed"},
+                        "ResponseMetadata": {"HTTPStatusCode": 412},
+                    },
+                    "CopyObject",
+                )
+            return real.copy_object(**params)
+
+    driver.s3 = lambda _ctx: ReplacedOnce()  # type: ignore[method-assign]
+    assert driver.update_blob_metadata(ctx, "relabel", "b", {"Colour": "blue"}) == {
+        "colour": "blue"
+    }
+    assert len(copies) == 2 and copies[0] != copies[1]
+    head = s3.head_object(Bucket="relabel", Key="b")
+    assert (head["ContentType"], head["Metadata"]) == ("text/second", {"colour": "blue"})
+    assert s3.get_object(Bucket="relabel", Key="b")["Body"].read() == b"second"
+
+
 def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:
     ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="meta"), metadata=EC2)
     _upload(ec2_api, "meta", "a.txt", b"hello")
@@ -1370,7 +1415,6 @@ def test_each_time_budget_fits_its_attempts_timeouts_and_sleeps(limit: float) ->
     ],
 )
 def test_backend_codes_map_to_sdk_errors(code: str, status: int, reason: str) -> None:
-    from botocore.exceptions import ClientError
 
     error = ClientError(
         {"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},

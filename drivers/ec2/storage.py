@@ -38,6 +38,8 @@ MAX_OBJECT_SIZE = 5 * 1024**4
 #: An upload waiting for room in the budget gives up this long before its deadline, so
 #: that its client hears UPLOADS_BUSY rather than a bare DEADLINE_EXCEEDED.
 ANSWER_MARGIN = 0.2
+#: Looks at a blob whose metadata is updated, when it keeps being replaced meanwhile.
+METADATA_ATTEMPTS = 3
 #: What S3 calls an object stored without a content type.
 S3_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
@@ -310,28 +312,47 @@ class Storage(EC2Base, abstract=True):
     def update_blob_metadata(
         self, ctx: CallContext, bucket_id: str, blob_id: str, metadata: dict[str, str]
     ) -> dict[str, str]:
-        """S3 metadata is immutable: copy the object onto itself with the new metadata."""
-        blob = self.get_blob(ctx, bucket_id, blob_id)
-        if blob.content_length > 5 * 1024**3:
-            raise ConflictError(
-                "S3 cannot update the metadata of an object over 5 GiB in one copy",
-                reason="BLOB_TOO_LARGE_FOR_COPY",
-            )
+        """S3 metadata is immutable: copy the object onto itself with the new metadata, on
+        the condition that it is still the version looked at (CopySourceIfMatch): the copy
+        keeps that version's content type, which another's must not get. A version
+        replaced in between is looked at again."""
         for key in metadata:
             if not key or not key.isascii():
                 raise ValidationError(f"metadata key {key!r} must be non-empty ASCII")
-        params: dict[str, Any] = {
-            "Bucket": bucket_id,
-            "Key": blob_id,
-            "CopySource": {"Bucket": bucket_id, "Key": blob_id},
-            "Metadata": dict(metadata),
-            "MetadataDirective": "REPLACE",
-        }
-        if blob.content_type:
-            params["ContentType"] = blob.content_type
-        with translated("blob", blob_id):
-            self.s3(ctx).copy_object(**params)
-        return self.get_blob(ctx, bucket_id, blob_id).user_metadata
+        s3 = self.s3(ctx)
+        for _ in range(METADATA_ATTEMPTS):
+            with translated("blob", blob_id):
+                head = s3.head_object(Bucket=bucket_id, Key=blob_id)
+            if int(head.get("ContentLength", 0)) > 5 * 1024**3:
+                raise ConflictError(
+                    "S3 cannot update the metadata of an object over 5 GiB in one copy",
+                    reason="BLOB_TOO_LARGE_FOR_COPY",
+                )
+            params: dict[str, Any] = {
+                "Bucket": bucket_id,
+                "Key": blob_id,
+                "CopySource": {"Bucket": bucket_id, "Key": blob_id},
+                "CopySourceIfMatch": head["ETag"],
+                "Metadata": dict(metadata),
+                "MetadataDirective": "REPLACE",
+            }
+            if head.get("ContentType"):
+                params["ContentType"] = head["ContentType"]
+            with translated("blob", blob_id):
+                try:
+                    s3.copy_object(**params)
+                except ClientError as error:
+                    if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
+                        raise
+                    continue  # replaced since the look: look again
+            # What S3 keeps: the keys in lower case (HTTP headers).
+            return {key.lower(): value for key, value in metadata.items()}
+        raise ConflictError(
+            f"blob {blob_id!r} was replaced {METADATA_ATTEMPTS} times while its metadata "
+            "was being updated",
+            reason="BLOB_CHANGED",
+            metadata={"bucket_id": bucket_id, "blob_id": blob_id},
+        )
 
 
 def _closing(chunks: Iterator[bytes], body: Any) -> Iterator[bytes]:
