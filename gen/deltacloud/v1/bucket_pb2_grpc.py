@@ -152,7 +152,8 @@ class BucketServiceServicer:
         size limit applies). Returns the stored blob. INVALID_ARGUMENT if the first message is
         not a header, a later one is, the header lacks bucket_id or blob_id, or
         content_length is set and the bytes received differ; NOT_FOUND if the bucket does not
-        exist.
+        exist. The Blob returned describes the version this upload stored, even when another
+        upload replaced it at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,7 +161,9 @@ class BucketServiceServicer:
 
     def DownloadBlob(self, request, context):
         """Downloads a blob: the first message carries the Blob description, every following one
-        a chunk of content, in order. NOT_FOUND if the bucket or blob does not exist.
+        a chunk of content, in order; the description is of the version whose bytes follow,
+        even when the blob is replaced meanwhile. NOT_FOUND if the bucket or blob does not
+        exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,7 +186,9 @@ class BucketServiceServicer:
     def UpdateBlobMetadata(self, request, context):
         """Replaces the user metadata of a blob (keys not given are removed) and returns the new
         metadata. NOT_FOUND if the bucket or blob does not exist; INVALID_ARGUMENT for a key
-        the cloud does not accept.
+        the cloud does not accept; FAILED_PRECONDITION (BLOB_TOO_LARGE_FOR_COPY) where the
+        cloud cannot change the metadata of so large a blob (S3: over 5 GiB), (BLOB_CHANGED)
+        if the blob kept being replaced while its metadata was updated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
