@@ -58,6 +58,7 @@ test: setup
 # Regenerate the committed Python code from protos/ (tests fail if it is stale).
 proto: $(STAMP)
 	$(BIN)/python scripts/genproto.py
+	$(BIN)/python scripts/genclient.py
 
 lint: setup
 	$(BIN)/ruff check server drivers clients tests scripts examples bench

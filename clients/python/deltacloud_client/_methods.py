@@ -687,7 +687,10 @@ class SyncMethods(SyncTransport):
     ) -> bucket_pb2.BlobMetadata:
         """BucketService.UpdateBlobMetadata: Replaces the user metadata of a blob (keys not given
         are removed) and returns the new metadata. NOT_FOUND if the bucket or blob does not
-        exist; INVALID_ARGUMENT for a key the cloud does not accept.
+        exist; INVALID_ARGUMENT for a key the cloud does not accept; FAILED_PRECONDITION
+        (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata of so large a blob
+        (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced while its metadata was
+        updated.
         """
         return self._call(
             UPDATE_BLOB_METADATA,
@@ -1699,7 +1702,10 @@ class AsyncMethods(AsyncTransport):
     ) -> bucket_pb2.BlobMetadata:
         """BucketService.UpdateBlobMetadata: Replaces the user metadata of a blob (keys not given
         are removed) and returns the new metadata. NOT_FOUND if the bucket or blob does not
-        exist; INVALID_ARGUMENT for a key the cloud does not accept.
+        exist; INVALID_ARGUMENT for a key the cloud does not accept; FAILED_PRECONDITION
+        (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata of so large a blob
+        (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced while its metadata was
+        updated.
         """
         return await self._call(
             UPDATE_BLOB_METADATA,
