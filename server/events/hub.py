@@ -434,6 +434,9 @@ class ScopeHub:
             events: list[instance_pb2.InstanceEvent] = []
             changes: dict[str, instance_pb2.Instance | None] = {}
             seen: set[str] = set()
+            # An observation that passed over instances it did not know is no baseline:
+            # the next one would report them as new, though they were there all along.
+            complete = True
             for instance in instances:
                 seen.add(instance.id)
                 if self._known_at.get(instance.id, float("-inf")) > started:
@@ -446,6 +449,7 @@ class ScopeHub:
                     known = _alive(known)
                 if known is None and self._creating:
                     self._resync = True
+                    complete = False
                     continue  # perhaps the instance a create under way is making
                 if known is None:
                     if self.baselined and instance.state != FINISH:
@@ -467,7 +471,7 @@ class ScopeHub:
                     gone = _with_state(known, FINISH, self.machine)
                     events.append(_event(gone, known.state, OBSERVED))
                 changes[instance_id] = None
-            await self._append(events, changes, True)
+            await self._append(events, changes, complete)
 
     # ---- the monitor -------------------------------------------------------------------
 

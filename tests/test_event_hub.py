@@ -1,0 +1,44 @@
+"""The event hub's bookkeeping, driven directly (no server): what a scope's observations of
+the backend journal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from deltacloud.drivers import InstanceState
+from deltacloud.drivers import models as m
+from deltacloud.drivers.mock import MockDriver
+from deltacloud.server import convert
+from deltacloud.server.config import ServerConfig
+from deltacloud.server.events.hub import EventHub, EventSettings, ScopeHub
+from deltacloud.server.gateway import Gateway
+
+MACHINE = MockDriver.instance_states
+
+
+def test_instances_passed_over_during_a_create_are_not_reported_later_as_new(
+    tmp_path: Path,
+) -> None:
+    """The first observation of a scope is its baseline: what it finds is known, not new.
+    One made while a create is under way passes over the instances it does not know (one
+    of them may be the create's); it must not count as the baseline, or the next
+    observation reports every instance that was already there as appearing (START ->
+    RUNNING, OBSERVED: four extra events of the mock's fixtures, now and then, in
+    tests/test_watch.py)."""
+    present = [
+        convert.instance(m.Instance(id=f"inst{i}", state=InstanceState.RUNNING), MACHINE)
+        for i in range(4)
+    ]
+
+    async def scenario() -> tuple[int, bool]:
+        hub = EventHub(Gateway(ServerConfig(data_dir=tmp_path)), tmp_path, EventSettings())
+        scope = ScopeHub(hub, "scope", MockDriver, head=0, baselined=False, known={})
+        with scope.acting(None):  # a create under way
+            await scope.observe(present, time.monotonic())
+        await scope.observe(present, time.monotonic())
+        return scope.head, scope.baselined
+
+    head, baselined = asyncio.run(scenario())
+    assert (head, baselined) == (0, True), "instances already there were journaled as new"
