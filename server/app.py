@@ -191,8 +191,12 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
             "Always 1; the labels say which server this is.",
             lambda: [(build, 1.0)],
         )
+        files = None
+        if config.metrics_scheme == "https" and config.tls_cert and config.tls_key:
+            # Files of its own: the gRPC server's reload their certificate on their own.
+            files = CertificateFiles(config.tls_cert, config.tls_key, config.tls_client_ca)
         try:
-            metrics_server = await metrics.serve(gateway.metrics, config.metrics_listen)
+            metrics_server = await metrics.serve(gateway.metrics, config.metrics_listen, files)
         except OSError as exc:
             raise OSError(f"cannot serve metrics on {config.metrics_listen}: {exc}") from None
     await server.start()

@@ -54,6 +54,7 @@ class ServerConfig:
     keepalive_min_client_interval: float = 10.0
     request_id_retention: float = 24 * 3600.0
     metrics_listen: str = ""
+    metrics_scheme: str = "http"
     page_token_key: Path | None = None
 
     def options_for(self, driver: str) -> dict[str, str]:
@@ -81,6 +82,12 @@ def _parse_options(items: Sequence[str]) -> dict[str, str]:
             )
         options[key.strip()] = value.strip()
     return options
+
+
+def _scheme(value: str) -> str:
+    if value not in ("http", "https"):
+        raise argparse.ArgumentTypeError(f"{value!r}: http or https")
+    return value
 
 
 @dataclass(frozen=True)
@@ -214,8 +221,15 @@ FLAGS = [
     Flag(
         "--metrics-listen",
         "",
-        "HOST:PORT serving Prometheus metrics over plain HTTP at /metrics (port 0 picks a "
-        "free one; off when empty); bind it to a private address",
+        "HOST:PORT serving Prometheus metrics at /metrics (port 0 picks a free one; off when "
+        "empty); over plain HTTP unless --metrics-scheme https: bind it to a private address",
+    ),
+    Flag(
+        "--metrics-scheme",
+        "http",
+        "http, or https: metrics over TLS with --tls-cert and --tls-key, scrapers "
+        "presenting a certificate of --tls-client-ca when it is given",
+        _scheme,
     ),
 ]
 
@@ -288,6 +302,8 @@ def load(
         p.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         p.error("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.metrics_scheme == "https" and args.tls_cert is None:
+        p.error("--metrics-scheme https needs --tls-cert and --tls-key")
     if args.metrics_listen:
         try:
             split_listen(args.metrics_listen)

@@ -22,13 +22,17 @@ import contextlib
 import logging
 import os
 import resource
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from google.protobuf import descriptor_pool
+
+if TYPE_CHECKING:
+    from .tls import CertificateFiles
 
 log = logging.getLogger("deltacloud.server.metrics")
 
@@ -354,11 +358,25 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
-async def serve(metrics: Metrics, listen: str) -> asyncio.Server:
+async def serve(
+    metrics: Metrics, listen: str, tls: CertificateFiles | None = None
+) -> asyncio.Server:
     """Serve ``metrics`` over HTTP/1.1 at ``/metrics`` on ``listen``: GET (or HEAD) answers
     200 with the text format, other paths 404, other methods 405; one request per
-    connection."""
+    connection. With ``tls``, over TLS only (the files' current certificate, asked for
+    each connection; a client certificate required when they have a client CA)."""
     host, port = split_listen(listen)
+    context = None
+    if tls is not None:
+        files = tls
+        context = files.ssl_context()  # unusable files: fail at start, not at a scrape
+
+        def current(connection: ssl.SSLObject, _name: str | None, _ctx: object) -> None:
+            # OpenSSL asks before each handshake (with or without a server name): the
+            # connection takes the files' current certificate, reloaded when renewed.
+            connection.context = files.ssl_context()
+
+        context.sni_callback = current
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -376,13 +394,20 @@ async def serve(metrics: Metrics, listen: str) -> asyncio.Server:
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # a client that sent no complete request within the limits: dropped
         except (ConnectionError, OSError):
-            pass
+            pass  # ssl.SSLError among them: no TLS, or no acceptable client certificate
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(handle, host, port, limit=MAX_REQUEST_HEAD)
+    return await asyncio.start_server(
+        handle,
+        host,
+        port,
+        limit=MAX_REQUEST_HEAD,
+        ssl=context,
+        ssl_handshake_timeout=REQUEST_TIMEOUT if context else None,
+    )
 
 
 def _answer(metrics: Metrics, head: bytes) -> tuple[str, bytes]:

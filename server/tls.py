@@ -5,6 +5,7 @@ gRPC asks :meth:`CertificateFiles.fetch` before every new connection's handshake
 answers a new configuration only when the files changed, and only once they have stayed
 unchanged for ``SETTLE`` seconds, so a certificate and key written one after the other are
 never served half-updated. Connections already open keep the certificate they began with.
+The metrics endpoint asks :meth:`CertificateFiles.ssl_context` the same way, per connection.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -22,6 +25,7 @@ log = logging.getLogger("deltacloud.server.tls")
 SETTLE = 1.0
 
 Stamp = tuple[tuple[int, int, int], ...]
+T = TypeVar("T")
 
 
 class CertificateFiles:
@@ -33,6 +37,7 @@ class CertificateFiles:
         self._seen = self._served
         self._seen_at = time.monotonic()
         self._warned: Stamp | None = None
+        self._context: ssl.SSLContext | None = None
 
     def _paths(self) -> list[Path]:
         return [p for p in (self.cert, self.key, self.client_ca) if p is not None]
@@ -44,10 +49,25 @@ class CertificateFiles:
     def check(self) -> None:
         """Raise (ssl.SSLError, an OSError) unless the files are PEM, and the key is the
         certificate's: a pair caught mid-renewal is not served."""
+        self._load_context()
+
+    def _load_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert, self.key)
         if self.client_ca is not None:
             context.load_verify_locations(self.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The files as a Python TLS server's context (the metrics endpoint's), to ask
+        before each handshake: reloaded as ``fetch`` reloads gRPC's (a client certificate
+        required when there is a client CA). The first call raises as ``check`` does."""
+        if self._context is None:
+            self._context = self._load_context()
+        else:
+            self._context = self._reload(self._load_context) or self._context
+        return self._context
 
     def configuration(self) -> grpc.ServerCertificateConfiguration:
         self.check()
@@ -78,6 +98,12 @@ class CertificateFiles:
         """Called by gRPC before each handshake: the new configuration when the files
         changed and have settled, else None (keep the current one). Never raises: a file
         missing or unreadable keeps the current certificate."""
+        return self._reload(self.configuration)
+
+    def _reload(self, load: Callable[[], T]) -> T | None:
+        """``load()`` when the files changed since they were last served and have stayed
+        unchanged for SETTLE seconds, else None. Never raises: files that are missing or
+        not a usable certificate and key are warned of once and the current ones kept."""
         try:
             stamp = self._stamp()
             if stamp == self._served:
@@ -88,7 +114,7 @@ class CertificateFiles:
                 return None
             if now - self._seen_at < SETTLE:
                 return None
-            configuration = self.configuration()
+            loaded = load()
         except (OSError, ValueError) as exc:
             if self._warned != self._seen:  # once per change of the files, not per connection
                 self._warned = self._seen
@@ -101,4 +127,4 @@ class CertificateFiles:
             return None
         self._served = stamp
         log.info("TLS certificate reloaded", extra={"fields": {"cert": str(self.cert)}})
-        return configuration
+        return loaded

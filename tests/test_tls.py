@@ -4,9 +4,14 @@ certificate signed by the configured CA."""
 
 from __future__ import annotations
 
+import http.client
 import os
+import ssl
 import subprocess
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +19,7 @@ import grpc
 import pytest
 import trustme
 from conftest import Api, ServerProcess
+from scrape import metrics_address
 
 from deltacloud.v1 import realm_pb2
 from support import MD
@@ -262,3 +268,93 @@ def test_the_typescript_client_speaks_mutual_tls(
     # Without a client certificate the server refuses the handshake (Connect reports the
     # stream cancelled).
     assert _typescript_call(mtls_server, CA=server_files["ca"]).startswith("refused ")
+
+
+def _scrape_tls(address: str, ca: trustme.CA, client: trustme.LeafCert | None) -> str:
+    context = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+    if client is not None:
+        client.private_key_and_cert_chain_pem.write_to_path(str(_CLIENT_PEM))
+        context.load_cert_chain(str(_CLIENT_PEM))
+    request = urllib.request.urlopen(f"https://{address}/metrics", timeout=10, context=context)
+    with request as response:
+        assert response.status == 200
+        return str(response.read().decode())
+
+
+_CLIENT_PEM = Path(tempfile.mkdtemp()) / "scraper.pem"
+
+
+def test_metrics_over_mutual_tls_need_a_client_certificate_from_the_ca(
+    tmp_path: Path, server_files: dict[str, Path], ca: trustme.CA
+) -> None:
+    """--metrics-scheme https serves /metrics with the server's certificate, and with
+    --tls-client-ca only to scrapers presenting a certificate of that CA; plain HTTP gets
+    no answer."""
+    args = [
+        *("--tls-cert", str(server_files["cert"]), "--tls-key", str(server_files["key"])),
+        *("--tls-client-ca", str(server_files["ca"])),
+        *("--metrics-listen", "127.0.0.1:0", "--metrics-scheme", "https"),
+    ]
+    issued = ca.issue_cert("health-check@example.test")
+    client = (issued.private_key_pem.bytes(), issued.cert_chain_pems[0].bytes())
+    server = ServerProcess(
+        tmp_path, extra_args=args, tls_ca=server_files["ca"].read_bytes(), tls_client=client
+    ).start()
+    try:
+        address = metrics_address(server)
+        text = _scrape_tls(address, ca, ca.issue_cert("prometheus@example.test"))
+        assert "grpc_server_started_total" in text
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            _scrape_tls(address, ca, None)
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            _scrape_tls(address, trustme.CA(), trustme.CA().issue_cert("stranger@example.test"))
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+            urllib.request.urlopen(f"http://{address}/metrics", timeout=10).read()
+        assert "PRIVATE KEY" not in server.log()
+    finally:
+        server.kill()
+
+
+def test_metrics_over_https_need_the_servers_certificate(tmp_path: Path) -> None:
+    server = ServerProcess(
+        tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0", "--metrics-scheme", "https"]
+    )
+    with pytest.raises(RuntimeError):
+        server.start(timeout=15)
+    assert "--metrics-scheme https needs --tls-cert and --tls-key" in server.log()
+    other = ServerProcess(tmp_path / "ftp", extra_args=["--metrics-scheme", "ftp"])
+    with pytest.raises(RuntimeError):
+        other.start(timeout=15)
+    assert "'ftp': http or https" in other.log()
+
+
+def test_metrics_over_https_follow_a_renewed_certificate(tmp_path: Path) -> None:
+    """The metrics endpoint's certificate is renewed as the gRPC port's is: once the new
+    files have settled, new scrapes get it (a scraper trusting only the old CA is refused)."""
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    files = {"cert": tmp_path / "server.pem", "key": tmp_path / "server.key"}
+    old = old_ca.issue_cert("127.0.0.1")
+    old.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    old.private_key_pem.write_to_path(str(files["key"]))
+    args = ["--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])]
+    args += ["--metrics-listen", "127.0.0.1:0", "--metrics-scheme", "https"]
+    server = ServerProcess(tmp_path / "data", extra_args=args, tls_ca=old_ca.cert_pem.bytes())
+    server.start()
+    try:
+        address = metrics_address(server)
+        assert "grpc_server_started_total" in _scrape_tls(address, old_ca, None)
+        new = new_ca.issue_cert("127.0.0.1")
+        _write_atomically(files["key"], new.private_key_pem.bytes())
+        _write_atomically(files["cert"], new.cert_chain_pems[0].bytes())
+        deadline = time.monotonic() + 10
+        while True:  # a handshake starts the settling; one after it gets the new one
+            try:
+                assert "grpc_server_started_total" in _scrape_tls(address, new_ca, None)
+                break
+            except (ssl.SSLError, urllib.error.URLError):
+                assert time.monotonic() < deadline, "the new certificate never came"
+                time.sleep(0.3)
+        with pytest.raises((ssl.SSLError, urllib.error.URLError)):
+            _scrape_tls(address, old_ca, None)
+    finally:
+        server.kill()
