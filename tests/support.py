@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from deltacloud.drivers.conformance.stubs import Api, Failure, basic, failure
 from deltacloud.drivers.conformance.stubs import metadata as _metadata
@@ -31,6 +32,22 @@ ALICE = metadata("alice", EXTRA_USERS["alice"])
 BOB = metadata("bob", EXTRA_USERS["bob"])
 
 
+def upload_letters(
+    api: Api, md: Sequence[tuple[str, str]], bucket: str, blob: str, letter: str, size: int
+) -> Any:
+    """Upload ``size`` times ``letter`` as ``blob``, user metadata ``letter`` saying which;
+    the stored Blob."""
+    from deltacloud.v1 import bucket_pb2 as pb
+
+    header = pb.UploadBlobHeader(bucket_id=bucket, blob_id=blob, user_metadata={"letter": letter})
+
+    def stream() -> Iterator[pb.UploadBlobRequest]:
+        yield pb.UploadBlobRequest(header=header)
+        yield pb.UploadBlobRequest(chunk=letter.encode() * size)
+
+    return api.buckets.UploadBlob(stream(), metadata=md, timeout=30)
+
+
 def downloads_while_replaced(
     api: Api, md: Sequence[tuple[str, str]], bucket: str, seconds: float
 ) -> tuple[int, list[tuple[int, str, int]]]:
@@ -43,15 +60,7 @@ def downloads_while_replaced(
     versions = {"a": 1000, "b": 70_000}
 
     def upload(letter: str) -> None:
-        header = pb.UploadBlobHeader(
-            bucket_id=bucket, blob_id="flip", user_metadata={"letter": letter}
-        )
-
-        def stream() -> Iterator[pb.UploadBlobRequest]:
-            yield pb.UploadBlobRequest(header=header)
-            yield pb.UploadBlobRequest(chunk=letter.encode() * versions[letter])
-
-        api.buckets.UploadBlob(stream(), metadata=md, timeout=30)
+        upload_letters(api, md, bucket, "flip", letter, versions[letter])
 
     upload("a")
     stop = threading.Event()
@@ -89,7 +98,6 @@ def uploads_racing(
     one 1,000 a's, the other 70,000 b's (user metadata ``letter`` saying which). Returns
     the uploads made and those whose answer describes another upload than their own:
     (own letter, answered length, answered letter)."""
-    from deltacloud.v1 import bucket_pb2 as pb
 
     sizes = {"a": 1000, "b": 70_000}
     wrong: list[tuple[str, int, str]] = []
@@ -97,16 +105,8 @@ def uploads_racing(
     deadline = time.monotonic() + seconds
 
     def uploads(letter: str) -> None:
-        header = pb.UploadBlobHeader(
-            bucket_id=bucket, blob_id="race", user_metadata={"letter": letter}
-        )
-
-        def stream() -> Iterator[pb.UploadBlobRequest]:
-            yield pb.UploadBlobRequest(header=header)
-            yield pb.UploadBlobRequest(chunk=letter.encode() * sizes[letter])
-
         while time.monotonic() < deadline:
-            blob = api.buckets.UploadBlob(stream(), metadata=md, timeout=30)
+            blob = upload_letters(api, md, bucket, "race", letter, sizes[letter])
             counts[letter] += 1
             if (blob.content_length, blob.user_metadata.get("letter")) != (sizes[letter], letter):
                 wrong.append((letter, blob.content_length, blob.user_metadata.get("letter", "")))

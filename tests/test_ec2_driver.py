@@ -409,12 +409,7 @@ def test_watch_shows_create_pending_running_and_stop_stopping_stopped(ec2_api: A
         instance_pb2.StartInstanceRequest(id=instance.id), metadata=EC2
     )
     assert started.state in (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_RUNNING)
-    watcher.wait_until(
-        lambda w: (
-            [e.state for e in w.events if e.instance_id == instance.id][-1]
-            == S.INSTANCE_STATE_RUNNING
-        )
-    )
+    watcher.wait_until(lambda w: _last_state(w, instance.id) == S.INSTANCE_STATE_RUNNING)
     f = refusal(
         ec2_api.instances.DeleteInstance, instance_pb2.DeleteInstanceRequest(id=instance.id)
     )
@@ -424,22 +419,12 @@ def test_watch_shows_create_pending_running_and_stop_stopping_stopped(ec2_api: A
     )
     assert rebooted.state == S.INSTANCE_STATE_RUNNING
     ec2_api.instances.StopInstance(instance_pb2.StopInstanceRequest(id=instance.id), metadata=EC2)
-    watcher.wait_until(
-        lambda w: (
-            [e.state for e in w.events if e.instance_id == instance.id][-1]
-            == S.INSTANCE_STATE_STOPPED
-        )
-    )
+    watcher.wait_until(lambda w: _last_state(w, instance.id) == S.INSTANCE_STATE_STOPPED)
     gone = ec2_api.instances.DeleteInstance(
         instance_pb2.DeleteInstanceRequest(id=instance.id), metadata=EC2
     )
     assert gone.state == S.INSTANCE_STATE_FINISH
-    watcher.wait_until(
-        lambda w: (
-            [e.state for e in w.events if e.instance_id == instance.id][-1]
-            == S.INSTANCE_STATE_FINISH
-        )
-    )
+    watcher.wait_until(lambda w: _last_state(w, instance.id) == S.INSTANCE_STATE_FINISH)
     watcher.cancel()
     story = [t[1:] for t in transitions(watcher.events) if t[0] == instance.id]
     assert story == [
@@ -486,12 +471,7 @@ def test_concurrent_stops_journal_one_stop_and_no_backward_step(ec2_api: Api) ->
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(lambda _: stop(), range(4)))
     assert set(outcomes) <= {"OK", "ACTION_NOT_ALLOWED"} and "OK" in outcomes, outcomes
-    watcher.wait_until(
-        lambda w: (
-            [e.state for e in w.events if e.instance_id == instance.id][-1]
-            == S.INSTANCE_STATE_STOPPED
-        )
-    )
+    watcher.wait_until(lambda w: _last_state(w, instance.id) == S.INSTANCE_STATE_STOPPED)
     watcher.cancel()
     story = [t[1:] for t in transitions(watcher.events) if t[0] == instance.id]
     assert story == [
@@ -500,6 +480,10 @@ def test_concurrent_stops_journal_one_stop_and_no_backward_step(ec2_api: Api) ->
         ("RUNNING->STOPPING", "STOP"),
         ("STOPPING->STOPPED", "AUTOMATIC"),
     ], (outcomes, story)
+
+
+def _last_state(watcher: Watcher, instance_id: str) -> int:
+    return [e.state for e in watcher.events if e.instance_id == instance_id][-1]
 
 
 def test_an_instance_started_with_boto3_is_observed(ec2_api: Api, moto: MotoServer) -> None:
