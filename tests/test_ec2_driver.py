@@ -987,14 +987,17 @@ def test_an_unannounced_upload_past_the_part_limit_fails_and_leaves_nothing(
     assert s3.list_objects_v2(Bucket="parts").get("KeyCount") == 0
 
 
+@pytest.mark.parametrize("refusal", [412, 403])  # replaced; no permission to look at it
 @pytest.mark.parametrize("size", [1000, 6 * MIB])  # one PutObject; a multipart upload
 def test_an_upload_replaced_before_it_is_described_describes_itself(
-    moto: MotoServer, tmp_path: Path, size: int
+    moto: MotoServer, tmp_path: Path, size: int, refusal: int
 ) -> None:
     """The HeadObject after an upload asks for the object written (If-Match its ETag): when
-    another write replaced it first (412 here, made to happen between the two), the upload
-    is described from what it wrote: its length, S3's default content type, its metadata
-    (keys in lower case, as S3 keeps them) and the time of the write's answer."""
+    another write replaced it first (412 here, made to happen between the two), or the
+    object may not be looked at (403: the upload stands, an error would have it sent
+    again), the upload is described from what it wrote: its length, S3's default content
+    type, its metadata (keys in lower case, as S3 keeps them) and the time of the write's
+    answer."""
     driver = EC2Driver(
         "us-east-1",
         DriverConfig(tmp_path, {"endpoint_url": moto.url, "multipart_threshold": "5MiB"}),
@@ -1011,6 +1014,9 @@ def test_an_upload_replaced_before_it_is_described_describes_itself(
 
         def head_object(self, **params: Any) -> Any:
             asked.append(params)
+            if refusal == 403:  # a key allowed s3:PutObject, not s3:GetObject
+                answer = {"Error": {"Code": "403"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+                raise ClientError(answer, "HeadObject")
             s3.put_object(Bucket="replaced", Key="b", Body=b"another", Metadata={"by": "other"})
             return real.head_object(**params)
 

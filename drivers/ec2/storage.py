@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from deltacloud.drivers import (
     COLLECTIONS,
@@ -254,18 +254,15 @@ class Storage(EC2Base, abstract=True):
     def _stored(self, s3: Any, opts: m.PutBlob, length: int, written: dict[str, Any]) -> m.Blob:
         """The blob this upload stored. A HeadObject on the condition that the object is
         still the one written (its ETag) describes it as S3 keeps it (the content type S3
-        gave it, its time); if another write replaced it meanwhile, the upload is described
-        from what it wrote, not as the other's."""
+        gave it, its time); if another write replaced it meanwhile (412), or the object
+        cannot be looked at now (no s3:GetObject permission, the endpoint gone since), the
+        upload is described from what it wrote: it is stored, and answering an error would
+        have its client send it again."""
         head: dict[str, Any] | None = None
-        with translated("blob", opts.blob_id):
-            try:
-                head = s3.head_object(
-                    Bucket=opts.bucket_id, Key=opts.blob_id, IfMatch=written.get("ETag", "")
-                )
-            except ClientError as error:
-                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                if status not in (404, 412):  # neither replaced nor deleted since: a failure
-                    raise
+        with contextlib.suppress(ClientError, BotoCoreError, OSError):
+            head = s3.head_object(
+                Bucket=opts.bucket_id, Key=opts.blob_id, IfMatch=written.get("ETag", "")
+            )
         # S3 keeps metadata keys in lower case (HTTP headers).
         mine = {key.lower(): value for key, value in opts.user_metadata.items()}
         # Equal bytes (equal ETags) may have come with other metadata: compare it too.
