@@ -153,12 +153,19 @@ def translate(error: BaseException, resource_type: str = "", resource_id: str = 
     )
 
 
+def http_status(error: Any) -> int | None:
+    """The HTTP status of a botocore ClientError's answer (None if it has none)."""
+    response = getattr(error, "response", {}) or {}
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return int(status) if status else None
+
+
 def _client_error(error: Any, resource_type: str, resource_id: str) -> DriverError:
     response = getattr(error, "response", {}) or {}
     info = response.get("Error", {}) or {}
     code = str(info.get("Code") or "")
     message = str(info.get("Message") or code or "the cloud refused the request")
-    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    status = http_status(error)
     meta: dict[str, object] = {"backend_code": code}
     if status:
         meta["backend_status"] = status
@@ -255,4 +262,4 @@ def translated_iter(
         yield from chunks
 
 
-__all__ = ["BackendTimeoutError", "translate", "translated", "translated_iter"]
+__all__ = ["BackendTimeoutError", "http_status", "translate", "translated", "translated_iter"]

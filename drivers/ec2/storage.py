@@ -26,7 +26,7 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
-from .errors import translated, translated_iter
+from .errors import http_status, translated, translated_iter
 from .session import EC2Base
 
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -339,7 +339,7 @@ class Storage(EC2Base, abstract=True):
                 try:
                     s3.copy_object(**params)
                 except ClientError as error:
-                    if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
+                    if http_status(error) != 412:
                         raise
                     continue  # replaced since the look: look again
             # What S3 keeps: the keys in lower case (HTTP headers).

@@ -373,7 +373,10 @@ class ScopeHub:
         state it starts from, acts and records what it did before the next reads. Without
         it, two stops of a running instance (a client's retry) both read RUNNING, EC2
         accepted both, and the second was journaled as a step back to RUNNING, then a stop."""
-        lock, users = self._turns.setdefault(instance_id, (asyncio.Lock(), [0]))
+        turn = self._turns.get(instance_id)
+        if turn is None:
+            turn = self._turns[instance_id] = (asyncio.Lock(), [0])
+        lock, users = turn
         users[0] += 1
         try:
             async with lock:
