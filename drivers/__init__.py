@@ -42,7 +42,7 @@ from .errors import (
     ResourceExhaustedError,
     ValidationError,
 )
-from .filters import filter_on
+from .filters import filter_on, natural_key
 from .hardware import (
     HardwareOverrides,
     HardwareProfile,
@@ -106,6 +106,7 @@ __all__ = [
     "filter_on",
     "fixed",
     "is_nonblocking",
+    "natural_key",
     "nonblocking",
     "range_of",
 ]

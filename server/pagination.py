@@ -10,17 +10,17 @@ the whole walk is served once.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from deltacloud.drivers import natural_key
 
 from .errors import invalid_argument
 
@@ -28,15 +28,6 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-_DIGITS = re.compile(r"(\d+)")
-
-
-@functools.lru_cache(maxsize=65_536)  # ids recur on every list: parse each once
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key putting inst2 before inst10, and 192.168.0.9 before 192.168.0.10."""
-    return tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(text) if part
-    )
 
 
 @dataclass(frozen=True)

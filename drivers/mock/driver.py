@@ -62,7 +62,7 @@ from ..errors import (
     ResourceExhaustedError,
     ValidationError,
 )
-from ..filters import filter_on
+from ..filters import filter_on, natural_key
 from ..hardware import HardwareProfile
 from ..state_machine import InstanceAction, InstanceState, StateMachine
 from . import records, tokens
@@ -70,7 +70,6 @@ from .failures import raise_if_failing
 from .fixtures import HARDWARE_PROFILES, MOCK_PASSWORD, MOCK_USER, REALMS, instance_addresses
 from .fixtures import seed as seed_fixtures
 from .keys import fake_key_pair, fingerprint
-from .records import natural_key
 from .store import Record, Snapshot, Store, Tx
 
 #: Size of the chunks get_blob_content yields.

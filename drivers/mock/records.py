@@ -12,12 +12,12 @@ few fields only the driver sees:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import models as m
+from ..filters import natural_key
 from ..hardware import HardwareOverrides, HardwareProfile
 from ..state_machine import InstanceState
 from .store import Record
@@ -201,27 +201,3 @@ def load_balancer(rec: Record) -> m.LoadBalancer:
         public_addresses=list(rec.get("public_addresses", [])),
         create_time=parse_time(rec.get("create_time")),
     )
-
-
-@functools.lru_cache(maxsize=65_536)  # ids recur on every list: parse each once
-def natural_key(item_id: str) -> tuple[Any, ...]:
-    """Sort ``inst2`` before ``inst10``."""
-    parts: list[Any] = []
-    digits = ""
-    text = ""
-    for ch in item_id:
-        if "0" <= ch <= "9":
-            if text:
-                parts.append((1, text))
-                text = ""
-            digits += ch
-        else:
-            if digits:
-                parts.append((0, int(digits)))
-                digits = ""
-            text += ch
-    if text:
-        parts.append((1, text))
-    if digits:
-        parts.append((0, int(digits)))
-    return tuple(parts)
