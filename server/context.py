@@ -51,10 +51,18 @@ def parse_credentials(value: str | None) -> Credentials:
     user, sep, password = decoded.partition(":")
     if not sep:
         raise _unauthenticated("authorization metadata must encode 'user:password'")
+    # RFC 7617: no control characters in either. (Scopes are keyed on the parts joined by
+    # NUL, so this also keeps "a\0b" + "c" and "a" + "b\0c" apart.)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in decoded):
+        raise _unauthenticated("the user and password must not hold control characters")
     return Credentials(user=user, password=password)
 
 
-def parse_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> RequestedScope:
+def parse_metadata(
+    metadata: Iterable[tuple[str, str | bytes]] | None, *, credentials: bool = True
+) -> RequestedScope:
+    """The driver, provider and (unless ``credentials`` is False: a call that needs none
+    ignores the authorization metadata, whatever it holds) the credentials asked for."""
     found: dict[str, str] = {}
     for key, value in metadata or ():
         if isinstance(value, bytes):
@@ -63,5 +71,7 @@ def parse_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> Reques
     return RequestedScope(
         driver=found.get(DRIVER_KEY, "").strip(),
         provider=found.get(PROVIDER_KEY, "").strip(),
-        credentials=parse_credentials(found.get(AUTHORIZATION_KEY)),
+        credentials=(
+            parse_credentials(found.get(AUTHORIZATION_KEY)) if credentials else Credentials()
+        ),
     )

@@ -406,7 +406,7 @@ class Gateway:
         """Resolve the call's driver, provider and credentials; refuse collections and
         operations the driver lacks; check credentials before any driver work; echo the
         driver and provider in the response's initial metadata."""
-        requested = parse_metadata(context.invocation_metadata())
+        requested = parse_metadata(context.invocation_metadata(), credentials=authenticate)
         cls, provider = self.resolve_names(requested.driver, requested.provider)
         scope = {"driver": cls.name, "provider": provider}
         current_scope.set(scope)

@@ -27,8 +27,11 @@ NATIVE = "native:"
 T = TypeVar("T")
 M = TypeVar("M")
 
-#: Bytes of a List response kept for what is not an item (the page token, and slack).
+#: Bytes of a List response kept for the page token where its size is not known yet (a
+#: native page cut short: the driver's cursor for fewer items comes with them).
 RESPONSE_SLACK = 4096
+#: A repeated message field's or a string field's tag and length prefix, at most.
+FIELD_OVERHEAD = 6
 
 
 class _NeverRaised(Exception):
@@ -112,14 +115,13 @@ class Servicer:
             if keep is not None:
                 matching = [item for item in matching if keep(item)]
             kept = [message(item) for item in matching[:size]]
-            fits = self._fitting(kept, collection)
+            token = self.tokens.encode(query, NATIVE + following) if following else ""
+            fits = self._fitting(kept, collection, functools.partial(_known_if_whole, token, kept))
             if fits == len(kept):
-                break
+                return Page(kept, token)
             # Too large for one response: ask the driver again for fewer, from the same
             # cursor, so that its own cursor says where the next page starts.
             size = fits
-        token = self.tokens.encode(query, NATIVE + following) if following else ""
-        return Page(kept, token)
 
     @staticmethod
     def _query(call: Call, collection: str, filters: dict[str, object]) -> str:
@@ -142,10 +144,12 @@ class Servicer:
         message: Callable[[T], M],
         id_of: Callable[[T], str] = lambda item: item.id,  # type: ignore[attr-defined]
         filter_attrs: Sequence[str] | None = None,
+        noun: str = "",
     ) -> Page[M]:
         """Apply the collection's filters (filter_on, whatever the driver did) and serve the
         page the request's token points at, as messages; cut short, with a token for the
-        rest, when they would not fit in one response."""
+        rest, when they would not fit in one response. ``noun``: what the items are called in
+        an error (the collection's name by default)."""
         attrs = filter_attrs if filter_attrs is not None else COLLECTIONS[collection].filters
         kept = filter_on(items, filters, *attrs)
         query = functools.partial(self._query, call, collection, filters)
@@ -158,31 +162,52 @@ class Servicer:
             query=query,
         )
         messages = [message(item) for item in page.items]
-        fits = self._fitting(messages, collection)
-        if fits == len(messages):
-            return Page(messages, page.next_page_token)
-        return Page(messages[:fits], self.tokens.encode(query(), id_of(page.items[fits - 1])))
 
-    def _fitting(self, messages: Sequence[Any], collection: str) -> int:
+        def token_of(count: int) -> str:
+            if count == len(messages):
+                return page.next_page_token
+            return self.tokens.encode(query(), id_of(page.items[count - 1]))
+
+        fits = self._fitting(messages, noun or collection, token_of)
+        return Page(messages[:fits], token_of(fits))
+
+    def _fitting(
+        self, messages: Sequence[Any], noun: str, token_of: Callable[[int], str | None]
+    ) -> int:
         """How many of ``messages``, in order, fit in one response under the server's
-        largest message (at least one, or RESOURCE_EXHAUSTED: one item alone is too big)."""
+        largest message together with the page token for the rest (``token_of(n)``: the
+        token of a page of the first n, "" for none, None when not known yet: room for
+        RESPONSE_SLACK bytes is kept). At least one, or RESOURCE_EXHAUSTED: one item alone
+        (with its token) is too big."""
+        if not messages:
+            return 0
         limit = self.gateway.config.max_message_bytes
-        room = limit - min(RESPONSE_SLACK, limit // 4)
-        used = 0
-        for count, item in enumerate(messages):
-            size = item.ByteSize()
-            used += size + 6  # the field's tag and length prefix, at most
-            if used > room:
-                if count == 0:
-                    raise ApiError(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        "RESPONSE_TOO_LARGE",
-                        f"one item of {collection} takes {size} bytes, more than the "
-                        f"server's largest message ({limit} bytes, --max-message-bytes)",
-                        {"collection": collection, "item_bytes": size},
-                    )
+        ends: list[int] = []  # bytes of the first n+1 items
+        for item in messages:
+            ends.append((ends[-1] if ends else 0) + item.ByteSize() + FIELD_OVERHEAD)
+            if ends[-1] > limit:
+                break
+        count = len(ends) if ends[-1] <= limit else len(ends) - 1
+        while count > 0:
+            token = token_of(count)
+            extra = min(RESPONSE_SLACK, limit // 4) if token is None else len(token)
+            if ends[count - 1] + (extra + FIELD_OVERHEAD if extra else 0) <= limit:
                 return count
-        return len(messages)
+            count -= 1
+        size = messages[0].ByteSize() if messages else 0
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "RESPONSE_TOO_LARGE",
+            f"one item of {noun} takes {size} bytes, too many for the server's largest "
+            f"message ({limit} bytes, --max-message-bytes) with the page token",
+            {"collection": noun, "item_bytes": size},
+        )
+
+
+def _known_if_whole(token: str, kept: Sequence[Any], count: int) -> str | None:
+    """The token of a native page of ``count`` of the ``kept`` items: the one the driver's
+    cursor made for all of them; for fewer, not known until the driver is asked again."""
+    return token if count == len(kept) else None
 
 
 def require(request: Any, *fields: str) -> None:

@@ -90,6 +90,9 @@ def test_wrong_credentials_are_refused_without_echoing_them(
         "Basic",
         "Digest " + base64.b64encode(b"mockuser:mockpassword").decode(),
         "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),  # not UTF-8
+        # Control characters (RFC 7617): "mock\0user" + "x" must not be "mock" + "user\0x".
+        "Basic " + base64.b64encode(b"mock\x00user:mockpassword").decode(),
+        "Basic " + base64.b64encode(b"mockuser:mockpassword\n").decode(),
     ],
 )
 def test_malformed_authorization_is_unauthenticated_malformed(api: Api, value: str) -> None:

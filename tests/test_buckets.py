@@ -467,6 +467,31 @@ def test_update_blob_metadata_with_an_empty_map_removes_every_pair(api: Api) -> 
     assert dict(read.user_metadata) == {}
 
 
+@pytest.mark.parametrize("key", ["", "bad\nkey", "del\x7f"])
+def test_a_metadata_key_that_could_not_be_written_back_is_refused_at_upload_too(
+    api: Api, key: str
+) -> None:
+    bucket = f"meta-keys-{uuid.uuid4().hex[:8]}"
+    new_bucket(api, bucket)
+    err = upload_error(api, [header(bucket, "k", user_metadata={key: "x", "ok": "1"})])
+    f = failure(err)
+    assert (f.code, f.reason, f.metadata["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_METADATA_KEY",
+        "user_metadata",
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        api.buckets.GetBlob(pb.GetBlobRequest(bucket_id=bucket, id="k"), metadata=MD)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    upload(api, bucket, "k", b"x", user_metadata={"ok": "1"})
+    with pytest.raises(grpc.RpcError) as err2:
+        api.buckets.UpdateBlobMetadata(
+            pb.UpdateBlobMetadataRequest(bucket_id=bucket, id="k", user_metadata={key: "x"}),
+            metadata=MD,
+        )
+    assert failure(err2.value).reason == "INVALID_METADATA_KEY"
+
+
 def test_update_metadata_of_unknown_blob_is_not_found(api: Api) -> None:
     with pytest.raises(grpc.RpcError) as err:
         api.buckets.UpdateBlobMetadata(

@@ -363,6 +363,29 @@ def test_an_image_created_by_another_user_belongs_to_that_user(fresh_api: Api) -
     assert f.code == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_a_deleted_image_id_never_names_another_image(fresh_api: Api) -> None:
+    # mockuser deletes its img3, which inst1 was made from; alice's next image must not
+    # become img3, or inst1 would report alice's image as its own.
+    fresh_api.images.DeleteImage(image_pb2.DeleteImageRequest(id="img3"), metadata=MD)
+    [inst] = fresh_api.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(image_id="img1"), metadata=ALICE
+    ).instances
+    alices = fresh_api.images.CreateImage(
+        image_pb2.CreateImageRequest(instance_id=inst.id), metadata=ALICE
+    )
+    assert alices.id == "img4"
+    # inst1 (i386) still images as i386, though the image it was made from is gone.
+    image = fresh_api.images.CreateImage(
+        image_pb2.CreateImageRequest(instance_id="inst1"), metadata=MD
+    )
+    assert (image.id, image.architecture) == ("img5", "i386")
+    fresh_api.images.DeleteImage(image_pb2.DeleteImageRequest(id="img5"), metadata=MD)
+    again = fresh_api.images.CreateImage(
+        image_pb2.CreateImageRequest(instance_id="inst1"), metadata=MD
+    )
+    assert again.id == "img6"
+
+
 def test_inst3_cannot_be_imaged(api: Api) -> None:
     error = refusal(api.images.CreateImage, image_pb2.CreateImageRequest(instance_id="inst3"))
     f = failure(error)

@@ -106,6 +106,19 @@ def test_get_unknown_driver_is_not_found_naming_the_known_ones(api: Api) -> None
     }
 
 
+def test_providers_of_an_unknown_driver_are_not_found_naming_the_known_ones(api: Api) -> None:
+    error = refusal(
+        api.discovery.ListProviders, discovery_pb2.ListProvidersRequest(driver_id="nimbus")
+    )
+    f = failure(error)
+    assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    assert f.metadata == {
+        "resource_type": "driver",
+        "resource_id": "nimbus",
+        "known_drivers": ",".join(installed_drivers()),
+    }
+
+
 def test_get_driver_without_id_is_missing_field(api: Api) -> None:
     f = failure(refusal(api.discovery.GetDriver, discovery_pb2.GetDriverRequest()))
     assert (f.code, f.reason, f.metadata) == (
@@ -144,6 +157,23 @@ def test_discovery_ignores_wrong_credentials(api: Api) -> None:
     # ... while a collection call with them is refused.
     f = failure(refusal(api.realms.ListRealms, realm_pb2.ListRealmsRequest(), bad))
     assert f.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("authorization", ["Bearer eyJhbGciOi.x.y", "Basic !!not-base64", "x"])
+def test_discovery_ignores_authorization_that_is_not_basic(api: Api, authorization: str) -> None:
+    # A proxy may add its own header; discovery answers whatever it holds (it answered
+    # UNAUTHENTICATED, MALFORMED_AUTHORIZATION for GetCapabilities and ListProviders).
+    md = (("authorization", authorization),)
+    assert (
+        api.discovery.GetCapabilities(discovery_pb2.GetCapabilitiesRequest(), metadata=md).driver_id
+        == "mock"
+    )
+    providers = api.discovery.ListProviders(discovery_pb2.ListProvidersRequest(), metadata=md)
+    assert [p.id for p in providers.providers] == ["default"]
+    assert api.discovery.ListDrivers(discovery_pb2.ListDriversRequest(), metadata=md).drivers
+    # ... and a collection call with it is refused.
+    f = failure(refusal(api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md))
+    assert (f.code, f.reason) == (grpc.StatusCode.UNAUTHENTICATED, "MALFORMED_AUTHORIZATION")
 
 
 # ---- driver and provider metadata -------------------------------------------------------

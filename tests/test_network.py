@@ -516,6 +516,8 @@ def test_register_an_instance_of_a_realm_the_balancer_does_not_serve_is_refused(
         ([listener(protocol="")], "MISSING_FIELD"),
         ([listener(protocol="FTP")], "VALIDATION_FAILED"),
         ([], "MISSING_FIELD"),
+        ([listener(), listener()], "DUPLICATE_LISTENER"),
+        ([listener(), listener(protocol="TCP", instance_port=9090)], "DUPLICATE_LISTENER"),
     ],
 )
 def test_bad_listeners_are_invalid_argument_and_create_nothing(

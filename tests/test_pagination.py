@@ -459,3 +459,43 @@ def test_one_item_larger_than_a_message_is_resource_exhausted_with_error_info(
             assert realms.realms  # small enough: served
     finally:
         server.kill()
+
+
+def test_pages_near_the_message_limit_hold_what_fits_with_their_token(tmp_path: Path) -> None:
+    """A page is cut where its items and the token for the rest fit in the largest message:
+    one item that fits alone is served (a fixed 4 KiB kept for the token refused it, and
+    every page reaching it), and a long token is counted at its real size (ids of 1,000
+    characters make tokens of 16 KiB, more than was kept: the response broke the limit)."""
+    limit = 24_000
+    server = ServerProcess(tmp_path, extra_args=["--max-message-bytes", str(limit)]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            api.buckets.CreateBucket(bucket_pb.CreateBucketRequest(name="near"), metadata=MD)
+
+            def put(blob_id: str, metadata: dict[str, str]) -> None:
+                head = bucket_pb.UploadBlobHeader(
+                    bucket_id="near", blob_id=blob_id, user_metadata=metadata
+                )
+                api.buckets.UploadBlob(
+                    iter([bucket_pb.UploadBlobRequest(header=head)]), metadata=MD
+                )
+
+            put("a-big", {"k": "v" * (limit - 1_500)})
+            long_ids = [f"b{n}-" + "\U0001d11e" * 1_000 for n in range(5)]
+            for blob_id in long_ids:
+                put(blob_id, {})
+            sizes: list[int] = []
+
+            def fetch(**request: Any) -> Any:
+                response = api.buckets.ListBlobs(
+                    bucket_pb.ListBlobsRequest(bucket_id="near", **request), metadata=MD
+                )
+                sizes.append(response.ByteSize())
+                return response
+
+            pages = walk(fetch, lambda r: [b.id for b in r.blobs], page_size=50)
+            assert [i for page in pages for i in page] == ["a-big", *long_ids]
+            assert max(sizes) <= limit
+    finally:
+        server.kill()

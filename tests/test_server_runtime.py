@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -379,6 +380,28 @@ def test_message_over_the_size_limit_is_resource_exhausted_and_server_keeps_serv
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             realms = api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=MD)
             assert len(realms.realms) == 2
+            # A blob it lets in, in messages under the limit, comes out in such messages
+            # too (downloads went out in pieces of 1 MiB, over any limit under that).
+            content = os.urandom(200_000)
+            pieces = [content[i : i + 20_000] for i in range(0, len(content), 20_000)]
+            head = bucket_pb2.UploadBlobHeader(bucket_id="bucket1", blob_id="under-limit")
+            api.buckets.UploadBlob(
+                iter(
+                    [
+                        bucket_pb2.UploadBlobRequest(header=head),
+                        *(bucket_pb2.UploadBlobRequest(chunk=p) for p in pieces),
+                    ]
+                ),
+                metadata=MD,
+            )
+            replies = list(
+                api.buckets.DownloadBlob(
+                    bucket_pb2.DownloadBlobRequest(bucket_id="bucket1", id="under-limit"),
+                    metadata=MD,
+                )
+            )
+            assert b"".join(r.chunk for r in replies) == content
+            assert max(r.ByteSize() for r in replies) <= 65536
     finally:
         server.kill()
 

@@ -170,6 +170,42 @@ def test_create_volume_from_a_snapshot_takes_the_source_volume_size(api: Api) ->
     assert (vol.capacity_gb, vol.state) == (1, Vol.STATE_AVAILABLE)
 
 
+def test_a_snapshot_keeps_its_size_and_its_volume_id_is_never_given_again(fresh_api: Api) -> None:
+    api = fresh_api
+    big = create_volume(api, capacity_gb=50)
+    snap = api.snapshots.CreateStorageSnapshot(
+        snap_pb.CreateStorageSnapshotRequest(storage_volume_id=big.id), metadata=MD
+    )
+    api.snapshots.DeleteStorageSnapshot(
+        snap_pb.DeleteStorageSnapshotRequest(id="snap3"), metadata=MD
+    )
+    api.volumes.DeleteStorageVolume(pb.DeleteStorageVolumeRequest(id=big.id), metadata=MD)
+    # The volume is gone: a volume made of its snapshot still gets the size taken (it got
+    # 1 GB), and a new volume or snapshot does not take a deleted one's id.
+    assert create_volume(api, snapshot_id=snap.id).capacity_gb == 50
+    newcomer = create_volume(api, capacity_gb=500)
+    assert newcomer.id != big.id
+    assert snapshots(api, storage_volume_id=newcomer.id) == {}
+    again = api.snapshots.CreateStorageSnapshot(
+        snap_pb.CreateStorageSnapshotRequest(storage_volume_id="vol1"), metadata=MD
+    )
+    assert again.id not in {"snap3", snap.id}
+    assert set(snapshots(api, storage_volume_id=big.id)) == {snap.id}
+
+
+def test_a_volume_smaller_than_its_snapshot_is_invalid_capacity(api: Api) -> None:
+    big = create_volume(api, capacity_gb=8)
+    snap = api.snapshots.CreateStorageSnapshot(
+        snap_pb.CreateStorageSnapshotRequest(storage_volume_id=big.id), metadata=MD
+    )
+    f = error_of(
+        api.volumes.CreateStorageVolume,
+        pb.CreateStorageVolumeRequest(snapshot_id=snap.id, capacity_gb=4),
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CAPACITY")
+    assert create_volume(api, snapshot_id=snap.id, capacity_gb=16).capacity_gb == 16
+
+
 def test_create_volume_with_negative_capacity_is_invalid_argument(api: Api) -> None:
     before = sorted(volumes(api))
     f = error_of(api.volumes.CreateStorageVolume, pb.CreateStorageVolumeRequest(capacity_gb=-1))

@@ -172,6 +172,29 @@ def test_filters_select_instances_and_new_states(proc: ServerProcess, api: Api) 
     by_state.cancel()
 
 
+def test_a_states_filter_of_unspecified_means_any_state(proc: ServerProcess, api: Api) -> None:
+    # As a filter INSTANCE_STATE_UNSPECIFIED means any state (common.proto); it matched none.
+    watcher = Watcher(api.channel, MD, Request(states=[common_pb2.INSTANCE_STATE_UNSPECIFIED]))
+    time.sleep(0.2)
+    api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst1"), metadata=MD)
+    events = watcher.wait_for_events(1)
+    watcher.cancel()
+    assert transitions(events) == [("inst1", "RUNNING->RUNNING", "REBOOT")]
+
+
+def test_a_states_filter_of_an_undefined_state_is_invalid_argument(
+    proc: ServerProcess, api: Api
+) -> None:
+    # It matched nothing, silently; a list with such a state is refused the same way.
+    error = Watcher(api.channel, MD, Request(states=[RUNNING, 99])).wait_for_error()
+    f = failure(error)
+    assert (f.code, f.reason, f.metadata["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ENUM_VALUE",
+        "states",
+    )
+
+
 def test_several_ready_events_travel_in_one_message(proc: ServerProcess, api: Api) -> None:
     for _ in range(5):
         api.instances.RebootInstance(instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD)
@@ -199,6 +222,20 @@ def test_idle_stream_sends_progress_with_the_current_revision(
 
 def test_bad_progress_interval_is_invalid_argument(proc: ServerProcess, api: Api) -> None:
     interval = duration_pb2.Duration(seconds=0, nanos=1000)
+    error = Watcher(api.channel, MD, Request(progress_interval=interval)).wait_for_error()
+    f = failure(error)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PROGRESS_INTERVAL")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(1, -500_000_000), (-1, 500_000_000), (0, 1_500_000_000)]
+)
+def test_a_malformed_progress_interval_is_invalid_argument(
+    proc: ServerProcess, api: Api, seconds: int, nanos: int
+) -> None:
+    # Not a Duration (nanos of another sign, or a second or more): refused, not read as
+    # 0.5 s or 1.5 s.
+    interval = duration_pb2.Duration(seconds=seconds, nanos=nanos)
     error = Watcher(api.channel, MD, Request(progress_interval=interval)).wait_for_error()
     f = failure(error)
     assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PROGRESS_INTERVAL")

@@ -125,6 +125,14 @@ def _first_free(prefix: str, used: set[str], start: int) -> str:
     return f"{prefix}{n}"
 
 
+def _check_metadata_keys(metadata: Mapping[str, str]) -> None:
+    for key in metadata:
+        if not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+            raise ValidationError(
+                f"metadata key {key!r} is not valid", metadata={"option": "user_metadata"}
+            )
+
+
 def _check_name(option: str, value: str, pattern: re.Pattern[str] = _NAME) -> None:
     if not value or value != value.strip() or not pattern.fullmatch(value):
         raise ValidationError(
@@ -354,14 +362,19 @@ class MockDriver(BaseDriver):
                     reason="IMAGE_CREATION_NOT_ALLOWED",
                     metadata={"instance_id": opts.instance_id},
                 )
-            source = tx.get("image", "", inst["image_id"])
-            image_id = _first_free("img", tx.ids("image"), 1)
+            # The architecture the instance was made with (instances of a directory from
+            # before it was recorded: its image's, when that is still there).
+            architecture = inst.get("architecture")
+            if architecture is None:
+                source = tx.get("image", "", inst["image_id"])
+                architecture = source["architecture"] if source else ""
+            image_id = tx.fresh_id("image", "img")
             rec: Record = {
                 "id": image_id,
                 "name": opts.name or f"Image of {inst['name'] or inst['id']}",
                 "owner_id": owner,
                 "description": opts.description,
-                "architecture": source["architecture"] if source else "",
+                "architecture": architecture,
                 "state": "AVAILABLE",
                 "create_time": records.now_iso(),
                 "root_type": "persistent",
@@ -537,7 +550,8 @@ class MockDriver(BaseDriver):
             replayed = tokens.replay(tx, owner, ctx, "create_instance", opts)
             if replayed is not None:
                 return [records.instance(rec, [], []) for rec in replayed]
-            if tx.get("image", "", opts.image_id) is None:
+            image = tx.get("image", "", opts.image_id)
+            if image is None:
                 raise NotFoundError("image", opts.image_id)
             if opts.key_name and tx.get("key", owner, opts.key_name) is None:
                 raise NotFoundError("key", opts.key_name)
@@ -559,6 +573,7 @@ class MockDriver(BaseDriver):
                     "name": opts.name,
                     "owner_id": owner,
                     "image_id": opts.image_id,
+                    "architecture": image.get("architecture", ""),
                     "realm_id": realm_id,
                     "hardware_profile_id": profile.id,
                     "overrides": dict(chosen.items()),
@@ -741,10 +756,20 @@ class MockDriver(BaseDriver):
                 snap = tx.get("snapshot", owner, opts.snapshot_id)
                 if snap is None:
                     raise NotFoundError("storage_snapshot", opts.snapshot_id)
-                source = tx.get("volume", owner, snap["storage_volume_id"])
-                if not capacity and source is not None:
-                    capacity = float(source["capacity_gb"])
-            volume_id = _first_free("vol", tx.ids("volume"), 1)
+                size = snap.get("capacity_gb")
+                if size is None:  # a snapshot of a directory from before sizes were kept
+                    source = tx.get("volume", owner, snap["storage_volume_id"])
+                    size = source["capacity_gb"] if source is not None else None
+                if size is not None and capacity and capacity < float(size):
+                    raise ValidationError(
+                        f"snapshot {opts.snapshot_id!r} holds {float(size):g} GB; a volume "
+                        f"made of it needs at least that (capacity_gb {capacity:g})",
+                        reason="INVALID_CAPACITY",
+                        metadata={"option": "capacity_gb", "snapshot_capacity_gb": size},
+                    )
+                if not capacity and size is not None:
+                    capacity = float(size)
+            volume_id = tx.fresh_id("volume", "vol")
             rec: Record = {
                 "id": volume_id,
                 "name": opts.name or volume_id,
@@ -854,11 +879,14 @@ class MockDriver(BaseDriver):
             replayed = tokens.replay(tx, owner, ctx, "create_storage_snapshot", opts)
             if replayed is not None:
                 return records.snapshot(replayed[0])
-            self._volume_rec(tx, owner, opts.storage_volume_id)
-            snapshot_id = _first_free("snap", tx.ids("snapshot"), 1)
+            volume = self._volume_rec(tx, owner, opts.storage_volume_id)
+            snapshot_id = tx.fresh_id("snapshot", "snap")
             rec: Record = {
                 "id": snapshot_id,
                 "storage_volume_id": opts.storage_volume_id,
+                # The size taken, which a volume made of the snapshot gets (the volume may
+                # be resized or gone by then).
+                "capacity_gb": float(volume["capacity_gb"]),
                 "name": opts.name or snapshot_id,
                 "description": opts.description,
                 "state": "COMPLETED",
@@ -954,6 +982,9 @@ class MockDriver(BaseDriver):
             raise ValidationError(
                 f"blob id {opts.blob_id!r} is not valid", metadata={"option": "blob_id"}
             )
+        # Keys an update of the metadata would refuse are refused here too: a blob stored
+        # with one could never have its metadata written back.
+        _check_metadata_keys(opts.user_metadata)
         # Refuse before reading the upload if the bucket is not there.
         with self._store.transaction() as tx:
             self._bucket_rec(tx, owner, opts.bucket_id)
@@ -1023,11 +1054,7 @@ class MockDriver(BaseDriver):
         self, ctx: CallContext, bucket_id: str, blob_id: str, metadata: dict[str, str]
     ) -> dict[str, str]:
         owner = self._owner(ctx)
-        for key in metadata:
-            if not key or any(ord(ch) < 32 for ch in key):
-                raise ValidationError(
-                    f"metadata key {key!r} is not valid", metadata={"option": "user_metadata"}
-                )
+        _check_metadata_keys(metadata)
         with self._store.transaction() as tx:
             rec = self._blob_rec(tx, owner, bucket_id, blob_id)
             rec["user_metadata"] = {str(k): str(v) for k, v in metadata.items()}

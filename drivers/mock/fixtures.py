@@ -116,6 +116,7 @@ def seed(tx: Tx) -> None:
             image["id"],
             {**image, "state": "AVAILABLE", "create_time": _EPOCH, "root_type": "persistent"},
         )
+    architectures = {image["id"]: image["architecture"] for image in _IMAGES}
     for inst_id, name, image_id, profile, overrides, realm, imageable in _INSTANCES:
         public, private = instance_addresses(image_id, inst_id)
         tx.put(
@@ -127,6 +128,7 @@ def seed(tx: Tx) -> None:
                 "name": name,
                 "owner_id": MOCK_USER,
                 "image_id": image_id,
+                "architecture": architectures[image_id],
                 "realm_id": realm,
                 "hardware_profile_id": profile,
                 "overrides": overrides,
@@ -189,6 +191,7 @@ def seed(tx: Tx) -> None:
                 "storage_volume_id": volume_id,
                 "name": snap_id,
                 "description": f"snapshot of {volume_id}",
+                "capacity_gb": 1.0,
                 "state": "COMPLETED",
                 "create_time": _EPOCH,
             },
@@ -218,3 +221,5 @@ def seed(tx: Tx) -> None:
                 },
                 parent=bucket_id,
             )
+    for kind, prefix in (("image", "img"), ("volume", "vol"), ("snapshot", "snap")):
+        tx.remember_ids(kind, prefix)

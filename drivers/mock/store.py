@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS objects (
     data   TEXT NOT NULL,
     PRIMARY KEY (kind, owner, parent, id)
 );
--- id allocation ("first free inst<N>") looks at the ids of every owner
+-- id allocation ("first free inst<N>", "one past the highest vol<N>") looks at every owner
 CREATE INDEX IF NOT EXISTS objects_by_kind_id ON objects (kind, id);
 """
 
@@ -106,6 +106,40 @@ class Tx:
         """The ids of ``kind`` across every owner (for global id allocation)."""
         rows = self._conn.execute("SELECT id FROM objects WHERE kind=?", (kind,))
         return {row[0] for row in rows}
+
+    def fresh_id(self, kind: str, prefix: str) -> str:
+        """A ``<prefix><N>`` never given to a ``kind`` in this data directory: one past the
+        highest N given so far (kept in meta, so a deleted item's id is not given again:
+        what referred to the old item, a snapshot to its volume, an instance to its image,
+        would take the newcomer for it)."""
+        number = self.ids_given(kind, prefix) + 1
+        self._given(kind, number)
+        return f"{prefix}{number}"
+
+    def ids_given(self, kind: str, prefix: str) -> int:
+        """The highest N of a ``<prefix><N>`` given to a ``kind``: by fresh_id, or present
+        (fixtures, items of a directory from before fresh_id)."""
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key=?", (f"last_id.{kind}",)
+        ).fetchone()
+        last = int(row[0]) if row else 0
+        for item_id in self.ids(kind):
+            number = item_id[len(prefix) :]
+            if item_id.startswith(prefix) and number.isascii() and number.isdigit():
+                last = max(last, int(number))
+        return last
+
+    def remember_ids(self, kind: str, prefix: str) -> None:
+        """Count the ids present as given (after seeding fixtures: a deleted fixture's id
+        is not given again either)."""
+        self._given(kind, self.ids_given(kind, prefix))
+
+    def _given(self, kind: str, number: int) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"last_id.{kind}", str(number)),
+        )
 
     def count(self, kind: str, owner: str, parent: str) -> int:
         row = self._conn.execute(

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
 
 from deltacloud.v1 import common_pb2, instance_pb2
 
+from ..convert import enum_name
 from ..errors import ApiError, invalid_argument
 from ..gateway import Call
 from .hub import EventHub, ScopeHub
@@ -89,6 +90,16 @@ def _compacted(after: int, compacted: int, head: int) -> ApiError:
     )
 
 
+def _states(values: Iterable[int]) -> frozenset[int]:
+    """The states filter: empty (any state) when it names INSTANCE_STATE_UNSPECIFIED, which
+    as a filter means any state; INVALID_ARGUMENT for a value the contract does not
+    define (it would match nothing, silently)."""
+    states = frozenset(values)
+    for value in sorted(states):
+        enum_name(common_pb2.InstanceState, value, "states")
+    return frozenset() if common_pb2.INSTANCE_STATE_UNSPECIFIED in states else states
+
+
 class Subscription:
     def __init__(
         self,
@@ -104,7 +115,7 @@ class Subscription:
         self.request = request
         self.context = context
         self.ids = set(request.instance_ids)
-        self.states = set(request.states)
+        self.states = _states(request.states)
         self.interval = self._interval()
         self.cursor = 0
         self.delivered = 0
@@ -117,6 +128,15 @@ class Subscription:
             return self.hub.settings.progress_interval
         interval = self.request.progress_interval
         seconds = interval.seconds + interval.nanos / 1e9  # no timedelta: it overflows
+        # A Duration's nanos lie within a second and share the sign of its seconds.
+        if abs(interval.nanos) >= 1_000_000_000 or interval.seconds * interval.nanos < 0:
+            raise invalid_argument(
+                "INVALID_PROGRESS_INTERVAL",
+                "progress_interval is not a valid Duration: its nanos must lie within a "
+                f"second and share the sign of its seconds (got {interval.seconds} s, "
+                f"{interval.nanos} ns)",
+                field="progress_interval",
+            )
         if not MIN_PROGRESS <= seconds <= MAX_PROGRESS:
             raise invalid_argument(
                 "INVALID_PROGRESS_INTERVAL",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import grpc
 from google.protobuf import empty_pb2
@@ -23,6 +23,8 @@ from ..rpc import Context, Servicer, require, unary
 #: size of DownloadBlob, and how much of an upload is handed to the driver at once. Each
 #: stream holds at most this much in the server.
 HOP_BYTES = 1024 * 1024
+#: A DownloadBlobResponse's bytes besides its chunk's (the field's tag and length), with room.
+CHUNK_OVERHEAD = 16
 
 
 #: How long the end of an upload of unannounced length waits for a cancellation before the
@@ -205,6 +207,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             {"bucket_id": request.bucket_id, "prefix": request.prefix},
             convert.blob,
             filter_attrs=(),
+            noun="blobs",  # paged as "buckets" since the first release: tokens stay good
         )
         return pb.ListBlobsResponse(blobs=page.items, next_page_token=page.next_page_token)
 
@@ -228,6 +231,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             )
         header = first.header
         require(header, "bucket_id", "blob_id")
+        check_metadata_keys(header.user_metadata)
         if header.HasField("content_length") and header.content_length < 0:
             raise invalid_argument(
                 "INVALID_UPLOAD", "content_length must not be negative", field="content_length"
@@ -261,18 +265,23 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         # One call: the header describes the version whose bytes follow.
         blob, chunks = await call.run(call.driver.open_blob, request.bucket_id, request.id)
         await context.write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
+        # Messages within the server's largest (--max-message-bytes may be set under the
+        # 1 MiB of a hop: a blob it let in must come out too).
+        limit = self.gateway.config.max_message_bytes
+        largest = max(1, min(2 * HOP_BYTES, limit - CHUNK_OVERHEAD))
+        piece = min(HOP_BYTES, largest)
         ended = False
         while not ended:
             data, ended = await self.gateway.run_blocking(
                 _take, chunks, HOP_BYTES, pool="downloads"
             )
-            if len(data) <= 2 * HOP_BYTES:  # the usual case: one message
+            if len(data) <= largest:  # the usual case: one message
                 if data:
                     await context.write(chunk_message(data))
                 continue
             view = memoryview(data)  # a driver yielded a huge piece: keep messages small
-            for start in range(0, len(data), HOP_BYTES):
-                await context.write(chunk_message(view[start : start + HOP_BYTES]))
+            for start in range(0, len(data), piece):
+                await context.write(chunk_message(view[start : start + piece]))
 
     @unary
     async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:
@@ -295,6 +304,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         self, request: pb.UpdateBlobMetadataRequest, context: Context
     ) -> pb.BlobMetadata:
         require(request, "bucket_id", "id")
+        check_metadata_keys(request.user_metadata)
         call = await self.gateway.open(context, "buckets", "update_blob_metadata")
         stored = await call.run(
             call.driver.update_blob_metadata,
@@ -303,3 +313,17 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             dict(request.user_metadata),
         )
         return pb.BlobMetadata(user_metadata=stored)
+
+
+def check_metadata_keys(metadata: Mapping[str, str]) -> None:
+    """A metadata key is a header name to most clouds (S3's x-amz-meta-*): an empty one, or
+    one with a control character, is refused for every driver, at upload as at update, so
+    a blob never holds metadata that could not be written back."""
+    for key in metadata:
+        if not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+            shown = key if len(key) <= 64 else key[:61] + "..."
+            raise invalid_argument(
+                "INVALID_METADATA_KEY",
+                f"metadata key {shown!r} is empty or holds a control character",
+                field="user_metadata",
+            )

@@ -145,7 +145,10 @@ class DiscoveryServicer(Servicer, pb_grpc.DiscoveryServiceServicer):
         self, request: pb.ListProvidersRequest, context: Context
     ) -> pb.ListProvidersResponse:
         if request.driver_id:
-            cls = self.gateway.driver_class(request.driver_id)
+            try:
+                cls = self.gateway.driver_class(request.driver_id)
+            except UnknownDriverError as exc:
+                raise NotFoundError("driver", request.driver_id, known_drivers=exc.known) from None
         else:
             call = await self.gateway.open(context, None, authenticate=False)
             cls = call.driver_class

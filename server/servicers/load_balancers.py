@@ -57,6 +57,15 @@ class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
                 raise invalid_argument(
                     "MISSING_FIELD", "every listener needs a protocol", field="protocol"
                 )
+        ports = [listener.load_balancer_port for listener in request.listeners]
+        for port in ports:
+            if ports.count(port) > 1:  # which listener would answer it?
+                raise invalid_argument(
+                    "DUPLICATE_LISTENER",
+                    f"two listeners listen on load_balancer_port {port}",
+                    field="listeners",
+                    load_balancer_port=port,
+                )
         call = await self.gateway.open(context, "load_balancers", "create")
         opts = m.CreateLoadBalancer(
             name=request.name,

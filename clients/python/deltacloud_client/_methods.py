@@ -687,7 +687,8 @@ class SyncMethods(SyncTransport):
     ) -> bucket_pb2.BlobMetadata:
         """BucketService.UpdateBlobMetadata: Replaces the user metadata of a blob (keys not given
         are removed) and returns the new metadata. NOT_FOUND if the bucket or blob does not
-        exist; INVALID_ARGUMENT for a key the cloud does not accept; FAILED_PRECONDITION
+        exist; INVALID_ARGUMENT for a key that is empty or holds a control character
+        (INVALID_METADATA_KEY), or that the cloud does not accept; FAILED_PRECONDITION
         (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata of so large a blob
         (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced while its metadata was
         updated.
@@ -1021,14 +1022,14 @@ class SyncMethods(SyncTransport):
         """InstanceService.CreateInstance: Creates one or more instances from an image.
         INVALID_ARGUMENT (VALIDATION_FAILED) if image_id is empty or an argument is malformed;
         INVALID_ARGUMENT (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does
-        not allow; NOT_FOUND if the image, realm, hardware profile, key, firewall or load
-        balancer does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a
-        feature the driver lacks (name: user_name, user_data: user_data, firewall_ids:
-        firewalls, instance_count > 1: instance_count, load_balancer_id:
-        register_to_load_balancer, key_name: authentication_key); RESOURCE_EXHAUSTED
-        (QUOTA_EXCEEDED) if the cloud's quota is reached. Without a request_id the client sends
-        a new UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the
-        same one, so the server creates once.
+        not allow, (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not
+        declare; NOT_FOUND if the image, realm, key, firewall or load balancer does not exist;
+        UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver lacks
+        (name: user_name, user_data: user_data, firewall_ids: firewalls, instance_count > 1:
+        instance_count, load_balancer_id: register_to_load_balancer, key_name:
+        authentication_key); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if the cloud's quota is
+        reached. Without a request_id the client sends a new UUID; every retry of this call (on
+        UNAVAILABLE, per the retry policy) sends the same one, so the server creates once.
         """
         return self._call(
             CREATE_INSTANCE,
@@ -1205,8 +1206,9 @@ class SyncMethods(SyncTransport):
         timeout: float | None = None,
     ) -> load_balancer_pb2.LoadBalancer:
         """LoadBalancerService.CreateLoadBalancer: Creates a load balancer. INVALID_ARGUMENT if
-        name, realm_ids or listeners is empty or a listener is malformed; NOT_FOUND if a realm
-        does not exist; ALREADY_EXISTS if the name is taken.
+        name, realm_ids or listeners is empty, a listener is malformed, or two listen on one
+        load_balancer_port (DUPLICATE_LISTENER); NOT_FOUND if a realm does not exist;
+        ALREADY_EXISTS if the name is taken.
         """
         return self._call(
             CREATE_LOAD_BALANCER,
@@ -1702,7 +1704,8 @@ class AsyncMethods(AsyncTransport):
     ) -> bucket_pb2.BlobMetadata:
         """BucketService.UpdateBlobMetadata: Replaces the user metadata of a blob (keys not given
         are removed) and returns the new metadata. NOT_FOUND if the bucket or blob does not
-        exist; INVALID_ARGUMENT for a key the cloud does not accept; FAILED_PRECONDITION
+        exist; INVALID_ARGUMENT for a key that is empty or holds a control character
+        (INVALID_METADATA_KEY), or that the cloud does not accept; FAILED_PRECONDITION
         (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata of so large a blob
         (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced while its metadata was
         updated.
@@ -2042,14 +2045,14 @@ class AsyncMethods(AsyncTransport):
         """InstanceService.CreateInstance: Creates one or more instances from an image.
         INVALID_ARGUMENT (VALIDATION_FAILED) if image_id is empty or an argument is malformed;
         INVALID_ARGUMENT (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does
-        not allow; NOT_FOUND if the image, realm, hardware profile, key, firewall or load
-        balancer does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a
-        feature the driver lacks (name: user_name, user_data: user_data, firewall_ids:
-        firewalls, instance_count > 1: instance_count, load_balancer_id:
-        register_to_load_balancer, key_name: authentication_key); RESOURCE_EXHAUSTED
-        (QUOTA_EXCEEDED) if the cloud's quota is reached. Without a request_id the client sends
-        a new UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the
-        same one, so the server creates once.
+        not allow, (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not
+        declare; NOT_FOUND if the image, realm, key, firewall or load balancer does not exist;
+        UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver lacks
+        (name: user_name, user_data: user_data, firewall_ids: firewalls, instance_count > 1:
+        instance_count, load_balancer_id: register_to_load_balancer, key_name:
+        authentication_key); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if the cloud's quota is
+        reached. Without a request_id the client sends a new UUID; every retry of this call (on
+        UNAVAILABLE, per the retry policy) sends the same one, so the server creates once.
         """
         return await self._call(
             CREATE_INSTANCE,
@@ -2230,8 +2233,9 @@ class AsyncMethods(AsyncTransport):
         timeout: float | None = None,
     ) -> load_balancer_pb2.LoadBalancer:
         """LoadBalancerService.CreateLoadBalancer: Creates a load balancer. INVALID_ARGUMENT if
-        name, realm_ids or listeners is empty or a listener is malformed; NOT_FOUND if a realm
-        does not exist; ALREADY_EXISTS if the name is taken.
+        name, realm_ids or listeners is empty, a listener is malformed, or two listen on one
+        load_balancer_port (DUPLICATE_LISTENER); NOT_FOUND if a realm does not exist;
+        ALREADY_EXISTS if the name is taken.
         """
         return await self._call(
             CREATE_LOAD_BALANCER,

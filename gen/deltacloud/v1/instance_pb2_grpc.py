@@ -118,9 +118,9 @@ class InstanceServiceServicer:
     def CreateInstance(self, request, context):
         """Creates one or more instances from an image. INVALID_ARGUMENT (VALIDATION_FAILED) if
         image_id is empty or an argument is malformed; INVALID_ARGUMENT
-        (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does not allow;
-        NOT_FOUND if the image, realm, hardware profile, key, firewall or load balancer does not
-        exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver
+        (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does not allow,
+        (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not declare;
+        NOT_FOUND if the image, realm, key, firewall or load balancer does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver
         lacks (name: user_name, user_data: user_data, firewall_ids: firewalls, instance_count
         > 1: instance_count, load_balancer_id: register_to_load_balancer, key_name:
         authentication_key); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if the cloud's quota is reached.

@@ -89,9 +89,9 @@ class LoadBalancerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateLoadBalancer(self, request, context):
-        """Creates a load balancer. INVALID_ARGUMENT if name, realm_ids or listeners is empty or
-        a listener is malformed; NOT_FOUND if a realm does not exist; ALREADY_EXISTS if the
-        name is taken.
+        """Creates a load balancer. INVALID_ARGUMENT if name, realm_ids or listeners is empty, a
+        listener is malformed, or two listen on one load_balancer_port (DUPLICATE_LISTENER);
+        NOT_FOUND if a realm does not exist; ALREADY_EXISTS if the name is taken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
