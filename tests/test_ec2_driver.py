@@ -240,6 +240,10 @@ def test_images_filter_on_owner_and_architecture_in_the_backend(ec2_api: Api) ->
     for bad in ("ami-0000dead", "not-an-ami"):
         f = refusal(ec2_api.images.GetImage, image_pb2.GetImageRequest(id=bad))
         assert (f.code, f.metadata["resource_type"]) == (grpc.StatusCode.NOT_FOUND, "image")
+    # An owner alias matches no image's owner id: refused, not an empty list.
+    for alias in ("self", "amazon"):
+        f = refusal(ec2_api.images.ListImages, image_pb2.ListImagesRequest(owner_id=alias))
+        assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "OWNER_ALIAS")
 
 
 def test_a_page_of_images_too_large_for_one_message_is_cut_short(
@@ -387,6 +391,46 @@ def test_create_refusals(ec2_api: Api) -> None:
     )
 
 
+def _live_instance_ids(moto: MotoServer) -> set[str]:
+    reservations = moto.client("ec2").describe_instances()["Reservations"]
+    return {
+        i["InstanceId"]
+        for r in reservations
+        for i in r["Instances"]
+        if i["State"]["Name"] in ("pending", "running")
+    }
+
+
+def test_a_refused_create_leaves_no_instance_and_names_what_is_missing(
+    ec2_api: Api, moto: MotoServer
+) -> None:
+    before = _live_instance_ids(moto)
+    # An unknown load balancer: refused before RunInstances (the instances ran, and the
+    # client heard NOT_FOUND about them).
+    f = refusal(
+        ec2_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, load_balancer_id="no-such-lb"),
+    )
+    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+        grpc.StatusCode.NOT_FOUND,
+        "load_balancer",
+        "no-such-lb",
+    )
+    # An unknown security group: NOT_FOUND names the firewall (it named "instance '?'").
+    f = refusal(
+        ec2_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(
+            image_id=X86_IMAGE, firewall_ids=["sg-0123456789abcdef0"]
+        ),
+    )
+    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+        grpc.StatusCode.NOT_FOUND,
+        "firewall",
+        "sg-0123456789abcdef0",
+    )
+    assert _live_instance_ids(moto) == before
+
+
 def test_watch_shows_create_pending_running_and_stop_stopping_stopped(ec2_api: Api) -> None:
     watcher = Watcher(ec2_api.channel, EC2)
     time.sleep(0.3)
@@ -520,6 +564,12 @@ def test_keys_generated_once_and_imported(ec2_api: Api) -> None:
         key_pb2.CreateKeyRequest(name="imported", public_key=public), metadata=EC2
     )
     assert imported.id == "imported" and not imported.pem_rsa_key
+    # EC2 tells an imported key's public half only when asked (IncludePublicKey): Get and
+    # List showed it empty.
+    shown = ec2_api.keys.GetKey(key_pb2.GetKeyRequest(id="imported"), metadata=EC2).public_key
+    listed = ec2_api.keys.ListKeys(key_pb2.ListKeysRequest(), metadata=EC2).keys
+    assert shown.split()[:2] == public.split()[:2]
+    assert next(k for k in listed if k.id == "imported").public_key == shown
     ec2_api.keys.DeleteKey(key_pb2.DeleteKeyRequest(id="imported"), metadata=EC2)
     f = refusal(ec2_api.keys.DeleteKey, key_pb2.DeleteKeyRequest(id="imported"))
     assert f.code == grpc.StatusCode.NOT_FOUND
@@ -634,6 +684,38 @@ def test_firewalls_with_ingress_rules(ec2_api: Api) -> None:
     )
     rule = next(r for r in with_rule.rules if r.port_from == 443)
     assert (rule.protocol, [s.cidr for s in rule.sources]) == ("tcp", ["10.0.0.0/8"])
+    # The same rule again: ALREADY_EXISTS names the rule, not the group ("firewall
+    # 'sg-...' already exists" about a group that does exist).
+    f = refusal(
+        ec2_api.firewalls.CreateFirewallRule,
+        firewall_pb2.CreateFirewallRuleRequest(
+            firewall_id=group.id,
+            protocol="tcp",
+            port_from=443,
+            port_to=443,
+            sources=[firewall_pb2.FirewallRuleSource(cidr="10.0.0.0/8")],
+        ),
+    )
+    assert (f.code, f.metadata["resource_type"]) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "firewall_rule",
+    )
+    # An unknown source group: NOT_FOUND names it, not the group the rule was for.
+    f = refusal(
+        ec2_api.firewalls.CreateFirewallRule,
+        firewall_pb2.CreateFirewallRuleRequest(
+            firewall_id=group.id,
+            protocol="tcp",
+            port_from=22,
+            port_to=22,
+            sources=[firewall_pb2.FirewallRuleSource(firewall_id="sg-0fedcba9876543210")],
+        ),
+    )
+    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+        grpc.StatusCode.NOT_FOUND,
+        "firewall",
+        "sg-0fedcba9876543210",
+    )
     after = ec2_api.firewalls.DeleteFirewallRule(
         firewall_pb2.DeleteFirewallRuleRequest(firewall_id=group.id, id=rule.id), metadata=EC2
     )
@@ -641,6 +723,43 @@ def test_firewalls_with_ingress_rules(ec2_api: Api) -> None:
     ec2_api.firewalls.DeleteFirewall(firewall_pb2.DeleteFirewallRequest(id=group.id), metadata=EC2)
     f = refusal(ec2_api.firewalls.GetFirewall, firewall_pb2.GetFirewallRequest(id=group.id))
     assert f.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_rule_from_a_prefix_list_is_deleted_whole(ec2_api: Api, moto: MotoServer) -> None:
+    # A rule made outside deltacloud (the console) whose source is a managed prefix list:
+    # its deletion answered success and left it in place.
+    group = ec2_api.firewalls.CreateFirewall(
+        firewall_pb2.CreateFirewallRequest(name="from-list", description="d"), metadata=EC2
+    )
+    ec2 = moto.client("ec2")
+    listed = ec2.create_managed_prefix_list(
+        PrefixListName="office",
+        MaxEntries=2,
+        AddressFamily="IPv4",
+        Entries=[{"Cidr": "10.1.0.0/16"}],
+    )["PrefixList"]["PrefixListId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=group.id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "PrefixListIds": [{"PrefixListId": listed}],
+            }
+        ],
+    )
+    shown = ec2_api.firewalls.GetFirewall(
+        firewall_pb2.GetFirewallRequest(id=group.id), metadata=EC2
+    )
+    ingress = firewall_pb2.FirewallRule.DIRECTION_INGRESS
+    [rule] = [r for r in shown.rules if r.direction == ingress]
+    after = ec2_api.firewalls.DeleteFirewallRule(
+        firewall_pb2.DeleteFirewallRuleRequest(firewall_id=group.id, id=rule.id), metadata=EC2
+    )
+    assert [r for r in after.rules if r.direction == ingress] == []
+    left = ec2.describe_security_groups(GroupIds=[group.id])["SecurityGroups"][0]
+    assert left["IpPermissions"] == []
 
 
 def test_load_balancers_register_and_unregister(ec2_api: Api) -> None:
@@ -1106,6 +1225,60 @@ def test_blob_metadata_is_replaced_in_place(ec2_api: Api) -> None:
     assert f.code == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.parametrize(
+    ("metadata", "content_type", "reason"),
+    [
+        ({"k": "a\nb"}, "", "INVALID_HEADER_VALUE"),
+        ({"a:b": "v"}, "", "INVALID_METADATA_KEY"),
+        ({"a b": "v"}, "", "INVALID_METADATA_KEY"),
+        ({}, "text/plain\nX-Evil: y", "INVALID_HEADER_VALUE"),
+        ({"k": "  v"}, "", "INVALID_HEADER_VALUE"),  # S3 keeps "v": the answer said "  v"
+    ],
+)
+def test_metadata_s3_cannot_keep_as_given_is_invalid_argument(
+    ec2_api: Api, metadata: dict[str, str], content_type: str, reason: str
+) -> None:
+    # It answered UNAVAILABLE ("the endpoint cannot be reached"), or stored another value.
+    bucket = f"headers-{uuid.uuid4().hex[:8]}"
+    ec2_api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name=bucket), metadata=EC2)
+    header = bucket_pb2.UploadBlobHeader(
+        bucket_id=bucket, blob_id="b", content_type=content_type, user_metadata=metadata
+    )
+    f = refusal(ec2_api.buckets.UploadBlob, iter([bucket_pb2.UploadBlobRequest(header=header)]))
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+    _upload(ec2_api, bucket, "b", b"x")
+    if metadata:
+        f = refusal(
+            ec2_api.buckets.UpdateBlobMetadata,
+            bucket_pb2.UpdateBlobMetadataRequest(bucket_id=bucket, id="b", user_metadata=metadata),
+        )
+        assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+
+
+def test_buckets_tell_their_location_and_are_made_in_any_region(ec2_api: Api) -> None:
+    made = ec2_api.buckets.CreateBucket(
+        bucket_pb2.CreateBucketRequest(name="far-away", location="eu-west-1"), metadata=EC2
+    )
+    assert made.location == "eu-west-1"
+    got = ec2_api.buckets.GetBucket(bucket_pb2.GetBucketRequest(id="far-away"), metadata=EC2)
+    assert got.location == "eu-west-1"  # it was ""
+    # From another region's provider: a bucket in us-east-1 or a third region (S3 refused
+    # both from eu-west-1's endpoint, IllegalLocationConstraintException).
+    europe = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider="eu-west-1")
+    for name, location in (("from-eu-to-us", "us-east-1"), ("from-eu-to-ap", "ap-south-1")):
+        made = ec2_api.buckets.CreateBucket(
+            bucket_pb2.CreateBucketRequest(name=name, location=location), metadata=europe
+        )
+        assert made.location == location
+        got = ec2_api.buckets.GetBucket(bucket_pb2.GetBucketRequest(id=name), metadata=europe)
+        assert got.location == location
+    f = refusal(
+        ec2_api.buckets.CreateBucket,
+        bucket_pb2.CreateBucketRequest(name="nowhere", location="Not A Region"),
+    )
+    assert f.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
 # ---- outage -------------------------------------------------------------------------------
 
 
@@ -1402,6 +1575,14 @@ def test_each_time_budget_fits_its_attempts_timeouts_and_sleeps(limit: float) ->
         ("InstanceLimitExceeded", 400, "QUOTA_EXCEEDED"),
         ("IdempotentParameterMismatch", 400, "REQUEST_ID_REUSED"),
         ("SomethingNew", 500, "BACKEND_ERROR"),
+        # Refusals no retry can change: they answered UNAVAILABLE or INVALID_ARGUMENT.
+        ("InvalidSnapshot.InUse", 400, "IN_USE"),
+        ("CannotDelete", 400, "FAILED_PRECONDITION"),
+        ("KeyTooLongError", 400, "BACKEND_REFUSED_PARAMETERS"),
+        ("MetadataTooLarge", 400, "BACKEND_REFUSED_PARAMETERS"),
+        ("DuplicateListener", 400, "BACKEND_REFUSED_PARAMETERS"),
+        ("UnsupportedProtocol", 400, "BACKEND_REFUSED_PARAMETERS"),
+        ("TooManyLoadBalancers", 400, "QUOTA_EXCEEDED"),
     ],
 )
 def test_backend_codes_map_to_sdk_errors(code: str, status: int, reason: str) -> None:
@@ -1414,6 +1595,67 @@ def test_backend_codes_map_to_sdk_errors(code: str, status: int, reason: str) ->
     assert mapped.reason == reason
     if reason not in ("AUTHENTICATION_FAILED", "RESOURCE_NOT_FOUND"):
         assert mapped.metadata["backend_code"] == code
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "asked", "named"),
+    [
+        # Another group than the one asked for: the one the message quotes.
+        (
+            "InvalidGroup.NotFound",
+            "The security group 'sg-9' does not exist",
+            "firewall:sg-1",
+            "firewall:sg-9",
+        ),
+        (
+            "InvalidGroup.NotFound",
+            "The security group 'sg-9' does not exist",
+            "instance:",
+            "firewall:sg-9",
+        ),
+        # A quote that is not an id of the kind: what was asked for.
+        (
+            "InvalidKeyPair.NotFound",
+            "The key pair '{'KeyName': 'k'}' does not exist",
+            "key:k",
+            "key:k",
+        ),
+        (
+            "InvalidAMIID.Malformed",
+            "Invalid id: 'not-an-ami'",
+            "image:not-an-ami",
+            "image:not-an-ami",
+        ),
+        # Another kind, no id to tell: that kind, and no id.
+        ("NoSuchBucket", "The specified bucket does not exist", "blob:k", "bucket:?"),
+        (
+            "InvalidPermission.Duplicate",
+            'the rule "tcp 443" already exists',
+            "firewall:sg-1",
+            "firewall_rule:?",
+        ),
+    ],
+)
+def test_refusals_name_what_the_backend_says_is_missing_or_there(
+    code: str, message: str, asked: str, named: str
+) -> None:
+    error = ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+        "AnyOperation",
+    )
+    resource_type, _, resource_id = asked.partition(":")
+    mapped = translate(error, resource_type, resource_id)
+    assert f"{mapped.metadata['resource_type']}:{mapped.metadata['resource_id']}" == named
+
+
+def test_a_value_no_http_header_can_carry_is_invalid_argument_not_unavailable() -> None:
+    from botocore.exceptions import HTTPClientError
+
+    wrapped = HTTPClientError(error=ValueError("Invalid header value b'a\\nb'"))
+    mapped = translate(wrapped, "blob", "k")
+    assert (type(mapped).__name__, mapped.reason) == ("ValidationError", "INVALID_HEADER_VALUE")
+    refused = HTTPClientError(error=ConnectionRefusedError(111, "refused"))
+    assert translate(refused).reason == "BACKEND_UNAVAILABLE"
 
 
 def test_an_instance_store_instance_does_not_offer_stop() -> None:

@@ -4,6 +4,7 @@ security groups (firewalls)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import datetime
@@ -182,7 +183,7 @@ class Compute(EC2Base, abstract=True):
                 )
             except NotFoundError:
                 return []
-        owner = str(filters.get("owner_id") or "")
+        owner = _owner_filter(filters)
         arch = str(filters.get("architecture") or "")
         owners = [owner] if owner else self.image_owners
         # ListImages pages with list_page; this whole list serves other callers only.
@@ -207,7 +208,7 @@ class Compute(EC2Base, abstract=True):
             offset = int(offset_text or 0)
         except ValueError:
             raise ValidationError("malformed image page cursor") from None
-        owner = str(filters.get("owner_id") or "")
+        owner = _owner_filter(filters)
         arch = str(filters.get("architecture") or "")
         params: dict[str, Any] = {
             "Owners": [owner] if owner else self.image_owners,
@@ -387,6 +388,11 @@ class Compute(EC2Base, abstract=True):
             params["TagSpecifications"] = _tags(opts.name, kind="instance")
         if ctx.request_id:  # EC2 answers a retry with the first reservation
             params["ClientToken"] = ctx.request_id
+        register = getattr(self, "register_instance", None)
+        if opts.load_balancer_id and register is not None:
+            # Before anything runs: an unknown load balancer must not leave instances
+            # nobody was told about.
+            getattr(self, "get_load_balancer")(ctx, opts.load_balancer_id)  # noqa: B009
         with translated("instance"):
             reservation = self.ec2(ctx).run_instances(**params)
         created = [
@@ -395,11 +401,15 @@ class Compute(EC2Base, abstract=True):
         ]
         for instance in created:  # the answer of RunInstances says pending
             instance.state = InstanceState.PENDING
-        if opts.load_balancer_id:
-            register = getattr(self, "register_instance", None)
-            if register is not None:
+        if opts.load_balancer_id and register is not None:
+            try:
                 for instance in created:
                     register(ctx, opts.load_balancer_id, instance.id)
+            except Exception:
+                # The create answers an error: it must not leave instances running.
+                with contextlib.suppress(Exception):
+                    self.ec2(ctx).terminate_instances(InstanceIds=[i.id for i in created])
+                raise
         return created
 
     def _act(self, ctx: CallContext, instance_id: str, action: InstanceAction) -> m.Instance:
@@ -445,13 +455,15 @@ class Compute(EC2Base, abstract=True):
 
     def list_keys(self, ctx: CallContext, filters: Filters) -> list[m.Key]:
         with translated("key"):
-            pairs = self.ec2(ctx).describe_key_pairs()["KeyPairs"]
+            pairs = self.ec2(ctx).describe_key_pairs(IncludePublicKey=True)["KeyPairs"]
         keys = [self._key(p) for p in pairs]
         return filter_on(keys, filters, *COLLECTIONS["keys"].filters)
 
     def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
         with translated("key", key_id):
-            pairs = self.ec2(ctx).describe_key_pairs(KeyNames=[key_id])["KeyPairs"]
+            pairs = self.ec2(ctx).describe_key_pairs(KeyNames=[key_id], IncludePublicKey=True)[
+                "KeyPairs"
+            ]
         if not pairs:
             raise NotFoundError("key", key_id)
         return self._key(pairs[0])
@@ -814,8 +826,33 @@ class Compute(EC2Base, abstract=True):
         raise NotFoundError("firewall_rule", rule_id, firewall_id=firewall_id)
 
 
+#: DescribeImages' owner aliases: an image carries its owner's account id, never these.
+OWNER_ALIASES = frozenset({"self", "amazon", "aws-marketplace", "aws-backup-vault"})
+
+
+def _owner_filter(filters: Filters) -> str:
+    owner = str(filters.get("owner_id") or "")
+    if owner in OWNER_ALIASES:
+        raise ValidationError(
+            f"owner_id filters on the account id an image carries; {owner!r} is an alias "
+            "no image carries (an unfiltered list shows the images of the server's "
+            "ec2.image_owners, 'self' by default)",
+            reason="OWNER_ALIAS",
+            metadata={"owner_id": owner},
+        )
+    return owner
+
+
 def _revocable(perm: dict[str, Any]) -> dict[str, Any]:
-    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "UserIdGroupPairs")
+    keep = (
+        "IpProtocol",
+        "FromPort",
+        "ToPort",
+        "IpRanges",
+        "Ipv6Ranges",
+        "UserIdGroupPairs",
+        "PrefixListIds",  # not listed as sources, but part of the rule: revoked with it
+    )
     out = {k: perm[k] for k in keep if k in perm and perm[k] != []}
     if "UserIdGroupPairs" in out:
         out["UserIdGroupPairs"] = [

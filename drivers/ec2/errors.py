@@ -5,6 +5,7 @@ the driver runs inside :func:`translated` (or a generator wrapped by
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,6 +61,7 @@ CONFLICT_CODES = frozenset(
         "InvalidVolume.ZoneMismatch",
         "InvalidConfigurationRequest",
         "UnsupportedOperation",  # e.g. stopping an instance-store instance
+        "CannotDelete",  # e.g. a VPC's default security group
     }
 )
 DUPLICATE_CODES = frozenset(
@@ -114,8 +116,16 @@ VALIDATION_CODES = frozenset(
         "InvalidInput",
         "InvalidLocationConstraint",
         "IllegalLocationConstraintException",
+        "KeyTooLongError",
+        "MetadataTooLarge",
+        "DuplicateListener",
+        "UnsupportedProtocol",
     }
 )
+
+
+#: An id an EC2 error message quotes: "The security group 'sg-1' does not exist".
+_QUOTED = re.compile(r"'([^'\s]{1,255})'")
 
 
 def translate(error: BaseException, resource_type: str = "", resource_id: str = "") -> DriverError:
@@ -129,6 +139,17 @@ def translate(error: BaseException, resource_type: str = "", resource_id: str = 
         return BackendUnavailableError(
             "the cloud's endpoint did not answer in time",
             metadata={"backend_code": type(error).__name__},
+        )
+    if isinstance(error, bx.HTTPClientError) and isinstance(
+        getattr(error, "kwargs", {}).get("error"), ValueError
+    ):
+        # Refused before it was sent: http.client found a value a header cannot carry
+        # (a line break in a metadata value or content type). No retry would help.
+        return ValidationError(
+            "the request holds a value an HTTP header cannot carry (a line break or other "
+            "control character in metadata or a content type)",
+            reason="INVALID_HEADER_VALUE",
+            metadata={"backend_code": "HTTPClientError"},
         )
     if isinstance(error, bx.EndpointConnectionError | bx.ConnectionError | bx.HTTPClientError):
         return BackendUnavailableError(
@@ -176,7 +197,7 @@ def _client_error(error: Any, resource_type: str, resource_id: str) -> DriverErr
         )
     if code in PERMISSION_CODES or (status == 403 and code in ("403", "Forbidden")):
         return PermissionDeniedError(f"the cloud denied the request ({code})", metadata=meta)
-    if code in CONFLICT_CODES:
+    if code in CONFLICT_CODES or code.endswith(".InUse"):
         return ConflictError(message, reason=_reason(code), metadata=meta)
     if (
         code.endswith(".NotFound")
@@ -184,19 +205,20 @@ def _client_error(error: Any, resource_type: str, resource_id: str) -> DriverErr
         or (code.startswith("Invalid") and code.lower().endswith("id.malformed"))
         or (status == 404 and not code)
     ):
-        kind = resource_type or _kind(code)
-        return NotFoundError(kind, resource_id or "?", backend_code=code)
+        kind, which = _named(code, message, resource_type, resource_id)
+        return NotFoundError(kind, which, backend_code=code)
     if code == "IdempotentParameterMismatch":
         # The cloud saw this ClientToken (our request id) with other parameters.
         return ValidationError(message, reason="REQUEST_ID_REUSED", metadata=meta)
     if code.endswith(".Duplicate") or code in DUPLICATE_CODES:
-        return AlreadyExistsError(resource_type or _kind(code), resource_id or "?", **meta)
+        kind, which = _named(code, message, resource_type, resource_id)
+        return AlreadyExistsError(kind, which, **meta)
     if code in TRANSIENT_CODES or status in (429, 503):
         return BackendUnavailableError(
             f"the cloud is throttling or unavailable ({code}); retried, still failing",
             metadata=meta,
         )
-    if code.endswith("LimitExceeded") or code in ("TooManyBuckets", "QuotaExceeded"):
+    if code.endswith("LimitExceeded") or code.startswith("TooMany") or code == "QuotaExceeded":
         return ResourceExhaustedError(message, metadata=meta)
     if code in VALIDATION_CODES or code.endswith(".Malformed") or code.startswith("Invalid"):
         return ValidationError(message, reason="BACKEND_REFUSED_PARAMETERS", metadata=meta)
@@ -214,7 +236,38 @@ def _reason(code: str) -> str:
         "BucketNotEmpty": "BUCKET_NOT_EMPTY",
         "UnsupportedOperation": "UNSUPPORTED_FOR_THIS_INSTANCE",
     }
+    if code not in specific and code.endswith(".InUse"):
+        return "IN_USE"
     return specific.get(code, "FAILED_PRECONDITION")
+
+
+def _named(code: str, message: str, resource_type: str, resource_id: str) -> tuple[str, str]:
+    """What a NOT_FOUND or ALREADY_EXISTS is about. The backend's code names a kind, and
+    its message may quote an id of that kind ("The security group 'sg-1' does not exist"):
+    that one, which need not be what the call asked for (an unknown source group of a rule,
+    a security group given to RunInstances). Otherwise what the call asked for, when the
+    code names that kind; another kind without an id when it does not (a rule already in a
+    group, a bucket missing under a blob)."""
+    named = _kind(code)
+    if named == "resource":
+        return resource_type or named, resource_id or "?"
+    prefix = _ID_PREFIXES.get(named)
+    quoted = _QUOTED.search(message) if prefix else None
+    if quoted and quoted.group(1).startswith(prefix or "-"):
+        return named, quoted.group(1)
+    if resource_type in ("", named):
+        return named, resource_id or "?"
+    return named, "?"
+
+
+#: How the ids of a kind begin, so that a quote in a message is taken for one only if it is.
+_ID_PREFIXES = {
+    "firewall": "sg-",
+    "instance": "i-",
+    "image": "ami-",
+    "storage_volume": "vol-",
+    "storage_snapshot": "snap-",
+}
 
 
 def _kind(code: str) -> str:
@@ -230,6 +283,8 @@ def _kind(code: str) -> str:
         "InvalidGroup": "firewall",
         "InvalidAddress": "address",
         "InvalidAllocationID": "address",
+        "InvalidPermission": "firewall_rule",
+        "InvalidAMIName": "image",
     }
     return kinds.get(code.split(".")[0], "resource")
 

@@ -135,11 +135,8 @@ class EC2Base(BaseDriver, abstract=True):
         self.region, provider_url = split_provider(provider)
         self._provider_url = provider_url
         self._allow_provider_urls = _flag(options.get("provider_endpoints"))
-        self.endpoint = (
-            provider_url
-            or options.get(f"endpoint_url.{self.region}", "")
-            or options.get("endpoint_url", "")
-        )
+        self._endpoints = {k: v for k, v in options.items() if k.startswith("endpoint_url")}
+        self.endpoint = self.endpoint_for(self.region)
         self.image_owners = [
             o.strip() for o in (options.get("image_owners") or "self").split(",") if o.strip()
         ]
@@ -184,8 +181,19 @@ class EC2Base(BaseDriver, abstract=True):
                 reason="PROVIDER_ENDPOINT_NOT_ALLOWED",
             )
 
-    def client(self, ctx: CallContext, service: str) -> Any:
-        return self._clients.get(ctx, service, self.region, self.endpoint)
+    def endpoint_for(self, region: str) -> str:
+        """The endpoint URL of ``region`` ("" for AWS's own): the provider's, else the
+        region's ``endpoint_url.REGION``, else ``endpoint_url``."""
+        return (
+            self._provider_url
+            or self._endpoints.get(f"endpoint_url.{region}", "")
+            or self._endpoints.get("endpoint_url", "")
+        )
+
+    def client(self, ctx: CallContext, service: str, region: str = "") -> Any:
+        """A client of ``service`` for the provider's region, or for ``region``."""
+        region = region or self.region
+        return self._clients.get(ctx, service, region, self.endpoint_for(region))
 
     # No close(): the clients belong to the process's shared cache, which other regions'
     # drivers still use; they go with the process.

@@ -8,6 +8,7 @@ object's body in chunks."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
@@ -30,6 +31,8 @@ from .errors import http_status, translated, translated_iter
 from .session import EC2Base
 
 DOWNLOAD_CHUNK = 1024 * 1024
+#: What a region's name looks like (us-east-1; an S3-compatible store's own names too).
+_REGION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MIB = 1024 * 1024
 #: S3's limits: parts of one multipart upload, bytes of one part, bytes of one object.
 MAX_PARTS = 10_000
@@ -64,21 +67,31 @@ class Storage(EC2Base, abstract=True):
     def list_buckets(self, ctx: CallContext, filters: Filters) -> list[m.Bucket]:
         with translated("bucket"):
             found = self.s3(ctx).list_buckets().get("Buckets", [])
-        buckets = [m.Bucket(id=b["Name"], name=b["Name"]) for b in found]
+        # ListBuckets names each bucket's region where the endpoint does (AWS does).
+        buckets = [
+            m.Bucket(id=b["Name"], name=b["Name"], location=b.get("BucketRegion", ""))
+            for b in found
+        ]
         return filter_on(buckets, filters, *COLLECTIONS["buckets"].filters)
 
     def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
         with translated("bucket", bucket_id):
-            self.s3(ctx).head_bucket(Bucket=bucket_id)
-        return m.Bucket(id=bucket_id, name=bucket_id)
+            head = self.s3(ctx).head_bucket(Bucket=bucket_id)
+        return m.Bucket(id=bucket_id, name=bucket_id, location=head.get("BucketRegion", ""))
 
     def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
         location = opts.location or self.region
+        if not _REGION_NAME.fullmatch(location):
+            raise ValidationError(
+                f"location {location!r} is not a region name", metadata={"option": "location"}
+            )
         params: dict[str, Any] = {"Bucket": opts.name}
         if location != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": location}
+        # Asked of the location's own endpoint: S3 refuses a bucket of another region
+        # from a regional one (IllegalLocationConstraintException).
         with translated("bucket", opts.name):
-            self.s3(ctx).create_bucket(**params)
+            self.client(ctx, "s3", location).create_bucket(**params)
         return m.Bucket(id=opts.name, name=opts.name, location=location)
 
     def delete_bucket(self, ctx: CallContext, bucket_id: str) -> None:
@@ -143,6 +156,7 @@ class Storage(EC2Base, abstract=True):
         )
 
     def put_blob(self, ctx: CallContext, opts: m.PutBlob) -> m.Blob:
+        _check_headers(opts.user_metadata, opts.content_type)
         s3 = self.s3(ctx)
         extra: dict[str, Any] = {}
         if opts.content_type:
@@ -313,9 +327,7 @@ class Storage(EC2Base, abstract=True):
         the condition that it is still the version looked at (CopySourceIfMatch): the copy
         keeps that version's content type, which another's must not get. A version
         replaced in between is looked at again."""
-        for key in metadata:
-            if not key or not key.isascii():
-                raise ValidationError(f"metadata key {key!r} must be non-empty ASCII")
+        _check_headers(metadata)
         s3 = self.s3(ctx)
         for _ in range(METADATA_ATTEMPTS):
             with translated("blob", blob_id):
@@ -349,6 +361,44 @@ class Storage(EC2Base, abstract=True):
             "was being updated",
             reason="BLOB_CHANGED",
             metadata={"bucket_id": bucket_id, "blob_id": blob_id},
+        )
+
+
+#: A header name's characters (RFC 9110 token): what an S3 metadata key may hold.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_headers(metadata: dict[str, str], content_type: str = "") -> None:
+    """S3 keeps metadata and the content type as HTTP headers: a key must be a header
+    name, and a value must not hold a line break or other control character (http.client
+    refuses to send it) or begin or end with white space (HTTP drops it: S3 would keep
+    another value than the one answered)."""
+    for key, value in metadata.items():
+        if not _TOKEN.fullmatch(key):
+            raise ValidationError(
+                f"metadata key {key!r} is not an HTTP header name (letters, digits and "
+                "!#$%&'*+-.^_`|~), as S3 needs",
+                reason="INVALID_METADATA_KEY",
+                metadata={"option": "user_metadata"},
+            )
+        _check_header_value(value, f"metadata value of {key!r}")
+    if content_type:
+        _check_header_value(content_type, "content_type")
+
+
+def _check_header_value(value: str, what: str) -> None:
+    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
+        raise ValidationError(
+            f"{what} holds a line break or other control character, which S3 cannot keep",
+            reason="INVALID_HEADER_VALUE",
+            metadata={"option": what},
+        )
+    if value != value.strip(" \t"):
+        raise ValidationError(
+            f"{what} begins or ends with white space, which S3 drops (HTTP trims header "
+            "values): it would keep another value than the one given",
+            reason="INVALID_HEADER_VALUE",
+            metadata={"option": what},
         )
 
 

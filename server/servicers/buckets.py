@@ -88,7 +88,9 @@ class _Upload:
             data, ended, misplaced_header = future.result()
             if misplaced_header:
                 raise invalid_argument(
-                    "INVALID_UPLOAD", "only the first UploadBlobRequest may carry a header"
+                    "INVALID_UPLOAD",
+                    "every UploadBlobRequest after the first must carry a chunk (one carried "
+                    "a header, or nothing)",
                 )
             received += len(data)
             if data:
