@@ -42,3 +42,32 @@ def test_instances_passed_over_during_a_create_are_not_reported_later_as_new(
 
     head, baselined = asyncio.run(scenario())
     assert (head, baselined) == (0, True), "instances already there were journaled as new"
+
+
+def test_a_poll_that_began_before_an_instance_went_does_not_bring_it_back(
+    tmp_path: Path,
+) -> None:
+    """Two polls of one scope overlap (the monitor's and a snapshot's): the later one sees
+    X gone and journals its end; the earlier one, answering after it, saw X still there.
+    It must not report X as new (START -> RUNNING, OBSERVED), nor the next poll its end
+    again: two events that never happened."""
+    x = convert.instance(m.Instance(id="X", state=InstanceState.RUNNING), MACHINE)
+
+    async def scenario() -> list[tuple[str, int, int]]:
+        hub = EventHub(Gateway(ServerConfig(data_dir=tmp_path)), tmp_path, EventSettings())
+        scope = ScopeHub(hub, "scope", MockDriver, head=0, baselined=True, known={"X": x})
+        first_began = time.monotonic()
+        await asyncio.sleep(0.01)
+        await scope.observe([], time.monotonic())  # the later poll: X is gone
+        await scope.observe([x], first_began)  # the earlier poll answers last
+        await scope.observe([], time.monotonic())
+        return [(e.instance_id, e.previous_state, e.state) for e in scope.ring]
+
+    journaled = asyncio.run(scenario())
+    assert journaled == [
+        (
+            "X",
+            x.state,
+            convert.instance(m.Instance(id="X", state=InstanceState.FINISH), MACHINE).state,
+        )
+    ]

@@ -4,6 +4,7 @@ kill -9), compaction, slow subscribers, shutdown, scopes, fan-out, snapshot, pro
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import json
@@ -20,7 +21,7 @@ from google.protobuf import duration_pb2
 from watching import Watcher, transitions
 
 from deltacloud.server.events.hub import POLL_PACE
-from deltacloud.v1 import common_pb2, instance_pb2
+from deltacloud.v1 import common_pb2, instance_pb2, realm_pb2
 from support import ALICE, EXTRA_USERS, MD, failure, metadata
 
 Request = instance_pb2.WatchInstanceEventsRequest
@@ -254,6 +255,37 @@ def test_initial_snapshot_lists_then_marks_then_watches(proc: ServerProcess, api
     watcher.cancel()
     assert transitions(events[4:]) == [("inst3", "RUNNING->RUNNING", "REBOOT")]
     assert events[4].revision == 1
+
+
+def test_a_snapshot_while_a_create_is_under_way_lists_every_instance(tmp_path: Path) -> None:
+    """A scope's first poll, made while a create is under way, passes over the instances it
+    does not know: a snapshot built from it listed none of the mock's four, and no later
+    event told of them. It waits for the create and lists all."""
+    server = ServerProcess(tmp_path, extra_args=["--workers", "1"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            api.realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=MD)  # warm reads
+            # A slow backend holds the only worker, so the create waits, under way.
+            hold = api.realms.GetRealm.future(
+                realm_pb2.GetRealmRequest(id="hang"), metadata=MD, timeout=2
+            )
+            time.sleep(0.3)
+            create = api.instances.CreateInstance.future(
+                instance_pb2.CreateInstanceRequest(image_id="img1"), metadata=MD, timeout=20
+            )
+            time.sleep(0.3)
+            watcher = Watcher(channel, MD, Request(initial_snapshot=True))
+            watcher.wait_for_kind(Response.KIND_SNAPSHOT_COMPLETE, timeout=15)
+            snapshot = {e.instance_id for e in watcher.events}
+            [made] = create.result().instances
+            with contextlib.suppress(grpc.RpcError):
+                hold.result()
+            watcher.cancel()
+            assert {"inst0", "inst1", "inst2", "inst3"} <= snapshot
+            assert made.id in snapshot | {e.instance_id for e in watcher.events}
+    finally:
+        server.kill()
 
 
 def test_snapshot_and_resume_together_are_refused(proc: ServerProcess, api: Api) -> None:

@@ -42,6 +42,9 @@ log = logging.getLogger("deltacloud.server.events")
 
 #: Seconds one observation of a watched backend (a driver's instance list) may take.
 POLL_DEADLINE = 10.0
+#: How long the time a gone instance went is kept (ScopeHub._known_at): longer than any
+#: poll (POLL_DEADLINE) can run.
+TOMBSTONE_SECONDS = 4 * POLL_DEADLINE
 
 #: The next observation of a scope starts no sooner than this many times the last one took
 #: after it ended: listing a large account (thousands of instances, seconds of parsing) is
@@ -331,12 +334,19 @@ class ScopeHub:
         self.baselined = self.baselined or baselined
         now = time.monotonic()
         for instance_id, instance in known.items():
+            # A gone instance keeps its time too: a poll that began before it went (and
+            # answers after another poll saw it go) must not take it for a new one.
+            self._known_at[instance_id] = now
             if instance is None:
                 self.known.pop(instance_id, None)
-                self._known_at.pop(instance_id, None)
             else:
                 self.known[instance_id] = instance
-                self._known_at[instance_id] = now
+        if len(self._known_at) > 2 * len(self.known) + 64:
+            # Times of gone instances no poll in flight can have begun before.
+            horizon = now - TOMBSTONE_SECONDS
+            self._known_at = {
+                i: t for i, t in self._known_at.items() if i in self.known or t > horizon
+            }
         if stored:
             journaled = self.hub.journaled
             for event in stored:
@@ -497,20 +507,28 @@ class ScopeHub:
         else:
             self._kick.set()
 
-    async def poll_once(self) -> None:
+    @property
+    def creating(self) -> bool:
+        """A create of this server is under way in the scope."""
+        return self._creating > 0
+
+    async def poll_once(self) -> list[instance_pb2.Instance]:
+        """List the backend's instances and record what changed; returns what it listed."""
         if self._poll is None:
-            return
+            return []
         driver, ctx = self._poll
         started = time.monotonic()
         # A deadline of its own: against a backend that stopped answering, the poll gives up
         # (and the monitor backs off) instead of waiting for the driver's longest timeout.
         ctx = CallContext(ctx.credentials, ctx.provider, started + POLL_DEADLINE)
         models = await self.hub.gateway.run_blocking(driver.list_instances, ctx, {}, pool="polls")
-        await self.observe([convert.instance(i, self.machine) for i in models], started)
+        listed = [convert.instance(i, self.machine) for i in models]
+        await self.observe(listed, started)
         if log.isEnabledFor(logging.DEBUG):
             took = round((time.monotonic() - started) * 1000, 1)
             fields = {"scope": self.key[:12], "instances": len(models), "ms": took}
             log.debug("observed", extra={"fields": fields})
+        return listed
 
     def idle(self) -> bool:
         """Nothing refers to this hub: it may leave memory (its state is in the journal)."""

@@ -22,6 +22,8 @@ from .hub import EventHub, ScopeHub
 
 #: Most events in one message.
 BATCH = 256
+#: How long a snapshot waits for creates under way in a scope not yet baselined.
+SNAPSHOT_WAIT = 10.0
 MIN_PROGRESS, MAX_PROGRESS = 0.1, 300.0
 
 Response = instance_pb2.WatchInstanceEventsResponse
@@ -235,10 +237,22 @@ class Subscription:
             self.cursor = after
             return
         if request.initial_snapshot:
-            await scope.poll_once()
+            listed = await scope.poll_once()
+            # A poll while a create is under way passes over every instance it does not
+            # know yet (one may be the create's), and a scope's first poll knows none: the
+            # snapshot would miss them all, and no later event tells of them. Poll again
+            # once the creates have been recorded.
+            waited = time.monotonic() + SNAPSHOT_WAIT
+            while not scope.baselined and time.monotonic() < waited:
+                while scope.creating and time.monotonic() < waited:
+                    await asyncio.sleep(0.02)
+                listed = await scope.poll_once()
             async with scope.lock:
                 self.cursor = scope.head
-                instances = [i for i in scope.known.values() if i.state != FINISH_STATE]
+                current = dict(scope.known)
+                if not scope.baselined:  # creates kept coming: what the last poll listed
+                    current = {i.id: i for i in listed} | current
+                instances = [i for i in current.values() if i.state != FINISH_STATE]
             events = [
                 instance_pb2.InstanceEvent(
                     revision=self.cursor,
