@@ -164,6 +164,10 @@ class BaseDriver:
     hardware_profiles: ClassVar[Sequence[HardwareProfile]] = ()
     #: How this cloud's instances move between states.
     instance_states: ClassVar[StateMachine | None] = None
+    #: The options (``--driver-option NAME.KEY=VALUE``) this driver reads; ``KEY.*`` for a
+    #: family (``endpoint_url.*``). Declared, an option not among them stops the server at
+    #: start (a typo would otherwise leave the default silently in force); None accepts any.
+    option_names: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,6 +177,16 @@ class BaseDriver:
     def __init__(self, provider: str, config: DriverConfig) -> None:
         self.provider = provider
         self.config = config
+        declared = type(self).option_names
+        if declared is not None:
+            for key in sorted(config.options):
+                if key not in declared and not any(
+                    name.endswith(".*") and key.startswith(name[:-1]) for name in declared
+                ):
+                    raise ValueError(
+                        f"unknown driver option {self.name}.{key}; {self.name} reads "
+                        + ", ".join(sorted(declared))
+                    )
 
     # ---- discovery ------------------------------------------------------------------
 

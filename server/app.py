@@ -241,9 +241,13 @@ async def serve(config: ServerConfig) -> int:
         },
     )
     if config.port_file is not None:
-        tmp = config.port_file.with_suffix(".tmp")
-        tmp.write_text(f"{running.port}\n")
-        tmp.replace(config.port_file)
+        try:
+            tmp = config.port_file.with_suffix(".tmp")
+            tmp.write_text(f"{running.port}\n")
+            tmp.replace(config.port_file)
+        except OSError as exc:
+            await running.stop(0)
+            raise OSError(f"--port-file {config.port_file}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

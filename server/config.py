@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import math
 import os
 import platform
 from collections.abc import Callable, Mapping, Sequence
@@ -84,6 +85,15 @@ def _parse_options(items: Sequence[str]) -> dict[str, str]:
     return options
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r}: one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
 def _scheme(value: str) -> str:
     if value not in ("http", "https"):
         raise argparse.ArgumentTypeError(f"{value!r}: http or https")
@@ -137,7 +147,7 @@ FLAGS = [
     ),
     Flag("--max-message-bytes", str(4 * MIB), "largest message", int, positive=True),
     Flag("--shutdown-grace", "5", "seconds in-flight calls get on SIGTERM/SIGINT", float),
-    Flag("--log-level", "INFO", "DEBUG, INFO, WARNING or ERROR", str.upper),
+    Flag("--log-level", "INFO", "DEBUG, INFO, WARNING or ERROR", _level),
     Flag("--port-file", None, "write the bound port here once serving (handy with port 0)", Path),
     Flag("--tls-cert", None, "server certificate chain (PEM); enables TLS", Path),
     Flag("--tls-key", None, "server private key (PEM)", Path),
@@ -296,8 +306,18 @@ def load(
     except argparse.ArgumentTypeError as exc:
         p.error(str(exc))
     for flag in FLAGS:
-        if flag.positive and getattr(args, flag.name[2:].replace("-", "_")) <= 0:
-            p.error(f"{flag.name} must be positive")
+        value = getattr(args, flag.name[2:].replace("-", "_"))
+        # not (v > 0) refuses NaN too; inf would be "never" (a poll interval) or unbounded.
+        if flag.positive and not (math.isfinite(value) and value > 0):
+            p.error(f"{flag.name} must be a positive number (got {value})")
+    if not (math.isfinite(args.shutdown_grace) and args.shutdown_grace >= 0):
+        p.error(f"--shutdown-grace must be a number of seconds >= 0 (got {args.shutdown_grace})")
+    if not args.listen.startswith("unix:"):
+        _host, sep, port = args.listen.rpartition(":")
+        if not sep or not port.isdigit() or int(port) > 65535:
+            p.error(f"--listen {args.listen!r}: expected HOST:PORT, the port 0 to 65535")
+    if args.port_file is not None and not args.port_file.parent.is_dir():
+        p.error(f"--port-file {args.port_file}: {args.port_file.parent} is not a directory")
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:

@@ -35,6 +35,7 @@ from deltacloud.drivers import (
 from .config import ServerConfig
 from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
 from .errors import ApiError, code_of
+from .logs import redact
 from .metrics import Counter, Metrics
 
 T = TypeVar("T")
@@ -385,6 +386,17 @@ class Gateway:
                 provider = self.config.provider
             else:
                 provider = cls.default_provider()
+        shown = redact(provider)
+        if shown != provider:
+            # It would be echoed, logged and journaled (scopes are named by it): refused
+            # before it goes anywhere.
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "CREDENTIALS_IN_PROVIDER",
+                f"provider {shown!r} holds what looks like a credential (user:password@ in "
+                "a URL, an access key id): credentials go in the authorization metadata only",
+                {"driver": name, "provider": shown},
+            )
         if not cls.accepts_provider(provider):
             known = [p.id for p in cls.providers()]
             raise ApiError(

@@ -14,6 +14,7 @@ _SECRET = re.compile(
     r"(?i)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"  # authorization values
     r"|(Credential=)[A-Za-z0-9]+"  # AWS SigV4 headers name the access key
     r"|()\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"  # AWS access key ids
+    r"|(://)[^/\s:@\"']*:[^/\s@\"']*@"  # user:password@ in a URL (an ec2 provider's)
 )
 #: Libraries whose debug logs print requests with their signing headers: never below this.
 _CHATTY = {
@@ -28,7 +29,13 @@ def redact(text: str) -> str:
     """``text`` with anything shaped like a credential masked (logs and error messages)."""
     if not _SECRET.search(text):
         return text
-    return _SECRET.sub(lambda m: f"{m.group(1) or m.group(2) or ''} <redacted>", text)
+    return _SECRET.sub(_masked, text)
+
+
+def _masked(match: re.Match[str]) -> str:
+    if match.group(4):
+        return "://<redacted>@"
+    return f"{match.group(1) or match.group(2) or ''} <redacted>"
 
 
 class RedactingFilter(logging.Filter):
@@ -55,7 +62,9 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # The filter cleaned the message; the fields (an ec2 provider with a URL a client
+        # sent, say) and a traceback's text are cleaned here, in the line as written.
+        return redact(json.dumps(entry, default=str))
 
 
 def configure(level: str) -> None:

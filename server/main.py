@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# gRPC core writes its own lines to stderr, not JSON (a refused TLS handshake is one at
+# INFO): errors only, unless the operator asks for more. Set before gRPC is loaded.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 

@@ -13,8 +13,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Generic, TypeVar
 
 from deltacloud.drivers import natural_key
 
+from . import keyfiles
 from .errors import invalid_argument
 
 T = TypeVar("T")
@@ -45,18 +44,7 @@ class PageTokens:
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> PageTokens:
         """Load the signing key, creating it (mode 0600) on first start."""
-        path = data_dir / "page-token.key"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            key = path.read_bytes()
-        except FileNotFoundError:
-            key = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-        if len(key) < 16:
-            raise ValueError(f"{path} holds no usable key; delete it to make a new one")
-        return cls(key)
+        return cls(keyfiles.load_or_create(data_dir / "page-token.key", "page token key"))
 
     @classmethod
     def from_file(cls, path: Path) -> PageTokens:

@@ -53,11 +53,18 @@ class CertificateFiles:
 
     def _load_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
+        # An encrypted key: OpenSSL would ask for its passphrase on the terminal.
+        context.load_cert_chain(self.cert, self.key, password=self._no_passphrase)
         if self.client_ca is not None:
             context.load_verify_locations(self.client_ca)
             context.verify_mode = ssl.CERT_REQUIRED
         return context
+
+    def _no_passphrase(self) -> str:
+        raise ValueError(
+            f"--tls-key {self.key} is encrypted: the server takes an unencrypted key (file "
+            "permissions protect it)"
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         """The files as a Python TLS server's context (the metrics endpoint's), to ask
@@ -87,6 +94,13 @@ class CertificateFiles:
                 + (f" (--tls-client-ca {self.client_ca})" if self.client_ca else "")
                 + f" are not a usable PEM certificate and its key: {exc.reason or exc}"
             ) from None
+        except OSError as exc:  # a directory, unreadable, gone
+            raise ValueError(
+                f"--tls-cert {self.cert}, --tls-key {self.key}"
+                + (f" or --tls-client-ca {self.client_ca}" if self.client_ca else "")
+                + f" cannot be read: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from None
         return grpc.dynamic_ssl_server_credentials(
             initial,
             # gRPC documents None as "keep the current configuration"; its stubs omit it.
@@ -111,8 +125,11 @@ class CertificateFiles:
             now = time.monotonic()
             if stamp != self._seen:
                 self._seen, self._seen_at = stamp, now
-                return None
-            if now - self._seen_at < SETTLE:
+            # Settled: unchanged for SETTLE seconds, by the files' own times (a renewal
+            # long done is served to the very next connection), or, should their times be
+            # off, since this server first saw them so.
+            newest = max(modified for _inode, modified, _size in stamp) / 1e9
+            if time.time() - newest < SETTLE and now - self._seen_at < SETTLE:
                 return None
             loaded = load()
         except (OSError, ValueError) as exc:

@@ -103,6 +103,29 @@ def test_watch_prints_events_as_json_lines(server: ServerProcess) -> None:
     assert other.returncode != 0 and "JOURNAL_MISMATCH" in other.stderr, other.stderr
 
 
+def test_a_watch_from_a_revision_with_a_snapshot_resumes_after_its_last_event(
+    server: ServerProcess,
+) -> None:
+    """--snapshot with --after-revision: no snapshot comes (the watch starts after the
+    revision), so the events printed move the "resume with" position."""
+    ok(run(server, "instances", "reboot", "inst1"))
+    first = run(server, "instances", "watch", "--after-revision", "0", "--timeout", "1")
+    journal = re.search(r"--journal-id ([0-9a-f]{16})$", first.stderr)
+    assert first.returncode == 0 and journal, first.stderr
+    result = run(
+        server, "instances", "watch", "--json", "--after-revision", "0",
+        "--journal-id", journal.group(1), "--snapshot", "--timeout", "1",
+    )  # fmt: skip
+    events = [json.loads(line) for line in ok(result).splitlines()]
+    assert events and all(e["cause"] != "EVENT_CAUSE_SNAPSHOT" for e in events)
+    resume = re.search(r"resume with: --after-revision (\d+) --journal-id (\w+)$", result.stderr)
+    assert resume, result.stderr
+    assert (int(resume.group(1)), resume.group(2)) == (
+        int(events[-1]["revision"]),
+        journal.group(1),
+    )
+
+
 def test_instance_states_as_a_graphviz_graph(server: ServerProcess) -> None:
     dot = ok(run(server, "instance-states", "--format", "dot"))
     assert dot.startswith("digraph")
@@ -118,6 +141,35 @@ def test_blobs_put_uploads_a_file_and_get_reads_it_back(
     assert "hello.txt" in ok(result)
     assert "uploading hello.txt" in result.stderr  # the progress bar
     assert ok(run(server, "blobs", "get", "bucket1", "hello.txt")) == file.read_text()
+
+
+def test_blobs_get_replaces_the_output_file_only_once_the_download_succeeded(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    out.write_bytes(b"precious data\n")
+    out.chmod(0o640)
+    failed = run(server, "blobs", "get", "no-such-bucket", "no-such-blob", "-o", str(out))
+    assert failed.returncode == 1 and "NOT_FOUND" in failed.stderr, failed.stderr
+    assert out.read_bytes() == b"precious data\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # nothing left behind
+
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 5000)
+    ok(run(server, "blobs", "put", "bucket1", str(source), "--name", "cli-get-o.bin"))
+    try:
+        ok(run(server, "blobs", "get", "bucket1", "cli-get-o.bin", "-o", str(out)))
+        assert out.read_bytes() == source.read_bytes()
+        assert out.stat().st_mode & 0o777 == 0o640  # the file's mode is kept
+        new = tmp_path / "new.bin"
+        ok(run(server, "blobs", "get", "bucket1", "cli-get-o.bin", "-o", str(new)))
+        assert new.read_bytes() == source.read_bytes()
+        umask = os.umask(0)
+        os.umask(umask)
+        assert new.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes a file
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["new.bin", "out.txt", "source.bin"]
+    finally:
+        ok(run(server, "blobs", "delete", "bucket1", "cli-get-o.bin"))
 
 
 @pytest.mark.parametrize(

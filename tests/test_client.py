@@ -18,7 +18,9 @@ from conftest import ServerProcess
 
 from deltacloud.client import (
     AsyncClient,
+    AsyncWatch,
     Client,
+    DeadlineExceeded,
     FailedPrecondition,
     InstanceGone,
     NotFound,
@@ -28,7 +30,7 @@ from deltacloud.client import (
     Unavailable,
     WaitTimeout,
 )
-from deltacloud.v1 import common_pb2, instance_pb2
+from deltacloud.v1 import common_pb2, instance_pb2, realm_pb2
 from support import MOCK_USER
 
 
@@ -245,3 +247,108 @@ def test_a_create_is_retried_with_the_request_id_of_its_first_attempt() -> None:
     assert ids[0] == ids[1] and uuid.UUID(ids[0]), "a new UUID, the same for the retry"
     assert ids[2] == ids[3] == chosen, "the caller's own id, as given"
     assert ids[4] == ids[5] and len({ids[0], ids[4]}) == 2, "each create its own id"
+
+
+def test_async_watch_close_ends_the_iteration_quietly(server: ServerProcess) -> None:
+    """As Watch.close(): from another task, or from a callback while the task iterates, the
+    `async for` ends without an exception; a cancel of the consuming task itself is still
+    raised."""
+
+    async def consume(watch: AsyncWatch) -> None:
+        async for _ in watch:
+            pass
+
+    async def scenario() -> None:
+        async with AsyncClient(server.target, username=MOCK_USER[0], password=MOCK_USER[1]) as dc:
+            watch = dc.watch(progress_interval=0.1)
+            task = asyncio.create_task(consume(watch))
+            await asyncio.sleep(0.5)
+            watch.close()
+            await asyncio.wait_for(task, 5)
+
+            watch = dc.watch()
+            asyncio.get_running_loop().call_later(0.5, watch.close)
+            await asyncio.wait_for(consume(watch), 5)
+
+            watch = dc.watch()
+            task = asyncio.create_task(consume(watch))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            watch.close()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+
+
+class UnavailableRealms:
+    """A gRPC server (in this process, on loopback) whose GetRealm answers UNAVAILABLE, at
+    once or (``slow``) just before the call's deadline, as the server does for a backend
+    that did not answer in time; it records the time each attempt had left."""
+
+    def __init__(self) -> None:
+        self.slow = False
+        self.time_left: list[float] = []
+        self.server = grpc.server(ThreadPoolExecutor(4))
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._get,
+            request_deserializer=realm_pb2.GetRealmRequest.FromString,
+            response_serializer=realm_pb2.Realm.SerializeToString,
+        )
+        self.server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "deltacloud.v1.RealmService", {"GetRealm": handler}
+                ),
+            )
+        )
+        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def _get(
+        self, request: realm_pb2.GetRealmRequest, context: grpc.ServicerContext
+    ) -> realm_pb2.Realm:
+        left = context.time_remaining()
+        assert left is not None
+        self.time_left.append(left)
+        if self.slow:
+            time.sleep(max(left - 0.1, 0))
+        context.abort(grpc.StatusCode.UNAVAILABLE, "backend did not answer in time")
+
+
+def test_retries_of_a_read_keep_to_the_deadline_of_the_call() -> None:
+    """``timeout`` is the deadline of the whole call, retries included: each attempt gets
+    what is left of it, and no retry starts with less left than the wait before it (the
+    last error is raised)."""
+    backend = UnavailableRealms()
+    quick = RetryPolicy(attempts=50, initial_delay=0.05, max_delay=0.1)
+
+    def check(elapsed: float, slow: bool) -> None:
+        assert elapsed < 1.5, f"{elapsed:.1f} s for a call of 1 s"
+        if slow:  # 0.1 s left after the first attempt: too little for the wait of >= 0.1 s
+            assert len(backend.time_left) == 1, backend.time_left
+        else:  # retried while there was time, within the one deadline
+            assert len(backend.time_left) > 2
+            assert max(backend.time_left) < 1.1 and backend.time_left[-1] < 0.5, backend.time_left
+        backend.time_left.clear()
+
+    async def scenario() -> None:
+        for slow, policy in ((True, RetryPolicy()), (False, quick)):
+            backend.slow = slow
+            async with AsyncClient(backend.target, retry=policy, timeout=1.0) as adc:
+                started = time.monotonic()
+                with pytest.raises((Unavailable, DeadlineExceeded)):
+                    await adc.get_realm(id="us")
+                check(time.monotonic() - started, slow)
+
+    try:
+        for slow, policy in ((True, RetryPolicy()), (False, quick)):
+            backend.slow = slow
+            with Client(backend.target, retry=policy, timeout=30) as dc:
+                started = time.monotonic()
+                with pytest.raises((Unavailable, DeadlineExceeded)):
+                    dc.get_realm(id="us", timeout=1.0)
+                check(time.monotonic() - started, slow)
+        asyncio.run(scenario())
+    finally:
+        backend.server.stop(None)

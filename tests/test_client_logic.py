@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from deltacloud.client import InstanceGone, NotFound, RevisionCompacted, Unavailable
+from deltacloud.client import InstanceGone, NotFound, RevisionCompacted, Settings, Unavailable
 from deltacloud.client.errors import from_rpc_error
 from deltacloud.client.paging import PageCursor
 from deltacloud.client.retry import RetryPolicy
@@ -191,6 +191,37 @@ def test_snapshot_is_asked_only_until_the_stream_has_a_position() -> None:
     state.accept(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=7))
     request = state.request()
     assert not request.initial_snapshot and request.after_revision == 7
+
+
+def test_a_watch_from_a_revision_with_a_snapshot_moves_with_its_events() -> None:
+    """A watch that starts after a revision gets no snapshot (the server refuses both): its
+    events move the position at once, not after a snapshot that never comes."""
+    state = WatchState(revision=3, journal_id="j", initial_snapshot=True)
+    request = state.request()
+    assert not request.initial_snapshot
+    assert (request.after_revision, request.journal_id) == (3, "j")
+    assert [e.event_id for e in state.accept(events((4, "e4"), (5, "e5")))] == ["e4", "e5"]
+    assert (state.revision, state.journal_id) == (5, "j")
+    assert state.request().after_revision == 5
+    # Its history gone, it takes a snapshot: no position until that is complete.
+    state.resume_after(FakeError(grpc.StatusCode.OUT_OF_RANGE, "REVISION_COMPACTED"))
+    assert state.request().initial_snapshot and state.revision is None
+    state.accept(events((9, "snapshot-k-9-inst0")))
+    assert state.revision is None
+    state.accept(Response(kind=Response.KIND_SNAPSHOT_COMPLETE, revision=9, journal_id="k"))
+    assert (state.revision, state.journal_id) == (9, "k")
+
+
+def test_settings_leave_the_secrets_out_of_their_repr() -> None:
+    """Settings get logged: their repr shows no password and no TLS private key."""
+    key = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"
+    settings = Settings(username="me", password="s3cr3t-password", private_key=key)
+    from_env = Settings.from_env(password="s3cr3t-password", private_key=key)
+    for text in (repr(settings), str(settings), f"{from_env}", repr(from_env)):
+        assert "s3cr3t-password" not in text and "PRIVATE KEY" not in text, text
+    assert "username='me'" in repr(settings)
+    assert (settings.password, settings.private_key) == ("s3cr3t-password", key)  # still used
+    assert dict(settings.metadata())["authorization"].startswith("Basic ")
 
 
 def test_generated_client_methods_are_up_to_date() -> None:

@@ -429,6 +429,17 @@ def test_a_refused_create_leaves_no_instance_and_names_what_is_missing(
         "sg-0123456789abcdef0",
     )
     assert _live_instance_ids(moto) == before
+    # An unknown availability zone: NOT_FOUND realm, as the contract says (EC2 calls it a
+    # bad parameter: it was INVALID_ARGUMENT).
+    f = refusal(
+        ec2_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, realm_id="mars-north-1a"),
+    )
+    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+        grpc.StatusCode.NOT_FOUND,
+        "realm",
+        "mars-north-1a",
+    )
 
 
 def test_watch_shows_create_pending_running_and_stop_stopping_stopped(ec2_api: Api) -> None:

@@ -375,10 +375,11 @@ def test_delete_firewall_removes_it(api: Api) -> None:
 def test_delete_firewall_used_by_an_instance_is_refused(api: Api) -> None:
     create_firewall(api, "guarded", "x")
     created = api.instances.CreateInstance(
-        instance_pb2.CreateInstanceRequest(image_id="img1", firewall_ids=["guarded"]), metadata=MD
+        instance_pb2.CreateInstanceRequest(image_id="img1", firewall_ids=["guarded", "guarded"]),
+        metadata=MD,
     )
     instance_id = created.instances[0].id
-    assert list(created.instances[0].firewall_ids) == ["guarded"]
+    assert list(created.instances[0].firewall_ids) == ["guarded"]  # named twice, one firewall
     f = error_of(api.firewalls.DeleteFirewall, fw_pb.DeleteFirewallRequest(id="guarded"))
     assert (f.code, f.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "FIREWALL_IN_USE")
     assert instance_id in f.metadata.get("instance_ids", "").split(",")

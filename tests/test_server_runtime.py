@@ -117,6 +117,9 @@ def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Pat
         (["ec2.multipart_threshold=big"], "ec2.multipart_threshold must be a size"),
         (["ec2.multipart_concurrency=0"], "ec2.multipart_concurrency must be at least 1"),
         (["nimbus.region=x"], "unknown driver 'nimbus'"),
+        # A typo left the default silently in force (with ec2, AWS's own endpoint).
+        (["mock.pending_dely=0.5"], "unknown driver option mock.pending_dely; mock reads"),
+        (["ec2.endpoint_ur=http://127.0.0.1:1"], "unknown driver option ec2.endpoint_ur"),
     ],
 )
 def test_malformed_driver_options_fail_at_start_with_one_clear_line(
@@ -130,6 +133,65 @@ def test_malformed_driver_options_fail_at_start_with_one_clear_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deltacloud-server: "), result.stderr
     assert complaint in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        # A traceback (logging refused the level after the flags were read).
+        (["--log-level", "VERBOSE"], "--log-level: 'VERBOSE': one of DEBUG"),
+        # Wrapped by gRPC: it listened on 34463.
+        (["--listen", "127.0.0.1:99999"], "--listen '127.0.0.1:99999': expected HOST:PORT"),
+        # NaN passed "must be positive": kept answers were never found, polls stalled.
+        (["--request-id-retention", "nan"], "--request-id-retention must be a positive number"),
+        (["--watch-poll-interval", "inf"], "--watch-poll-interval must be a positive number"),
+        (["--shutdown-grace", "-1"], "--shutdown-grace must be a number of seconds >= 0"),
+        # Found after the server listened: "serving", then a traceback.
+        (["--port-file", "/nonexistent-dir/port"], "--port-file /nonexistent-dir/port:"),
+    ],
+)
+def test_nonsense_flags_are_refused_at_start_with_one_line(
+    tmp_path: Path, flags: list[str], complaint: str
+) -> None:
+    result = start_server(tmp_path, *flags)
+    assert result.returncode == 2, result.stderr
+    assert complaint in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_log_level_from_the_environment_is_checked_too(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deltacloud.server.main", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "DELTACLOUD_LOG_LEVEL": "warnings"},
+    )
+    assert result.returncode == 2 and "'warnings': one of DEBUG" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("size", [0, 8])
+def test_a_scope_key_too_short_to_be_one_stops_the_start(tmp_path: Path, size: int) -> None:
+    """With an empty key (a crash while it was first written), the journal's scope names
+    were plain hashes of the credentials, open to guessing; it is refused, as a short
+    page-token key is."""
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "scope.key").write_bytes(b"k" * size)
+    result = start_server(tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "scope.key (scope key) holds" in lines[0], result.stderr
+
+
+def test_keys_are_made_whole_and_private(tmp_path: Path) -> None:
+    from deltacloud.server import keyfiles
+
+    key = keyfiles.load_or_create(tmp_path / "new.key", "a key")
+    assert len(key) == 32 and (tmp_path / "new.key").read_bytes() == key
+    assert (tmp_path / "new.key").stat().st_mode & 0o777 == 0o600
+    assert keyfiles.load_or_create(tmp_path / "new.key", "a key") == key
+    assert [p.name for p in tmp_path.iterdir()] == ["new.key"]  # nothing left aside
 
 
 def test_bad_flag_value_is_a_usage_error(tmp_path: Path) -> None:
@@ -434,6 +496,17 @@ def test_credentials_never_appear_in_logs_or_errors(tmp_path: Path) -> None:
                 lambda: api.realms.ListRealms(
                     realm_pb2.ListRealmsRequest(),
                     metadata=[("authorization", "Basic " + password)],
+                ),
+                # A provider URL with credentials in it: the access log's fields named it
+                # as sent (the message was cleaned, the fields were not).
+                lambda: api.realms.ListRealms(
+                    realm_pb2.ListRealmsRequest(),
+                    metadata=metadata(
+                        "AKIAEXAMPLE",
+                        "x",
+                        driver="ec2",
+                        provider=f"us-east-1@https://u:{password}@h",
+                    ),
                 ),
             ):
                 with pytest.raises(grpc.RpcError) as caught:

@@ -98,6 +98,11 @@ def test_tls_calls_work_with_the_servers_ca(
 def test_plaintext_is_refused_when_tls_is_configured(tls_server: ServerProcess) -> None:
     with grpc.insecure_channel(tls_server.target) as channel:
         assert _refusal(channel) == grpc.StatusCode.UNAVAILABLE
+    # The refused handshake is not a line of its own in the server's log: gRPC core's
+    # INFO line about it broke the log's one JSON object per line.
+    time.sleep(0.2)
+    lines = [line for line in tls_server.log().splitlines() if line.strip()]
+    assert lines and all(line.startswith("{") for line in lines), lines
 
 
 def test_a_client_not_trusting_the_servers_ca_is_refused(tls_server: ServerProcess) -> None:
@@ -201,6 +206,34 @@ def test_a_renewed_certificate_is_served_to_new_connections_without_restart(
         assert log.count("TLS certificate reloaded") == 1
         assert log.count("not a usable certificate and key") == 1
         assert "PRIVATE KEY" not in log
+    finally:
+        server.kill()
+
+
+def test_a_renewal_that_settled_a_while_ago_is_served_to_the_first_new_connection(
+    tmp_path: Path,
+) -> None:
+    """Settled is judged by the files' own times: the first connection after a renewal made
+    while nobody connected gets the new certificate (it got the old, possibly expired, one:
+    the settling began when a handshake first noticed the change)."""
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    files = {"cert": tmp_path / "server.pem", "key": tmp_path / "server.key"}
+    old = old_ca.issue_cert("127.0.0.1")
+    old.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    old.private_key_pem.write_to_path(str(files["key"]))
+    server = ServerProcess(
+        tmp_path / "data",
+        extra_args=["--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])],
+        tls_ca=old_ca.cert_pem.bytes(),
+    ).start()
+    try:
+        new = new_ca.issue_cert("127.0.0.1")
+        _write_atomically(files["key"], new.private_key_pem.bytes())
+        _write_atomically(files["cert"], new.cert_chain_pems[0].bytes())
+        time.sleep(1.5)
+        creds = grpc.ssl_channel_credentials(root_certificates=new_ca.cert_pem.bytes())
+        with grpc.secure_channel(server.target, creds) as first:
+            assert _list_realms(first) == ["eu", "us"]
     finally:
         server.kill()
 

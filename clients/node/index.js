@@ -4,6 +4,7 @@
 // call metadata (driver, provider, Basic credentials).
 
 const path = require('node:path');
+const util = require('node:util');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
@@ -48,6 +49,8 @@ function loadPackage(protoRoot = PROTO_ROOT) {
   return grpc.loadPackageDefinition(definition).deltacloud.v1;
 }
 
+// The metadata of every call. util.inspect (console.log) shows it without the credentials,
+// so that logging the client, or its `metadata`, does not leak them.
 function metadataFor({ driver, provider, username, password } = {}) {
   const metadata = new grpc.Metadata();
   if (driver) metadata.set('x-deltacloud-driver', driver);
@@ -56,7 +59,14 @@ function metadataFor({ driver, provider, username, password } = {}) {
     const pair = Buffer.from(`${username ?? ''}:${password ?? ''}`).toString('base64');
     metadata.set('authorization', `Basic ${pair}`);
   }
+  Object.defineProperty(metadata, util.inspect.custom, { value: inspectRedacted });
   return metadata;
+}
+
+function inspectRedacted(depth, options, inspect) {
+  const shown = { ...this.getMap() };
+  if ('authorization' in shown) shown.authorization = '[redacted]';
+  return `Metadata ${inspect(shown, options)}`;
 }
 
 // A client of every service over one channel. Each unary method is promisified:
@@ -81,8 +91,10 @@ class Client {
   // client should: after a dropped stream (UNAVAILABLE, RESOURCE_EXHAUSTED, CANCELLED by the
   // network) it subscribes again after the last revision seen and drops events it already
   // has (by event_id). OUT_OF_RANGE (history compacted, or another server's journal) is
-  // thrown, unless the watch asked for initial_snapshot: then it takes a new snapshot and
-  // goes on. Other errors are thrown.
+  // thrown, unless the watch asked for initial_snapshot: then it takes a new snapshot (from
+  // no revision: a saved after_revision and journal_id are dropped) and goes on. A watch
+  // with both a saved position and initial_snapshot starts after the position, without a
+  // snapshot unless it needs one. Other errors are thrown.
   //   for await (const event of dc.watch({ instance_ids: ['inst0'] })) { ... }
   // Stop it with `break`, or with `signal` (an AbortSignal).
   watch(request = {}, options = {}) {
@@ -112,13 +124,16 @@ function watchEvents(open, request = {}, options = {}) {
 async function* watchLoop(open, request, { signal, maxResumes = Infinity, backoffMs = 100 }, state) {
   const seen = new Set();
   let resumes = 0;
-  let snapshotDone = !request.initial_snapshot;
+  // A watch that starts after a revision gets no snapshot: its events move the position.
+  let snapshotDone = !request.initial_snapshot || state.after !== undefined;
+  // The caller's position is state's until a new snapshot forgets it (OUT_OF_RANGE).
+  const { after_revision: _after, journal_id: _journal, ...rest } = request;
   while (!signal?.aborted) {
     // Resumed after the last revision seen; the snapshot (if asked for) only until one came,
     // as the server refuses a snapshot together with a revision to start after.
     const { after, journal } = state;
     const stream = open({
-      ...request,
+      ...rest,
       ...(after !== undefined
         ? { after_revision: after, initial_snapshot: false, ...(journal ? { journal_id: journal } : {}) }
         : {}),

@@ -69,11 +69,18 @@ export interface WatchOptions {
 }
 
 export interface Watch extends AsyncGenerator<InstanceEvent, void, undefined> {
-  /** Where the watch stands: resume a later run from here. */
+  /**
+   * Where the watch stands: resume a later run from here. It moves with each message, but
+   * not inside a snapshot (until it completes); one that starts after a revision has none.
+   */
   position(): { afterRevision?: bigint; journalId?: string };
 }
 
-/** Instance events that resume by themselves after a dropped stream (see index.js). */
+/**
+ * Instance events that resume by themselves after a dropped stream (see index.js). A
+ * request that cannot be encoded (a field of the wrong type) is thrown at once, as a
+ * ConnectError with Code.InvalidArgument, instead of being resumed.
+ */
 export declare function watch(
   open: (request: WatchRequest, options: CallOptions) => AsyncIterable<WatchInstanceEventsResponse>,
   request?: WatchRequest,

@@ -6,6 +6,7 @@
 //   const dc = connect('127.0.0.1:50051', { username: 'mockuser', password: 'mockpassword' });
 //   const { instances } = await dc.instances.listInstances({});
 
+import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 
@@ -15,7 +16,11 @@ import { DiscoveryService } from './gen/deltacloud/v1/discovery_pb.js';
 import { FirewallService } from './gen/deltacloud/v1/firewall_pb.js';
 import { HardwareProfileService } from './gen/deltacloud/v1/hardware_profile_pb.js';
 import { ImageService } from './gen/deltacloud/v1/image_pb.js';
-import { InstanceService, WatchInstanceEventsResponse_Kind as Kind } from './gen/deltacloud/v1/instance_pb.js';
+import {
+  InstanceService,
+  WatchInstanceEventsRequestSchema,
+  WatchInstanceEventsResponse_Kind as Kind,
+} from './gen/deltacloud/v1/instance_pb.js';
 import { KeyService } from './gen/deltacloud/v1/key_pb.js';
 import { LoadBalancerService } from './gen/deltacloud/v1/load_balancer_pb.js';
 import { RealmService } from './gen/deltacloud/v1/realm_pb.js';
@@ -82,14 +87,16 @@ const RESUMABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Cancel
 // event (docs/events.md, "How a client resumes"). `open(request, { signal })` starts one
 // stream: pass `(r, o) => dc.instances.watchInstanceEvents(r, o)`. OUT_OF_RANGE (history
 // compacted, or another server's journal) is thrown, unless the watch asked for a snapshot:
-// then it takes a new one and goes on. `position()` says where it stands, to resume in a
-// later run with `afterRevision` and `journalId`.
+// then it takes a new one and goes on. A request the client cannot encode (a field of the
+// wrong type) is thrown at once as INVALID_ARGUMENT, not resumed. `position()` says where it
+// stands, to resume in a later run with `afterRevision` and `journalId`.
 export function watch(open, request = {}, { signal, maxResumes = Infinity, backoffMs = 100 } = {}) {
   const state = { revision: request.afterRevision, journalId: request.journalId };
   const events = (async function* () {
     const seen = new Set();
     let resumes = 0;
-    let snapshotDone = !request.initialSnapshot;
+    // A watch that starts after a revision gets no snapshot: its events move the position.
+    let snapshotDone = !request.initialSnapshot || state.revision !== undefined;
     while (!signal?.aborted) {
       const resumed = state.revision !== undefined;
       const next = {
@@ -98,6 +105,7 @@ export function watch(open, request = {}, { signal, maxResumes = Infinity, backo
         journalId: resumed ? state.journalId : undefined,
         initialSnapshot: Boolean(request.initialSnapshot) && !resumed,
       };
+      encodable(next);
       try {
         for await (const message of open(next, { signal })) {
           for (const event of message.events) {
@@ -132,6 +140,17 @@ export function watch(open, request = {}, { signal, maxResumes = Infinity, backo
   })();
   events.position = () => ({ afterRevision: state.revision, journalId: state.journalId });
   return events;
+}
+
+// Throws (INVALID_ARGUMENT) if `request` cannot be encoded. The stream would fail with it as
+// INTERNAL, which a dropped connection also is: the watch would resume it for ever.
+function encodable(request) {
+  try {
+    toBinary(WatchInstanceEventsRequestSchema, create(WatchInstanceEventsRequestSchema, request));
+  } catch (error) {
+    const message = `invalid WatchInstanceEventsRequest: ${error.message}`;
+    throw new ConnectError(message, Code.InvalidArgument, undefined, undefined, error);
+  }
 }
 
 // The google.rpc.ErrorInfo every error of the server carries: { reason, domain, metadata }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -393,7 +394,7 @@ class Compute(EC2Base, abstract=True):
             # Before anything runs: an unknown load balancer must not leave instances
             # nobody was told about.
             getattr(self, "get_load_balancer")(ctx, opts.load_balancer_id)  # noqa: B009
-        with translated("instance"):
+        with self._realm_checked(ctx, opts.realm_id), translated("instance"):
             reservation = self.ec2(ctx).run_instances(**params)
         created = [
             self._instance(i, reservation.get("OwnerId", ""))
@@ -411,6 +412,18 @@ class Compute(EC2Base, abstract=True):
                     self.ec2(ctx).terminate_instances(InstanceIds=[i.id for i in created])
                 raise
         return created
+
+    @contextlib.contextmanager
+    def _realm_checked(self, ctx: CallContext, realm_id: str) -> Iterator[None]:
+        """EC2 refuses an unknown availability zone as a bad parameter (INVALID_ARGUMENT);
+        the contract says NOT_FOUND, as for any unknown object. Looked up only when a
+        create given a realm is refused so: a create costs no extra request."""
+        try:
+            yield
+        except ValidationError:
+            if realm_id and realm_id not in {r.id for r in self.list_realms(ctx, {})}:
+                raise NotFoundError("realm", realm_id) from None
+            raise
 
     def _act(self, ctx: CallContext, instance_id: str, action: InstanceAction) -> m.Instance:
         instance = self.get_instance(ctx, instance_id)
@@ -545,7 +558,10 @@ class Compute(EC2Base, abstract=True):
             params["TagSpecifications"] = tags
         if ctx.request_id:
             params["ClientToken"] = ctx.request_id
-        with translated("storage_snapshot", opts.snapshot_id):
+        with (
+            self._realm_checked(ctx, opts.realm_id),
+            translated("storage_snapshot", opts.snapshot_id),
+        ):
             v = self.ec2(ctx).create_volume(**params)
         return self._volume(v)
 

@@ -67,6 +67,22 @@ class EC2Driver(Compute, Storage, LoadBalancing):
         "buckets": (Feature("bucket_location"),),
     }
     instance_states = EC2_MACHINE
+    option_names = frozenset(
+        {
+            "endpoint_url",
+            "endpoint_url.*",
+            "provider_endpoints",
+            "image_owners",
+            "instance_types",
+            "default_instance_type",
+            "default_arm_instance_type",
+            "multipart_threshold",
+            "multipart_part_size",
+            "multipart_concurrency",
+            "multipart_memory",
+            "client_cache_size",
+        }
+    )
 
     def list_page(
         self, ctx: CallContext, collection: str, filters: Filters, page_size: int, cursor: str

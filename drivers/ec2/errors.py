@@ -285,6 +285,7 @@ def _kind(code: str) -> str:
         "InvalidAllocationID": "address",
         "InvalidPermission": "firewall_rule",
         "InvalidAMIName": "image",
+        "InvalidZone": "realm",
     }
     return kinds.get(code.split(".")[0], "resource")
 

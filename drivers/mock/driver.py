@@ -239,6 +239,8 @@ class MockDriver(BaseDriver):
         """
     )
 
+    option_names = frozenset({"users", "pending_delay", "stopping_delay", "data_dir"})
+
     def __init__(self, provider: str, config: DriverConfig) -> None:
         super().__init__(provider, config)
         self._users: dict[str, str] = {

@@ -15,8 +15,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import secrets
 import threading
 import time
 import uuid
@@ -31,7 +29,7 @@ from google.protobuf import timestamp_pb2
 from deltacloud.drivers import BaseDriver, CallContext, InstanceState, StateMachine
 from deltacloud.v1 import common_pb2, instance_pb2
 
-from .. import convert
+from .. import convert, keyfiles
 from ..gateway import Call, Gateway
 from ..metrics import Metrics
 from .journal import Journal
@@ -98,16 +96,7 @@ class ScopeKeys:
 
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> ScopeKeys:
-        path = data_dir / "scope.key"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            return cls(path.read_bytes())
-        except FileNotFoundError:
-            key = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-            return cls(key)
+        return cls(keyfiles.load_or_create(data_dir / "scope.key", "scope key"))
 
     def of(self, driver: str, provider: str, user: str, password: str) -> str:
         material = "\0".join((driver, provider, user, password)).encode()

@@ -107,7 +107,8 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
                 name=request.name,
                 key_name=request.key_name,
                 user_data=request.user_data,
-                firewall_ids=list(request.firewall_ids),
+                # Named twice is the same firewall (the mock listed it twice).
+                firewall_ids=list(dict.fromkeys(request.firewall_ids)),
                 instance_count=count,
                 load_balancer_id=request.load_balancer_id,
             )

@@ -165,3 +165,60 @@ test('an abort signal ends the iteration quietly', async () => {
   }
   assert.deepEqual(got, [1]);
 });
+
+test('a saved position out of range, with initial_snapshot: a new snapshot, without it', async () => {
+  const { got, requests, error } = await runScripts(
+    [
+      // The saved position is another journal's (or compacted): JOURNAL_MISMATCH.
+      () => fakeStream([], grpc.status.OUT_OF_RANGE),
+      () =>
+        fakeStream(
+          [
+            { events: [event(9, 'snapshot-b-9-inst0')], revision: 9, journal_id: 'b', kind: 'KIND_EVENTS' },
+            { events: [], revision: 9, journal_id: 'b', kind: 'KIND_SNAPSHOT_COMPLETE' },
+          ],
+          grpc.status.PERMISSION_DENIED,
+        ),
+    ],
+    { after_revision: 4, journal_id: 'a', initial_snapshot: true },
+  );
+  assert.equal(error?.code, grpc.status.PERMISSION_DENIED);
+  assert.deepEqual(got, [9]);
+  // The server refuses a snapshot together with a revision (INVALID_ARGUMENT).
+  assert.deepEqual(
+    requests.map((r) => [r.initial_snapshot, r.after_revision, r.journal_id]),
+    [
+      [false, 4, 'a'],
+      [true, undefined, undefined],
+    ],
+  );
+});
+
+test('a watch from a revision with initial_snapshot: its events move the position', async () => {
+  // No snapshot comes after a revision: the events are live ones, each a position.
+  const { got, requests, error } = await runScripts(
+    [
+      () => fakeStream([{ events: [event(4), event(5)], revision: 5, journal_id: 'j', kind: 'KIND_EVENTS' }], grpc.status.UNAVAILABLE),
+      () => fakeStream([], grpc.status.INVALID_ARGUMENT),
+    ],
+    { after_revision: 3, journal_id: 'j', initial_snapshot: true },
+  );
+  assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.deepEqual(got, [4, 5]);
+  assert.deepEqual(
+    requests.map((r) => [r.initial_snapshot, r.after_revision, r.journal_id]),
+    [
+      [false, 3, 'j'],
+      [false, 5, 'j'],
+    ],
+  );
+
+  const watch = watchEvents(
+    () => fakeStream([{ events: [event(7)], revision: 7, journal_id: 'j', kind: 'KIND_EVENTS' }], grpc.status.INVALID_ARGUMENT),
+    { after_revision: 6, journal_id: 'j', initial_snapshot: true },
+    { backoffMs: 1 },
+  );
+  assert.equal((await watch.next()).value.revision, 7);
+  await assert.rejects(watch.next());
+  assert.deepEqual(watch.position(), { after_revision: 7, journal_id: 'j' });
+});

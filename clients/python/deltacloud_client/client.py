@@ -145,6 +145,13 @@ class AsyncWatch:
                 async for message in self._call:
                     yield message, self.state.accept(message)
                 delay = self.state.next_delay(Unavailable("the server ended the stream"))
+            except asyncio.CancelledError:
+                # close() cancels the call, which grpc.aio reports as CancelledError: the
+                # iteration ends quietly, as Watch's does. A cancel of this task goes on.
+                task = asyncio.current_task()
+                if self._closed and (task is None or not task.cancelling()):
+                    return
+                raise
             except grpc.RpcError as error:
                 if self._closed:
                     return
@@ -160,6 +167,8 @@ class AsyncWatch:
                 yield event
 
     def close(self) -> None:
+        """End the subscription: the iteration ends quietly, as ``Watch.close()``'s (from a
+        callback, or from another task of the same loop)."""
         self._closed = True
         if self._call is not None:
             self._call.cancel()
@@ -186,7 +195,8 @@ class Client(SyncMethods):
         ``after_revision`` is older than the journal, JournalMismatch (a RevisionCompacted)
         when it is another journal's (``journal_id``: the one it was read from; the server
         behind the address changed); with ``initial_snapshot`` it takes a new snapshot
-        instead of raising either. DeadlineExceeded after ``timeout``."""
+        instead of raising either (with ``after_revision`` too, it starts after that revision
+        without a snapshot until it needs one). DeadlineExceeded after ``timeout``."""
         state = _watch_state(
             instance_ids,
             states,

@@ -55,8 +55,36 @@ KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.ping_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
 )
-#: Default deadline of a unary call, in seconds (streams have none unless asked).
+#: Default deadline of a unary call, in seconds, its retries included (streams have none
+#: unless asked).
 DEFAULT_TIMEOUT = 30.0
+
+
+def _deadline(timeout: float | None) -> float | None:
+    """The monotonic time by which a call with this timeout must be answered (None: never)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _time_left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+
+def _retry_delay(
+    policy: RetryPolicy,
+    delays: Iterator[float],
+    code: grpc.StatusCode,
+    safe: bool,
+    deadline: float | None,
+) -> float | None:
+    """The wait before the next attempt of a failed call, or None when there is none: the
+    call must not be retried, its attempts are used up, or less time than the wait is left
+    before its deadline (each attempt only gets what is left of it)."""
+    if not policy.should_retry(code, safe):
+        return None
+    delay = next(delays, None)
+    if delay is None or (deadline is not None and deadline - time.monotonic() <= delay):
+        return None
+    return delay
 
 
 def _pem(value: bytes | str | Path | None) -> bytes | None:
@@ -69,16 +97,17 @@ def _pem(value: bytes | str | Path | None) -> bytes | None:
 @dataclass(frozen=True)
 class Settings:
     """Where and as whom to call: the target, the backend (driver, provider) and its
-    credentials, TLS, deadlines and retries."""
+    credentials, TLS, deadlines and retries. Its repr leaves the secrets out (the password
+    and the TLS private key), so that settings can be logged."""
 
     target: str = DEFAULT_TARGET
     driver: str | None = None
     provider: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
     root_certificates: bytes | str | Path | None = None
-    private_key: bytes | str | Path | None = None
+    private_key: bytes | str | Path | None = field(default=None, repr=False)
     certificate_chain: bytes | str | Path | None = None
     server_name: str | None = None
     timeout: float | None = DEFAULT_TIMEOUT
@@ -191,19 +220,19 @@ class SyncTransport:
             response_deserializer=rpc.response.FromString,
         )
         request = with_request_id(rpc, request)
+        # One deadline for the call, its retries included.
+        deadline = _deadline(timeout if timeout is not None else self.settings.timeout)
         delays = self.settings.retry.delays()
         while True:
             try:
                 response: Resp = method(
-                    request,
-                    metadata=self._metadata,
-                    timeout=timeout if timeout is not None else self.settings.timeout,
+                    request, metadata=self._metadata, timeout=_time_left(deadline)
                 )
                 return response
             except grpc.RpcError as error:
                 code: grpc.StatusCode = error.code()
-                delay = next(delays, None)
-                if delay is None or not self.settings.retry.should_retry(code, rpc.safe_to_retry):
+                delay = _retry_delay(self.settings.retry, delays, code, rpc.safe_to_retry, deadline)
+                if delay is None:
                     raise from_rpc_error(error) from error
                 time.sleep(delay)
 
@@ -305,19 +334,19 @@ class AsyncTransport:
             response_deserializer=rpc.response.FromString,
         )
         request = with_request_id(rpc, request)
+        # One deadline for the call, its retries included.
+        deadline = _deadline(timeout if timeout is not None else self.settings.timeout)
         delays = self.settings.retry.delays()
         while True:
             try:
                 response: Resp = await method(
-                    request,
-                    metadata=self._metadata,
-                    timeout=timeout if timeout is not None else self.settings.timeout,
+                    request, metadata=self._metadata, timeout=_time_left(deadline)
                 )
                 return response
             except grpc.RpcError as error:
                 code: grpc.StatusCode = error.code()
-                delay = next(delays, None)
-                if delay is None or not self.settings.retry.should_retry(code, rpc.safe_to_retry):
+                delay = _retry_delay(self.settings.retry, delays, code, rpc.safe_to_retry, deadline)
+                if delay is None:
                     raise from_rpc_error(error) from error
                 await asyncio.sleep(delay)
 

@@ -48,7 +48,8 @@ class WatchState:
     journal_id: str | None = None
     initial_snapshot: bool = False
     progress_interval: float | None = None
-    #: Set once the snapshot asked for is complete (or none was asked for).
+    #: Set once the snapshot asked for is complete, or when none is asked for: none was,
+    #: or the watch starts after a revision (the server sends no snapshot then).
     snapshot_complete: bool = False
     max_resumes: int | None = None
     backoff: RetryPolicy = field(
@@ -61,7 +62,7 @@ class WatchState:
     relists: int = 0
 
     def __post_init__(self) -> None:
-        self.snapshot_complete = not self.initial_snapshot
+        self.snapshot_complete = not self.initial_snapshot or self.revision is not None
 
     def request(self) -> instance_pb2.WatchInstanceEventsRequest:
         """The request that starts (or resumes) the stream: after the last revision seen;

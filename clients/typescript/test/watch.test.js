@@ -89,3 +89,47 @@ test('position() says where it stands, to resume in a later run', async () => {
   assert.equal((await w.next()).done, true);
   assert.deepEqual(w.position(), { afterRevision: 8n, journalId: 'j7' });
 });
+
+test('a watch from a revision with initialSnapshot: its events move the position', async () => {
+  // No snapshot comes after a revision: the events are live ones, each a position.
+  const { got, requests, error } = await run(
+    [
+      [[events('j', event(4), event(5))], Code.Unavailable],
+      [[], Code.InvalidArgument],
+    ],
+    { afterRevision: 3n, journalId: 'j', initialSnapshot: true },
+  );
+  assert.equal(error.code, Code.InvalidArgument);
+  assert.deepEqual(got, ['e4', 'e5']);
+  const asked = requests.map((r) => [r.initialSnapshot, r.afterRevision, r.journalId]);
+  assert.deepEqual(asked, [
+    [false, 3n, 'j'],
+    [false, 5n, 'j'],
+  ]);
+
+  const open = () =>
+    (async function* () {
+      yield events('j', event(7));
+      throw new ConnectError('refused', Code.PermissionDenied);
+    })();
+  const w = watch(open, { afterRevision: 6n, journalId: 'j', initialSnapshot: true }, { backoffMs: 1 });
+  assert.equal((await w.next()).value.eventId, 'e7');
+  await assert.rejects(w.next());
+  assert.deepEqual(w.position(), { afterRevision: 7n, journalId: 'j' });
+});
+
+test('a request the client cannot encode is thrown at once, not resumed', async () => {
+  for (const request of [{ afterRevision: 1.5 }, { states: ['flying'] }]) {
+    let opened = 0;
+    // Connect fails such a stream with INTERNAL, which watch() resumes after (for ever).
+    const open = () => {
+      opened += 1;
+      return (async function* () {
+        throw new ConnectError('cannot encode', Code.Internal);
+      })();
+    };
+    const w = watch(open, request, { backoffMs: 1, maxResumes: 3 });
+    await assert.rejects(w.next(), (error) => error instanceof ConnectError && error.code === Code.InvalidArgument);
+    assert.equal(opened, 0);
+  }
+});

@@ -4,11 +4,15 @@ has its command; streams (watch, wait, blob put/get) and instance-states by hand
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
+import os
 import re
+import stat
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -523,7 +527,8 @@ def put_command(
 )
 @click.pass_obj
 def get_command(obj: Context, bucket_id: str, blob_id: str, target: Path | None) -> None:
-    """Download a blob's content."""
+    """Download a blob's content (the -o file is replaced only once the whole content
+    has come: a failed download leaves it as it was)."""
     chunks: Iterator[bytes] = obj.client.download_blob(bucket_id=bucket_id, id=blob_id)
     if target is None:
         out = sys.stdout.buffer
@@ -531,9 +536,41 @@ def get_command(obj: Context, bucket_id: str, blob_id: str, target: Path | None)
             out.write(chunk)
         out.flush()
         return
-    with target.open("wb") as file:
-        for chunk in chunks:
-            file.write(chunk)
+    if target.exists() and not target.is_file():
+        # A device or a pipe (-o /dev/stdout): nothing to replace, written as it comes.
+        with target.open("wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+        return
+    write_whole(target, chunks)
+
+
+def write_whole(target: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` into the file ``target`` names once they have all come: into a
+    temporary file beside it, then renamed over it. A failed download leaves the file as it
+    was (or absent) and no temporary file behind."""
+    final = Path(os.path.realpath(target))  # a symlink's file is replaced, not the link
+    if final.exists():
+        with final.open("ab"):
+            pass  # refused as open("wb") would refuse it (a read-only file), not truncated
+        mode = stat.S_IMODE(final.stat().st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # as open() would have made it
+    descriptor, temporary = tempfile.mkstemp(
+        dir=final.parent, prefix=f".{final.name}.", suffix=".part"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+        os.chmod(temporary, mode)
+        os.replace(temporary, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 @cli.command("instance-states")
