@@ -255,6 +255,8 @@ class BaseDriver:
     # ---- generic getter -------------------------------------------------------------
 
     def _get(self, kind: str, items: Sequence[T], item_id: str) -> T:
+        if not item_id:  # filter_on takes an empty value for "no filter": the first item
+            raise NotFoundError(kind, item_id)
         found = filter_on(items, {"id": item_id}, "id")
         if not found:
             raise NotFoundError(kind, item_id)
@@ -284,7 +286,9 @@ class BaseDriver:
     def default_hardware_profile_id(self, ctx: CallContext, image_id: str) -> str:
         """The profile an instance of ``image_id`` gets when the client names none: by
         default the first profile matching the image's architecture (as Deltacloud did)."""
-        architecture = self.get_image(ctx, image_id).architecture or None
+        architecture = None
+        if self.supports("images"):  # a cloud without images: the first profile
+            architecture = self.get_image(ctx, image_id).architecture or None
         profiles = ProfileCatalog(tuple(self.list_hardware_profiles(ctx, {})))
         profile = profiles.default_for(architecture)
         if profile is None:
@@ -591,9 +595,26 @@ def _validate_driver_class(cls: type[BaseDriver]) -> None:
                 f"declares features for {collection!r}, which is not in its collections",
                 f"add {collection!r} to collections or drop those features",
             )
+        if isinstance(features, Feature) or not isinstance(features, Sequence):
+            fail(
+                f"features[{collection!r}] is not a sequence of Feature",
+                f"write features = {{{collection!r}: (Feature(...), ...)}}",
+            )
         for feature in features:
             if not isinstance(feature, Feature):
                 fail(f"feature {feature!r} is not a Feature", "use Feature('name')")
+            for key, value in feature.constraints.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    fail(
+                        f"feature {feature.name!r} has the constraint {key!r}: {value!r}; "
+                        "constraints are strings (they travel in GetCapabilities)",
+                        f'write {{"{key}": "{value}"}}',
+                    )
+                if key in ("max_length", "max_count") and not value.isdigit():
+                    fail(
+                        f"feature {feature.name!r}: {key} {value!r} is not a whole number",
+                        f'write {{"{key}": "20"}}',
+                    )
             if (collection, feature.name) not in FEATURES:
                 known = sorted(name for (c, name) in FEATURES if c == collection)
                 fail(

@@ -411,6 +411,36 @@ def test_an_upload_the_client_cancels_midway_stores_nothing(
     assert_old_version_intact(api, bucket_id, blob_id, old)
 
 
+@pytest.mark.parametrize("length", [0, 3 * CHUNK])
+def test_an_upload_cancelled_after_all_its_announced_bytes_stores_nothing(
+    api: Api, server: ServerProcess, victim: tuple[str, str, bytes], length: int
+) -> None:
+    """Every announced byte arrived, then the client gave up instead of closing its side:
+    it was stored, replacing the blob (an announced 0 bytes replaced it with nothing)."""
+    bucket_id, blob_id, old = victim
+    files = stored_files(server)
+    sent, release = threading.Event(), threading.Event()
+
+    def stream() -> Iterator[pb.UploadBlobRequest]:
+        yield header(bucket_id, blob_id, content_length=length)
+        yield from chunks(b"n" * length)
+        sent.set()
+        release.wait(30)  # the client stalls here, then gives up
+
+    call = api.buckets.UploadBlob.future(stream(), metadata=MD, timeout=30)
+    try:
+        assert sent.wait(10)
+        time.sleep(0.3)  # the server has it all, and waits for the end of the stream
+        call.cancel()
+        with pytest.raises(grpc.FutureCancelledError):
+            call.result()
+    finally:
+        release.set()
+    time.sleep(0.3)
+    assert_old_version_intact(api, bucket_id, blob_id, old)
+    assert stored_files(server) == files
+
+
 @pytest.mark.parametrize("missing", ["bucket_id", "blob_id"])
 def test_upload_header_without_bucket_or_blob_id_is_invalid_argument(
     api: Api, missing: str
@@ -490,6 +520,36 @@ def test_a_metadata_key_that_could_not_be_written_back_is_refused_at_upload_too(
             metadata=MD,
         )
     assert failure(err2.value).reason == "INVALID_METADATA_KEY"
+
+
+def test_metadata_too_large_to_describe_the_blob_is_refused(tmp_path: Path) -> None:
+    """Metadata that fits in a request but makes the blob's description larger than a
+    message: the upload was stored and answered RESOURCE_EXHAUSTED without ErrorInfo, and
+    GetBlob and DownloadBlob failed for good."""
+    limit = 65_536
+    server = ServerProcess(tmp_path, extra_args=["--max-message-bytes", str(limit)]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            big = {"k": "v" * (limit - 200)}
+            assert header("bucket1", "big", user_metadata=big).ByteSize() < limit
+            f = failure(upload_error(api, [header("bucket1", "big", user_metadata=big)]))
+            assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "METADATA_TOO_LARGE")
+            with pytest.raises(grpc.RpcError) as gone:
+                api.buckets.GetBlob(pb.GetBlobRequest(bucket_id="bucket1", id="big"), metadata=MD)
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.RpcError) as refused:
+                api.buckets.UpdateBlobMetadata(
+                    pb.UpdateBlobMetadataRequest(
+                        bucket_id="bucket1", id="blob1", user_metadata=big
+                    ),
+                    metadata=MD,
+                )
+            assert failure(refused.value).reason == "METADATA_TOO_LARGE"
+            _, content, _ = download(api, "bucket1", "blob1")
+            assert content == b"content of blob 1"
+    finally:
+        server.kill()
 
 
 def test_update_metadata_of_unknown_blob_is_not_found(api: Api) -> None:

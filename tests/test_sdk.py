@@ -4,12 +4,15 @@ validation, filter_on, create-option checks, driver class validation and the reg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from deltacloud.drivers import (
     BaseDriver,
     CallContext,
+    Credentials,
+    DriverConfig,
     DriverDefinitionError,
     DriverRegistry,
     Feature,
@@ -18,6 +21,7 @@ from deltacloud.drivers import (
     HardwareProfile,
     InstanceAction,
     InstanceState,
+    NotFoundError,
     PropertyValidationError,
     StateMachine,
     UnknownDriverError,
@@ -386,3 +390,92 @@ def test_native_paging_of_an_undeclared_collection_is_refused() -> None:
         class Foo(Minimal):
             collections = frozenset({"realms"})
             pages_natively = frozenset({"images"})
+
+
+# ---- found by writing a driver from the guide -------------------------------------------
+
+
+def test_features_that_are_not_a_sequence_are_refused_with_the_fix() -> None:
+    # It was a bare "TypeError: 'Feature' object is not iterable", naming nothing.
+    with pytest.raises(DriverDefinitionError, match=r"features\['keys'\] is not a sequence"):
+
+        class Foo(WithFeatures):
+            name = "foo-features"
+            features = {"keys": Feature("import_key")}  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("constraints", "complaint"),
+    [({"max_length": 16}, "constraints are strings"), ({"max_length": "x"}, "not a whole number")],
+)
+def test_constraints_that_capabilities_could_not_carry_are_refused(
+    constraints: dict[str, object], complaint: str
+) -> None:
+    # An int was accepted, enforced, and made every GetCapabilities INTERNAL.
+    with pytest.raises(DriverDefinitionError, match=complaint):
+
+        class Foo(WithFeatures):
+            name = "foo-constraints"
+            features = {"keys": [Feature("import_key", constraints)]}  # type: ignore[dict-item]
+
+
+def _ctx() -> CallContext:
+    return CallContext(credentials=Credentials("u", "p"), provider="default")
+
+
+def test_the_generic_getters_find_nothing_for_an_empty_id(tmp_path: Path) -> None:
+    # filter_on reads an empty value as "no filter": get_realm("") gave the first realm.
+    driver = Realms("default", DriverConfig(data_dir=tmp_path))
+    assert driver.get_realm(_ctx(), "r1").id == "r1"
+    with pytest.raises(NotFoundError):
+        driver.get_realm(_ctx(), "")
+
+
+class Realms(Minimal):
+    name = "realms-only"
+    collections = frozenset({"realms"})
+
+
+def test_a_driver_without_images_defaults_to_its_first_profile(tmp_path: Path) -> None:
+    # It asked get_image, which a driver without images lacks: no create without a profile.
+    class NoImages(Minimal):
+        name = "no-images"
+        collections = frozenset({"realms", "hardware_profiles"})
+        hardware_profiles = (HardwareProfile("tiny"), HardwareProfile("huge"))
+
+    driver = NoImages("default", DriverConfig(data_dir=tmp_path))
+    assert driver.default_hardware_profile_id(_ctx(), "any") == "tiny"
+
+
+def test_declared_option_names_refuse_any_other_option(tmp_path: Path) -> None:
+    class Optioned(Minimal):
+        name = "optioned"
+        collections = frozenset({"realms"})
+        option_names = frozenset({"colour", "endpoint.*"})
+
+    fine = {"colour": "red", "endpoint.eu": "http://127.0.0.1:1"}
+    Optioned("default", DriverConfig(data_dir=tmp_path, options=fine))
+    with pytest.raises(ValueError, match=r"unknown driver option optioned\.color; optioned reads"):
+        Optioned("default", DriverConfig(data_dir=tmp_path, options={"color": "red"}))
+    Realms("default", DriverConfig(data_dir=tmp_path, options={"anything": "goes"}))
+
+
+def test_the_kit_walks_an_instance_to_its_end_by_destroy_before_an_action_that_ends_it() -> None:
+    """The guide's OpenStack-like machine: stop -> stopping -> finish on its own. The kit
+    tried stop before destroy, the instance was gone, and a correct driver failed."""
+    from deltacloud.drivers.conformance.suite import DriverConformance
+
+    openstack_like = StateMachine(
+        """
+        start    -> pending  on create
+        pending  -> running  automatically
+        running  -> running  on reboot
+        running  -> stopping on stop
+        running  -> finish   on destroy
+        stopping -> finish   automatically
+        """
+    )
+    walk = DriverConformance._next_action
+    running = InstanceState.RUNNING
+    assert walk(None, openstack_like, running, set()) == InstanceAction.REBOOT  # type: ignore[arg-type]
+    assert walk(None, openstack_like, running, {InstanceAction.REBOOT}) == InstanceAction.DESTROY  # type: ignore[arg-type]

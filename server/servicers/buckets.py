@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, timestamp_pb2
 
 from deltacloud.drivers import check_create_options
 from deltacloud.drivers import models as m
@@ -34,6 +34,10 @@ CHUNK_OVERHEAD = 16
 #: short. An upload that announces content_length needs no wait: fewer bytes than
 #: announced are refused.
 CANCEL_GRACE = 0.05
+#: The same wait for an upload that announced its length and sent all of it: its client
+#: may still cancel instead of ending the stream (it was stored). Short, as such an upload
+#: is not cut short and the cancel came first; measured within a millisecond.
+ANNOUNCED_CANCEL_GRACE = 0.005
 
 
 class _Upload:
@@ -68,10 +72,10 @@ class _Upload:
             size += len(message.chunk)
         return b"".join(parts), False, False
 
-    async def ended_by_cancel(self) -> bool:
+    async def ended_by_cancel(self, grace: float) -> bool:
         """Whether the end of the stream was the client's cancel."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._cancelled.wait(), CANCEL_GRACE)
+            await asyncio.wait_for(self._cancelled.wait(), grace)
         return self._cancelled.is_set() or self.context.cancelled() or self.context.done()
 
     def chunks(
@@ -95,19 +99,21 @@ class _Upload:
             received += len(data)
             if data:
                 yield data
-        if expected_length is None:
-            if asyncio.run_coroutine_threadsafe(self.ended_by_cancel(), loop).result():
-                raise ApiError(
-                    grpc.StatusCode.CANCELLED,
-                    "UPLOAD_CANCELLED",
-                    "the client cancelled the upload: nothing is stored",
-                )
-        elif received != expected_length:
+        if expected_length is not None and received != expected_length:
             raise invalid_argument(
                 "CONTENT_LENGTH_MISMATCH",
                 f"the header announced {expected_length} bytes but {received} arrived",
                 expected=expected_length,
                 received=received,
+            )
+        # A cancel ends the stream too, even after every announced byte arrived (a client
+        # that gave up before closing its side): such an upload was stored.
+        grace = CANCEL_GRACE if expected_length is None else ANNOUNCED_CANCEL_GRACE
+        if asyncio.run_coroutine_threadsafe(self.ended_by_cancel(grace), loop).result():
+            raise ApiError(
+                grpc.StatusCode.CANCELLED,
+                "UPLOAD_CANCELLED",
+                "the client cancelled the upload: nothing is stored",
             )
 
 
@@ -234,6 +240,9 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         header = first.header
         require(header, "bucket_id", "blob_id")
         check_metadata_keys(header.user_metadata)
+        self._check_described(
+            header.bucket_id, header.blob_id, header.user_metadata, header.content_type
+        )
         if header.HasField("content_length") and header.content_length < 0:
             raise invalid_argument(
                 "INVALID_UPLOAD", "content_length must not be negative", field="content_length"
@@ -255,6 +264,31 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             upload.cancel()  # the driver, still reading, must not store it
             raise
         return convert.blob(stored)
+
+    def _check_described(
+        self, bucket_id: str, blob_id: str, metadata: Mapping[str, str], content_type: str = ""
+    ) -> None:
+        """Refuse metadata whose blob could not be described in one message: the upload
+        (or update) was stored, its answer failed, and GetBlob and DownloadBlob failed for
+        good. The description's other fields are taken at their largest."""
+        largest = pb.Blob(
+            id=blob_id,
+            bucket_id=bucket_id,
+            content_length=2**63 - 1,
+            content_type=max(content_type, "x" * 255, key=len),
+            last_modified=timestamp_pb2.Timestamp(seconds=2**40, nanos=999_999_999),
+            user_metadata=metadata,
+        )
+        limit = self.gateway.config.max_message_bytes - CHUNK_OVERHEAD
+        size = largest.ByteSize()
+        if size > limit:
+            raise invalid_argument(
+                "METADATA_TOO_LARGE",
+                f"the blob's description would take {size} bytes with this metadata, more "
+                f"than a message holds ({limit} bytes, --max-message-bytes)",
+                field="user_metadata",
+                limit=limit,
+            )
 
     @unary
     async def DownloadBlob(self, request: pb.DownloadBlobRequest, context: Context) -> None:
@@ -307,6 +341,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> pb.BlobMetadata:
         require(request, "bucket_id", "id")
         check_metadata_keys(request.user_metadata)
+        self._check_described(request.bucket_id, request.id, request.user_metadata)
         call = await self.gateway.open(context, "buckets", "update_blob_metadata")
         stored = await call.run(
             call.driver.update_blob_metadata,
