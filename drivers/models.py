@@ -73,6 +73,18 @@ class Instance:
     #: and refuses them (FAILED_PRECONDITION, ACTION_NOT_ALLOWED) before calling the driver.
     unavailable_actions: frozenset[InstanceAction] = frozenset()
 
+    def __post_init__(self) -> None:
+        if type(self.state) is not InstanceState:
+            # Caught where the driver makes it: a cloud's own name ("RUNNING") failed every
+            # list holding the instance, far away in the server, as INTERNAL.
+            try:
+                self.state = InstanceState(str(self.state).lower())
+            except ValueError:
+                raise TypeError(
+                    f"Instance {self.id!r}: state {self.state!r} is not an InstanceState "
+                    f"(map the cloud's states onto: {', '.join(InstanceState)})"
+                ) from None
+
     def offered_actions(self, machine: StateMachine) -> list[InstanceAction]:
         """The actions a client may ask of this instance now."""
         return [a for a in machine.allowed_actions(self.state) if a not in self.unavailable_actions]

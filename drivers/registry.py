@@ -3,6 +3,7 @@ registered the same way as third-party packages, and loaded only when first used
 
 from __future__ import annotations
 
+import importlib
 import threading
 from importlib.metadata import EntryPoint, entry_points
 
@@ -19,6 +20,20 @@ class UnknownDriverError(LookupError):
         super().__init__(f"unknown driver {name!r}; known drivers: {', '.join(known)}")
         self.name = name
         self.known = known
+
+
+def load_driver_class(path: str) -> type[BaseDriver]:
+    """The driver class at ``MODULE:CLASS`` (one not installed as an entry point); ValueError
+    saying what is wrong."""
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"driver class {path}: cannot import {module_name}: {exc}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseDriver)):
+        raise ValueError(f"driver class {path}: {class_name} is not a BaseDriver subclass")
+    return cls
 
 
 class DriverRegistry:

@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from deltacloud.drivers import DriverRegistry
+from deltacloud.drivers.registry import load_driver_class
 
 from . import metrics, reflection
 from .config import ServerConfig, package_version
@@ -131,7 +132,10 @@ def keepalive_options(config: ServerConfig) -> list[tuple[str, int]]:
 
 async def start(config: ServerConfig, registry: DriverRegistry | None = None) -> RunningServer:
     lock = _lock_data_dir(config.data_dir)
-    gateway = Gateway(config, registry or DriverRegistry())
+    if registry is None:
+        extra = [load_driver_class(path) for path in config.driver_classes]
+        registry = DriverRegistry({cls.name: cls for cls in extra})
+    gateway = Gateway(config, registry)
     # Fail at start, not at the first call, when the default driver is unknown or broken,
     # or a driver's options are malformed: build the default driver, and every driver given
     # options, now (off the loop: a driver may open files).

@@ -57,6 +57,8 @@ class ServerConfig:
     metrics_listen: str = ""
     metrics_scheme: str = "http"
     page_token_key: Path | None = None
+    #: Driver classes not installed as entry points, "MODULE:CLASS" (--driver-class).
+    driver_classes: tuple[str, ...] = ()
 
     def options_for(self, driver: str) -> dict[str, str]:
         """The driver options meant for ``driver``, with the ``driver.`` prefix removed."""
@@ -286,6 +288,15 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
         )
     p.add_argument("--version", action="version", version=version_line())
     p.add_argument(
+        "--driver-class",
+        action="append",
+        default=(_env("DRIVER_CLASSES", env) or "").split(),
+        metavar="MODULE:CLASS",
+        help="serve a driver class that is not installed as a deltacloud.drivers entry "
+        "point, e.g. mydriver.cloud:MyDriver (importable from the server's path; "
+        "repeatable; DELTACLOUD_DRIVER_CLASSES takes a space-separated list)",
+    )
+    p.add_argument(
         "--driver-option",
         action="append",
         default=(_env("DRIVER_OPTIONS", env) or "").split(),
@@ -333,4 +344,8 @@ def load(
         flag.name[2:].replace("-", "_"): getattr(args, flag.name[2:].replace("-", "_"))
         for flag in FLAGS
     }
-    return ServerConfig(**values, driver_options=options)
+    for path in args.driver_class:
+        module, sep, name = path.partition(":")
+        if not sep or not module or not name:
+            p.error(f"--driver-class {path!r}: expected MODULE:CLASS")
+    return ServerConfig(**values, driver_options=options, driver_classes=tuple(args.driver_class))

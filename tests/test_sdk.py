@@ -479,3 +479,10 @@ def test_the_kit_walks_an_instance_to_its_end_by_destroy_before_an_action_that_e
     running = InstanceState.RUNNING
     assert walk(None, openstack_like, running, set()) == InstanceAction.REBOOT  # type: ignore[arg-type]
     assert walk(None, openstack_like, running, {InstanceAction.REBOOT}) == InstanceAction.DESTROY  # type: ignore[arg-type]
+
+
+def test_an_instance_state_given_as_the_clouds_word_is_taken_or_refused_where_made() -> None:
+    # "RUNNING" failed every list holding the instance, in the server, as INTERNAL.
+    assert m.Instance(id="i", state="RUNNING").state is InstanceState.RUNNING  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Instance 'i': state 'ACTIVE' is not an InstanceState"):
+        m.Instance(id="i", state="ACTIVE")  # type: ignore[arg-type]

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +71,7 @@ from deltacloud.v1 import (
     storage_volume_pb2,
 )
 
+from ..registry import load_driver_class
 from .process import ServerProcess
 from .stubs import Api, failure, metadata
 from .watching import Watcher
@@ -341,6 +344,9 @@ class DriverConformance:
 
     #: The driver's name (its ``deltacloud.drivers`` entry point).
     driver: ClassVar[str] = ""
+    #: ``MODULE:CLASS`` of a driver not installed (yet): the server serves it with
+    #: ``--driver-class``, importing it from this process's path.
+    driver_path: ClassVar[str] = ""
     #: The provider to test; empty for the driver's default.
     provider: ClassVar[str] = ""
     #: Credentials of a test account.
@@ -373,6 +379,8 @@ class DriverConformance:
 
     @classmethod
     def driver_class(cls) -> type[BaseDriver]:
+        if cls.driver_path:
+            return load_driver_class(cls.driver_path)
         return DriverRegistry().load(cls.driver)
 
     @property
@@ -399,7 +407,12 @@ class DriverConformance:
         ]
         if cls.provider:
             args += ["--provider", cls.provider]
-        server = ServerProcess(data_dir, extra_args=args, env=dict(cls.server_env)).start()
+        env = dict(cls.server_env)
+        if cls.driver_path:
+            args += ["--driver-class", cls.driver_path]
+            paths = [env.get("PYTHONPATH", ""), *sys.path]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        server = ServerProcess(data_dir, extra_args=args, env=env).start()
         try:
             yield server
         finally:

@@ -11,6 +11,7 @@ from deltacloud.drivers import (
     HardwareOverrides,
     InstanceAction,
     InstanceState,
+    InternalDriverError,
     NotFoundError,
     StateMachine,
     ValidationError,
@@ -66,7 +67,9 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
     async def GetInstance(self, request: pb.GetInstanceRequest, context: Context) -> pb.Instance:
         require(request, "id")
         call = await self.gateway.open(context, "instances")
-        instance = await call.run(call.driver.get_instance, request.id)
+        instance = _one(
+            call, "get_instance", request.id, await call.run(call.driver.get_instance, request.id)
+        )
         return convert.instance_kept(instance, _machine(call))
 
     @unary
@@ -113,7 +116,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
                 load_balancer_id=request.load_balancer_id,
             )
             async with self.events.acting(call, None):
-                created = await call.run(call.driver.create_instance, opts)
+                created = _made(call, await call.run(call.driver.create_instance, opts))
                 await self.events.record_actions(
                     call, [(InstanceState.START, instance, "create") for instance in created]
                 )
@@ -165,12 +168,13 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         # started from is what it did start from.
         async with self.events.acting(call, request_id):
             current = await call.run(call.driver.get_instance, request_id)
+            current = _one(call, "get_instance", request_id, current)
             offered = current.offered_actions(machine)
             if action not in offered:
                 raise ActionNotAllowedError(
                     request_id, action.value, current.state.value, [a.value for a in offered]
                 )
-            after = await call.run(method, request_id)
+            after = _one(call, method.__name__, request_id, await call.run(method, request_id))
             await self.events.record_actions(call, [(current.state, after, action.value)])
         return convert.instance(after, machine)
 
@@ -212,3 +216,24 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         await call.echo_first(context)
         async with self.events.use(call) as scope:
             await Subscription(self.events, scope, call, request, context).run()
+
+
+def _one(call: Call, method: str, instance_id: str, answer: object) -> m.Instance:
+    """What a driver method answered for one instance, if it is that instance: a driver
+    that answers another (or nothing) is told so, not served as if it were right."""
+    if not isinstance(answer, m.Instance) or answer.id != instance_id:
+        shown = f"instance {answer.id!r}" if isinstance(answer, m.Instance) else repr(answer)
+        raise InternalDriverError(
+            f"{call.driver.name}.{method}({instance_id!r}) returned {shown[:80]}; it must "
+            "return that Instance"
+        )
+    return answer
+
+
+def _made(call: Call, answer: object) -> list[m.Instance]:
+    if not isinstance(answer, list) or not all(isinstance(i, m.Instance) for i in answer):
+        raise InternalDriverError(
+            f"{call.driver.name}.create_instance returned {type(answer).__name__}; it must "
+            "return a list of Instance (one per instance_count)"
+        )
+    return answer
