@@ -552,6 +552,19 @@ def test_metadata_too_large_to_describe_the_blob_is_refused(tmp_path: Path) -> N
         server.kill()
 
 
+def test_a_content_type_over_255_characters_is_refused(api: Api) -> None:
+    # A metadata update counts on it: a blob with a content type of 3 MiB took metadata
+    # that made its description too large to read, for good.
+    f = failure(upload_error(api, [header("bucket1", "long-type", content_type="t/" + "x" * 254)]))
+    assert (f.code, f.reason, f.metadata["field"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_CONTENT_TYPE",
+        "content_type",
+    )
+    upload(api, "bucket1", "long-type", b"x", content_type="t/" + "x" * 253)
+    api.buckets.DeleteBlob(pb.DeleteBlobRequest(bucket_id="bucket1", id="long-type"), metadata=MD)
+
+
 def test_update_metadata_of_unknown_blob_is_not_found(api: Api) -> None:
     with pytest.raises(grpc.RpcError) as err:
         api.buckets.UpdateBlobMetadata(

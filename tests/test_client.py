@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -194,6 +195,25 @@ def test_watch_from_compacted_history_raises_revision_compacted(tmp_path: Path) 
         server.kill()
 
 
+def _serve_one(
+    service: str, method: str, behaviour: Any, request_type: Any, response_type: Any
+) -> tuple[grpc.Server, str]:
+    """A gRPC server in this process, on loopback, answering one method of one service of
+    the contract with ``behaviour``; started, with its target."""
+    server = grpc.server(ThreadPoolExecutor(4))
+    handler = grpc.unary_unary_rpc_method_handler(
+        behaviour,
+        request_deserializer=request_type.FromString,
+        response_serializer=response_type.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(f"deltacloud.v1.{service}", {method: handler}),)
+    )
+    target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    return server, target
+
+
 class FlakyCreates:
     """A gRPC server (in this process, on loopback) whose CreateInstance answers UNAVAILABLE
     to its first attempt, as when a connection drops after the server has created: what
@@ -201,21 +221,13 @@ class FlakyCreates:
 
     def __init__(self) -> None:
         self.request_ids: list[str] = []
-        self.server = grpc.server(ThreadPoolExecutor(2))
-        handler = grpc.unary_unary_rpc_method_handler(
+        self.server, self.target = _serve_one(
+            "InstanceService",
+            "CreateInstance",
             self._create,
-            request_deserializer=instance_pb2.CreateInstanceRequest.FromString,
-            response_serializer=instance_pb2.CreateInstanceResponse.SerializeToString,
+            instance_pb2.CreateInstanceRequest,
+            instance_pb2.CreateInstanceResponse,
         )
-        self.server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    "deltacloud.v1.InstanceService", {"CreateInstance": handler}
-                ),
-            )
-        )
-        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
-        self.server.start()
 
     def _create(
         self, request: instance_pb2.CreateInstanceRequest, context: grpc.ServicerContext
@@ -289,21 +301,9 @@ class UnavailableRealms:
     def __init__(self) -> None:
         self.slow = False
         self.time_left: list[float] = []
-        self.server = grpc.server(ThreadPoolExecutor(4))
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._get,
-            request_deserializer=realm_pb2.GetRealmRequest.FromString,
-            response_serializer=realm_pb2.Realm.SerializeToString,
+        self.server, self.target = _serve_one(
+            "RealmService", "GetRealm", self._get, realm_pb2.GetRealmRequest, realm_pb2.Realm
         )
-        self.server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    "deltacloud.v1.RealmService", {"GetRealm": handler}
-                ),
-            )
-        )
-        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
-        self.server.start()
 
     def _get(
         self, request: realm_pb2.GetRealmRequest, context: grpc.ServicerContext

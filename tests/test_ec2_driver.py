@@ -129,6 +129,11 @@ def refusal(call: object, request: object, md: object = EC2, timeout: float = 15
     return failure(caught.value)
 
 
+def _named(f: Failure) -> tuple[grpc.StatusCode, str, str]:
+    """A refusal's code and the resource it names."""
+    return f.code, f.metadata["resource_type"], f.metadata["resource_id"]
+
+
 def create(api: Api, **fields: object) -> instance_pb2.Instance:
     request = instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, **fields)  # type: ignore[arg-type]
     return api.instances.CreateInstance(request, metadata=EC2, timeout=15).instances[0]
@@ -384,7 +389,7 @@ def test_create_refusals(ec2_api: Api) -> None:
         ec2_api.instances.CreateInstance,
         instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, key_name="no-such-key"),
     )
-    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+    assert _named(f) == (
         grpc.StatusCode.NOT_FOUND,
         "key",
         "no-such-key",
@@ -411,7 +416,7 @@ def test_a_refused_create_leaves_no_instance_and_names_what_is_missing(
         ec2_api.instances.CreateInstance,
         instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, load_balancer_id="no-such-lb"),
     )
-    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+    assert _named(f) == (
         grpc.StatusCode.NOT_FOUND,
         "load_balancer",
         "no-such-lb",
@@ -423,7 +428,7 @@ def test_a_refused_create_leaves_no_instance_and_names_what_is_missing(
             image_id=X86_IMAGE, firewall_ids=["sg-0123456789abcdef0"]
         ),
     )
-    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+    assert _named(f) == (
         grpc.StatusCode.NOT_FOUND,
         "firewall",
         "sg-0123456789abcdef0",
@@ -435,7 +440,7 @@ def test_a_refused_create_leaves_no_instance_and_names_what_is_missing(
         ec2_api.instances.CreateInstance,
         instance_pb2.CreateInstanceRequest(image_id=X86_IMAGE, realm_id="mars-north-1a"),
     )
-    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+    assert _named(f) == (
         grpc.StatusCode.NOT_FOUND,
         "realm",
         "mars-north-1a",
@@ -722,7 +727,7 @@ def test_firewalls_with_ingress_rules(ec2_api: Api) -> None:
             sources=[firewall_pb2.FirewallRuleSource(firewall_id="sg-0fedcba9876543210")],
         ),
     )
-    assert (f.code, f.metadata["resource_type"], f.metadata["resource_id"]) == (
+    assert _named(f) == (
         grpc.StatusCode.NOT_FOUND,
         "firewall",
         "sg-0fedcba9876543210",

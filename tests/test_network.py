@@ -311,6 +311,9 @@ def test_an_identical_rule_is_already_exists(api: Api) -> None:
             },
             "VALIDATION_FAILED",
         ),
+        # No sources: it became 0.0.0.0/0, open to the whole internet, though the contract
+        # says at least one is required.
+        ({"protocol": "tcp", "port_from": 22, "port_to": 22, "sources": []}, "MISSING_FIELD"),
     ],
 )
 def test_bad_protocol_ports_or_cidr_are_invalid_argument_and_add_no_rule(

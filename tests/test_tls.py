@@ -153,6 +153,20 @@ def _write_atomically(path: Path, data: bytes) -> None:
     aside.replace(path)
 
 
+def _renewable_server(tmp_path: Path, ca: trustme.CA) -> tuple[ServerProcess, dict[str, Path]]:
+    """A TLS server on a certificate of ``ca`` in files a test may renew."""
+    files = {"cert": tmp_path / "server.pem", "key": tmp_path / "server.key"}
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    issued.private_key_pem.write_to_path(str(files["key"]))
+    server = ServerProcess(
+        tmp_path / "data",
+        extra_args=["--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])],
+        tls_ca=ca.cert_pem.bytes(),
+    ).start()
+    return server, files
+
+
 def test_a_renewed_certificate_is_served_to_new_connections_without_restart(
     tmp_path: Path,
 ) -> None:
@@ -160,15 +174,7 @@ def test_a_renewed_certificate_is_served_to_new_connections_without_restart(
     gets): once the files have settled, new connections get the new certificate; a
     connection open before keeps working; the log says so and holds no key material."""
     old_ca, new_ca = trustme.CA(), trustme.CA()
-    files = {"cert": tmp_path / "server.pem", "key": tmp_path / "server.key"}
-    old = old_ca.issue_cert("127.0.0.1")
-    old.cert_chain_pems[0].write_to_path(str(files["cert"]))
-    old.private_key_pem.write_to_path(str(files["key"]))
-    server = ServerProcess(
-        tmp_path / "data",
-        extra_args=["--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])],
-        tls_ca=old_ca.cert_pem.bytes(),
-    ).start()
+    server, files = _renewable_server(tmp_path, old_ca)
 
     def channel(ca: trustme.CA) -> grpc.Channel:
         creds = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
@@ -217,15 +223,7 @@ def test_a_renewal_that_settled_a_while_ago_is_served_to_the_first_new_connectio
     while nobody connected gets the new certificate (it got the old, possibly expired, one:
     the settling began when a handshake first noticed the change)."""
     old_ca, new_ca = trustme.CA(), trustme.CA()
-    files = {"cert": tmp_path / "server.pem", "key": tmp_path / "server.key"}
-    old = old_ca.issue_cert("127.0.0.1")
-    old.cert_chain_pems[0].write_to_path(str(files["cert"]))
-    old.private_key_pem.write_to_path(str(files["key"]))
-    server = ServerProcess(
-        tmp_path / "data",
-        extra_args=["--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])],
-        tls_ca=old_ca.cert_pem.bytes(),
-    ).start()
+    server, files = _renewable_server(tmp_path, old_ca)
     try:
         new = new_ca.issue_cert("127.0.0.1")
         _write_atomically(files["key"], new.private_key_pem.bytes())

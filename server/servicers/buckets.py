@@ -23,6 +23,9 @@ from ..rpc import Context, Servicer, require, unary
 #: size of DownloadBlob, and how much of an upload is handed to the driver at once. Each
 #: stream holds at most this much in the server.
 HOP_BYTES = 1024 * 1024
+#: The longest content type a blob may have (a MIME type's type and subtype are at most
+#: 127 characters each, RFC 6838), so a metadata update can count on it.
+MAX_CONTENT_TYPE = 255
 #: A DownloadBlobResponse's bytes besides its chunk's (the field's tag and length), with room.
 CHUNK_OVERHEAD = 16
 
@@ -240,6 +243,13 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         header = first.header
         require(header, "bucket_id", "blob_id")
         check_metadata_keys(header.user_metadata)
+        if len(header.content_type) > MAX_CONTENT_TYPE:
+            raise invalid_argument(
+                "INVALID_CONTENT_TYPE",
+                f"content_type is {len(header.content_type)} characters long; at most "
+                f"{MAX_CONTENT_TYPE} are allowed",
+                field="content_type",
+            )
         self._check_described(
             header.bucket_id, header.blob_id, header.user_metadata, header.content_type
         )
@@ -275,7 +285,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             id=blob_id,
             bucket_id=bucket_id,
             content_length=2**63 - 1,
-            content_type=max(content_type, "x" * 255, key=len),
+            content_type=max(content_type, "x" * MAX_CONTENT_TYPE, key=len),
             last_modified=timestamp_pb2.Timestamp(seconds=2**40, nanos=999_999_999),
             user_metadata=metadata,
         )

@@ -58,7 +58,9 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
     async def CreateFirewallRule(
         self, request: pb.CreateFirewallRuleRequest, context: Context
     ) -> pb.Firewall:
-        require(request, "firewall_id", "protocol")
+        # No sources is refused, as the contract says: a rule open to the whole internet
+        # (0.0.0.0/0, which it became) is asked for by name, never by omission.
+        require(request, "firewall_id", "protocol", "sources")
         protocol = request.protocol.lower()
         if protocol not in PROTOCOLS:
             raise invalid_argument(
@@ -83,8 +85,7 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
             protocol=protocol,
             port_from=request.port_from,
             port_to=request.port_to,
-            sources=[convert.rule_source_from_proto(s) for s in request.sources]
-            or [m.RuleSource(cidr="0.0.0.0/0")],
+            sources=[convert.rule_source_from_proto(s) for s in request.sources],
             direction=convert.direction_from_proto(request.direction),
         )
         firewall = await call.run(call.driver.create_firewall_rule, request.firewall_id, opts)
