@@ -4,6 +4,8 @@ name rather than serve (tests/drivers/classpath)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -88,3 +90,29 @@ def test_a_create_or_action_answering_the_wrong_type_is_named(sloppy: Api) -> No
     )
     assert code == grpc.StatusCode.INTERNAL and created.id
     assert f"sloppy.destroy_instance('{first}') returned None" in message
+
+
+def test_the_kit_fails_a_driver_whose_get_answers_another_instance(tmp_path: Path) -> None:
+    """The kit had no two instances at once when it compared lists and gets: a get_instance
+    answering the first whatever the id passed it."""
+    module = tmp_path / "test_kit_on_sloppy.py"
+    module.write_text(
+        "from deltacloud.drivers.conformance import DriverConformance\n\n\n"
+        "class TestSloppy(DriverConformance):\n"
+        "    driver = 'sloppy'\n"
+        "    driver_path = 'deltacloud_classpath_drivers:Sloppy'\n"
+        "    username = 'anyone'\n"
+        "    password = 'anything'\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)]
+    result = subprocess.run(
+        [*command, "-k", "lists_and_gets_agree"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(CLASSPATH)},
+    )
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "1 failed" in result.stdout
+    assert "returned instance" in result.stdout  # the server's message names the mistake
