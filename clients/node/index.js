@@ -121,6 +121,18 @@ function watchEvents(open, request = {}, options = {}) {
   return events;
 }
 
+// Event ids a watch has delivered, to drop what a resumed stream repeats: the last
+// SEEN_WINDOW of them (as the Python client keeps), since a watch may run for weeks and a
+// set of every id would grow with each event.
+const SEEN_WINDOW = 10000;
+
+function remembered(seen, id) {
+  if (seen.has(id)) return true;
+  seen.add(id);
+  if (seen.size > SEEN_WINDOW) seen.delete(seen.values().next().value);
+  return false;
+}
+
 async function* watchLoop(open, request, { signal, maxResumes = Infinity, backoffMs = 100 }, state) {
   const seen = new Set();
   let resumes = 0;
@@ -143,8 +155,7 @@ async function* watchLoop(open, request, { signal, maxResumes = Infinity, backof
     try {
       for await (const message of stream) {
         for (const event of message.events ?? []) {
-          if (seen.has(event.event_id)) continue;
-          seen.add(event.event_id);
+          if (remembered(seen, event.event_id)) continue;
           yield event;
         }
         if (message.kind === 'KIND_SNAPSHOT_COMPLETE') snapshotDone = true;

@@ -90,6 +90,18 @@ const RESUMABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Cancel
 // then it takes a new one and goes on. A request the client cannot encode (a field of the
 // wrong type) is thrown at once as INVALID_ARGUMENT, not resumed. `position()` says where it
 // stands, to resume in a later run with `afterRevision` and `journalId`.
+// Event ids a watch has delivered, to drop what a resumed stream repeats: the last
+// SEEN_WINDOW of them (as the Python client keeps), since a watch may run for weeks and a
+// set of every id would grow with each event.
+const SEEN_WINDOW = 10000;
+
+function remembered(seen, id) {
+  if (seen.has(id)) return true;
+  seen.add(id);
+  if (seen.size > SEEN_WINDOW) seen.delete(seen.values().next().value);
+  return false;
+}
+
 export function watch(open, request = {}, { signal, maxResumes = Infinity, backoffMs = 100 } = {}) {
   const state = { revision: request.afterRevision, journalId: request.journalId };
   const events = (async function* () {
@@ -109,8 +121,7 @@ export function watch(open, request = {}, { signal, maxResumes = Infinity, backo
       try {
         for await (const message of open(next, { signal })) {
           for (const event of message.events) {
-            if (seen.has(event.eventId)) continue;
-            seen.add(event.eventId);
+            if (remembered(seen, event.eventId)) continue;
             yield event;
           }
           if (message.kind === Kind.SNAPSHOT_COMPLETE) snapshotDone = true;

@@ -222,3 +222,16 @@ test('a watch from a revision with initial_snapshot: its events move the positio
   await assert.rejects(watch.next());
   assert.deepEqual(watch.position(), { after_revision: 7, journal_id: 'j' });
 });
+
+test('the ids it remembers to drop repeats are the last 10,000, not every one', async () => {
+  // A watch may run for weeks: the set of delivered ids grew with every event.
+  const many = Array.from({ length: 10001 }, (_, i) => event(i + 1));
+  const { got, error } = await runScripts([
+    () => fakeStream([{ events: many, revision: 10001 }], grpc.status.UNAVAILABLE),
+    // The newest is still remembered (dropped); the very first has left the window.
+    () => fakeStream([{ events: [event(10001), event(1)], revision: 10001 }], grpc.status.INVALID_ARGUMENT),
+  ]);
+  assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(got.length, 10002);
+  assert.deepEqual(got.slice(-2), [10001, 1]);
+});

@@ -133,3 +133,16 @@ test('a request the client cannot encode is thrown at once, not resumed', async 
     assert.equal(opened, 0);
   }
 });
+
+test('the ids it remembers to drop repeats are the last 10,000, not every one', async () => {
+  // A watch may run for weeks: the set of delivered ids grew with every event.
+  const many = Array.from({ length: 10001 }, (_, i) => event(i + 1));
+  const { got, error } = await run([
+    [[events('j1', ...many)], Code.Unavailable],
+    // The newest is still remembered (dropped); the very first has left the window.
+    [[events('j1', event(10001), event(1))], Code.InvalidArgument],
+  ]);
+  assert.equal(error.code, Code.InvalidArgument);
+  assert.equal(got.length, 10002);
+  assert.deepEqual(got.slice(-2), ['e10001', 'e1']);
+});
