@@ -183,6 +183,20 @@ def test_watch_gives_up_after_max_resumes() -> None:
         state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
 
 
+def test_max_resumes_counts_drops_in_a_row_not_over_the_watchs_life() -> None:
+    # A long watch through many drops, each followed by messages, gave up on its
+    # max_resumes-th drop ever; the Node.js and TypeScript clients count in a row.
+    state = WatchState(max_resumes=2)
+    for revision in range(1, 6):
+        state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
+        state.accept(events((revision, f"e{revision}")))
+    assert state.resumes == 5
+    state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
+    state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
+    with pytest.raises(Unavailable):
+        state.resume_after(FakeError(grpc.StatusCode.UNAVAILABLE))
+
+
 def test_snapshot_is_asked_only_until_the_stream_has_a_position() -> None:
     state = WatchState(initial_snapshot=True)
     assert state.request().initial_snapshot

@@ -196,7 +196,9 @@ class Client(SyncMethods):
         when it is another journal's (``journal_id``: the one it was read from; the server
         behind the address changed); with ``initial_snapshot`` it takes a new snapshot
         instead of raising either (with ``after_revision`` too, it starts after that revision
-        without a snapshot until it needs one). DeadlineExceeded after ``timeout``."""
+        without a snapshot until it needs one). DeadlineExceeded after ``timeout``.
+        ``max_resumes``: how many resumes in a row (no message between them) it makes before
+        it raises the last error; None (the default) resumes for ever."""
         state = _watch_state(
             instance_ids,
             states,

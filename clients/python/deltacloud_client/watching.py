@@ -51,13 +51,18 @@ class WatchState:
     #: Set once the snapshot asked for is complete, or when none is asked for: none was,
     #: or the watch starts after a revision (the server sends no snapshot then).
     snapshot_complete: bool = False
+    #: Resumes in a row (none between them delivered a message) before the watch gives up;
+    #: None: never. Counted in a row, as the Node.js and TypeScript clients count: a watch
+    #: that ran for weeks through many drops gave up on its max_resumes-th drop ever.
     max_resumes: int | None = None
     backoff: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(attempts=1_000_000, initial_delay=0.2, max_delay=5.0)
     )
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _delays: Iterator[float] | None = None
+    #: Resumes over the watch's life, and since the last message.
     resumes: int = 0
+    _in_a_row: int = 0
     #: Snapshots taken again (history gone, or another journal): each starts a new view.
     relists: int = 0
 
@@ -80,6 +85,7 @@ class WatchState:
     def accept(self, message: Response) -> list[Event]:
         """Record a message; the events in it not delivered before."""
         self._delays = None  # the stream works: the next failure starts a fresh backoff
+        self._in_a_row = 0
         fresh: list[Event] = []
         for event in message.events:
             if event.event_id in self._seen:
@@ -113,9 +119,10 @@ class WatchState:
         return self.next_delay(failure)
 
     def next_delay(self, failure: DeltacloudError) -> float:
-        if self.max_resumes is not None and self.resumes >= self.max_resumes:
+        if self.max_resumes is not None and self._in_a_row >= self.max_resumes:
             raise failure
         self.resumes += 1
+        self._in_a_row += 1
         if self._delays is None:
             self._delays = self.backoff.delays()
         return next(self._delays, self.backoff.max_delay)
