@@ -69,8 +69,11 @@ function inspectRedacted(depth, options, inspect) {
   return `Metadata ${inspect(shown, options)}`;
 }
 
-// A client of every service over one channel. Each unary method is promisified:
+// A client of every service over one channel. Each unary method is promisified, with a
+// deadline of `timeoutMs` (option of the client or of the call; 30 s by default, null for
+// none):
 //   const { images } = await dc.images.ListImages({});
+//   await dc.instances.GetInstance({ id: 'inst0' }, { timeoutMs: 2000 });
 // WatchInstanceEvents returns the stream (an EventEmitter with 'data', 'error', 'end').
 class Client {
   constructor(target, options = {}) {
@@ -83,7 +86,7 @@ class Client {
     });
     for (const [name, service] of Object.entries(SERVICES)) {
       const stub = new v1[service](target, credentials, { channelOverride: this.channel });
-      this[name] = wrap(stub, this.metadata);
+      this[name] = wrap(stub, this.metadata, options.timeoutMs);
     }
   }
 
@@ -188,20 +191,36 @@ async function* watchLoop(open, request, { signal, maxResumes = Infinity, backof
   }
 }
 
-function wrap(stub, metadata) {
+// A unary call's deadline when neither the call nor the client names one (the Python
+// client's too): a server or network that never answers fails the call with
+// DEADLINE_EXCEEDED instead of leaving it pending for ever. Streams have none.
+const DEFAULT_TIMEOUT_MS = 30000;
+
+function wrap(stub, metadata, timeoutMs = DEFAULT_TIMEOUT_MS) {
   const wrapped = { stub };
   for (const [name, method] of Object.entries(Object.getPrototypeOf(stub))) {
     if (typeof method !== 'function' || !method.path) continue;
     if (method.responseStream) {
       wrapped[name] = (request = {}) => stub[name](request, metadata);
     } else if (!method.requestStream) {
-      wrapped[name] = (request = {}) =>
+      // dc.images.ListImages(request, { timeoutMs }): timeoutMs null for no deadline.
+      wrapped[name] = (request = {}, { timeoutMs: callTimeout = timeoutMs } = {}) =>
         new Promise((resolve, reject) => {
-          stub[name](request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
+          const options = callTimeout == null ? {} : { deadline: Date.now() + callTimeout };
+          stub[name](request, metadata, options, (error, response) => (error ? reject(error) : resolve(response)));
         });
     }
   }
   return wrapped;
 }
 
-module.exports = { Client, KEEPALIVE_OPTIONS, loadPackage, metadataFor, watchEvents, grpc, PROTO_ROOT };
+module.exports = {
+  Client,
+  DEFAULT_TIMEOUT_MS,
+  KEEPALIVE_OPTIONS,
+  loadPackage,
+  metadataFor,
+  watchEvents,
+  grpc,
+  PROTO_ROOT,
+};
