@@ -38,16 +38,6 @@ def _masked(match: re.Match[str]) -> str:
     return f"{match.group(1) or match.group(2) or ''} <redacted>"
 
 
-class RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned is not message:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -62,15 +52,14 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        # The filter cleaned the message; the fields (an ec2 provider with a URL a client
-        # sent, say) and a traceback's text are cleaned here, in the line as written.
+        # Cleaned as written: the message, the fields (an ec2 provider with a URL a client
+        # sent, say) and a traceback's text alike.
         return redact(json.dumps(entry, default=str))
 
 
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -95,22 +95,17 @@ def test_get_driver_of_a_third_party_package(api: Api) -> None:
     )
 
 
-def test_get_unknown_driver_is_not_found_naming_the_known_ones(api: Api) -> None:
-    error = refusal(api.discovery.GetDriver, discovery_pb2.GetDriverRequest(id="nimbus"))
-    f = failure(error)
-    assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
-    assert f.metadata == {
-        "resource_type": "driver",
-        "resource_id": "nimbus",
-        "known_drivers": ",".join(installed_drivers()),
-    }
-
-
-def test_providers_of_an_unknown_driver_are_not_found_naming_the_known_ones(api: Api) -> None:
-    error = refusal(
-        api.discovery.ListProviders, discovery_pb2.ListProvidersRequest(driver_id="nimbus")
-    )
-    f = failure(error)
+@pytest.mark.parametrize(
+    ("rpc", "request_message"),
+    [
+        ("GetDriver", discovery_pb2.GetDriverRequest(id="nimbus")),
+        ("ListProviders", discovery_pb2.ListProvidersRequest(driver_id="nimbus")),
+    ],
+)
+def test_an_unknown_driver_is_not_found_naming_the_known_ones(
+    api: Api, rpc: str, request_message: object
+) -> None:
+    f = failure(refusal(getattr(api.discovery, rpc), request_message))
     assert (f.code, f.reason) == (grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
     assert f.metadata == {
         "resource_type": "driver",

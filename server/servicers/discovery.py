@@ -135,20 +135,21 @@ class DiscoveryServicer(Servicer, pb_grpc.DiscoveryServiceServicer):
     @unary
     async def GetDriver(self, request: pb.GetDriverRequest, context: Context) -> pb.Driver:
         require(request, "id")
+        return convert.driver(self._driver_named(request.id))
+
+    def _driver_named(self, name: str) -> type[BaseDriver]:
+        """The driver a request names; NOT_FOUND naming the known ones."""
         try:
-            return convert.driver(self.gateway.driver_class(request.id))
+            return self.gateway.driver_class(name)
         except UnknownDriverError as exc:
-            raise NotFoundError("driver", request.id, known_drivers=exc.known) from None
+            raise NotFoundError("driver", name, known_drivers=exc.known) from None
 
     @unary
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: Context
     ) -> pb.ListProvidersResponse:
         if request.driver_id:
-            try:
-                cls = self.gateway.driver_class(request.driver_id)
-            except UnknownDriverError as exc:
-                raise NotFoundError("driver", request.driver_id, known_drivers=exc.known) from None
+            cls = self._driver_named(request.driver_id)
         else:
             call = await self.gateway.open(context, None, authenticate=False)
             cls = call.driver_class
