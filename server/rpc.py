@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import grpc
 
 from deltacloud.drivers import COLLECTIONS, filter_on
+from deltacloud.drivers.registry import UnknownDriverError
 
+from .context import parse_metadata
 from .errors import ApiError, abort, invalid_argument, to_api_error
 from .events.hub import EventHub
 from .gateway import Call, Gateway, current_scope
@@ -54,6 +56,10 @@ else:  # grpc's ServicerContext takes no type arguments at run time
 class Servicer:
     """Base of the collection servicers: thin adapters from messages to driver calls."""
 
+    #: Calls of this service run on the driver and provider their metadata names, so their
+    #: errors echo them even when refused before the call was opened (a missing field).
+    echoes_scope = True
+
     def __init__(
         self, gateway: Gateway, tokens: PageTokens, events: EventHub, requests: RequestLog
     ) -> None:
@@ -62,6 +68,18 @@ class Servicer:
         self.events = events
         #: Creates that take a request id run once per id (server/requests.py).
         self.requests = requests
+
+    def scope_named(self, context: Context) -> dict[str, str]:
+        """The driver and provider a call's metadata names, with the server's defaults, as
+        echoed (empty when this service echoes none, or the names do not resolve)."""
+        if not self.echoes_scope:
+            return {}
+        try:
+            requested = parse_metadata(context.invocation_metadata(), credentials=False)
+            cls, provider = self.gateway.resolve_names(requested.driver, requested.provider)
+        except (ApiError, UnknownDriverError):
+            return {}
+        return {"driver": cls.name, "provider": provider}
 
     async def listed(
         self,
@@ -251,9 +269,10 @@ def unary(
             code = _gone_code(context)
             raise asyncio.CancelledError() from None
         except Exception as exc:
-            error = to_api_error(exc, _scope_metadata())
+            scope = _scope_metadata() or self.scope_named(context)
+            error = to_api_error(exc, scope)
             code = error.code.name
-            await abort(context, error, _scope_metadata())
+            await abort(context, error, scope)
             raise AssertionError("unreachable: abort raises") from exc
         finally:
             elapsed = time.perf_counter() - started

@@ -28,6 +28,8 @@ def metadata(
 
 
 MD = metadata()
+#: What every error of a call on the default driver names (ErrorInfo metadata).
+MOCK_SCOPE = {"driver": "mock", "provider": "default"}
 ALICE = metadata("alice", EXTRA_USERS["alice"])
 BOB = metadata("bob", EXTRA_USERS["bob"])
 

@@ -17,7 +17,7 @@ from deltacloud.v1 import (
     instance_pb2,
     realm_pb2,
 )
-from support import ALICE, MD, failure
+from support import ALICE, MD, MOCK_SCOPE, failure
 
 SCOPE = {"driver": "mock", "provider": "default"}
 AVAILABLE = realm_pb2.Realm.STATE_AVAILABLE
@@ -64,7 +64,7 @@ def test_get_realm_without_id_is_missing_field(api: Api) -> None:
     assert (f.code, f.reason, f.metadata) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "MISSING_FIELD",
-        {"field": "id"},
+        {"field": "id", **MOCK_SCOPE},
     )
 
 
@@ -409,7 +409,7 @@ def test_create_image_without_instance_id_is_missing_field(api: Api) -> None:
     assert (f.code, f.reason, f.metadata) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "MISSING_FIELD",
-        {"field": "instance_id"},
+        {"field": "instance_id", **MOCK_SCOPE},
     )
 
 

@@ -526,6 +526,45 @@ def test_errors_echo_driver_and_provider_too(api: Api) -> None:
     assert (echoed["x-deltacloud-driver"], echoed["x-deltacloud-provider"]) == ("mock", "default")
 
 
+def test_refusals_before_the_call_opens_echo_driver_and_provider_too(api: Api) -> None:
+    """A missing field is refused before the driver is resolved for the call; the error
+    still names the driver and provider the call would have used (common.proto: "errors
+    included"), in the trailing metadata and the ErrorInfo alike."""
+    md = metadata(driver="limited")
+    error = refusal(api.instances.GetInstance, instance_pb2.GetInstanceRequest(), md)
+    echoed = dict(error.trailing_metadata())  # type: ignore[attr-defined]
+    assert (echoed["x-deltacloud-driver"], echoed["x-deltacloud-provider"]) == (
+        "limited",
+        "default",
+    )
+    f = failure(error)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "MISSING_FIELD")
+    assert (f.metadata["driver"], f.metadata["provider"]) == ("limited", "default")
+
+
+@pytest.mark.parametrize(
+    ("md", "call", "request_"),
+    [
+        # the driver named does not exist: there is nothing to echo
+        (
+            metadata(driver="nosuch"),
+            "instances.GetInstance",
+            instance_pb2.GetInstanceRequest(),
+        ),
+        # describing a driver uses none
+        (MD, "discovery.GetDriver", discovery_pb2.GetDriverRequest()),
+    ],
+    ids=["unknown-driver", "discovery"],
+)
+def test_refusals_echo_no_driver_when_none_would_be_used(
+    api: Api, md: object, call: str, request_: object
+) -> None:
+    service, method = call.split(".")
+    error = refusal(getattr(getattr(api, service), method), request_, md)
+    echoed = dict(error.trailing_metadata())  # type: ignore[attr-defined]
+    assert "x-deltacloud-driver" not in echoed and "x-deltacloud-provider" not in echoed
+
+
 def test_streams_echo_driver_and_provider_in_initial_metadata(api: Api) -> None:
     stream = api.instances.WatchInstanceEvents(
         instance_pb2.WatchInstanceEventsRequest(), metadata=MD

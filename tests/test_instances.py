@@ -13,7 +13,7 @@ import pytest
 from conftest import PENDING_DELAY, STOPPING_DELAY, Api, ServerProcess, _api
 
 from deltacloud.v1 import common_pb2, instance_pb2
-from support import MD, failure
+from support import MD, MOCK_SCOPE, failure
 
 S = common_pb2.InstanceState
 A = common_pb2.InstanceAction
@@ -366,7 +366,7 @@ def test_create_without_image_id_is_missing_field(api: Api) -> None:
     assert (f.code, f.reason, f.metadata) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "MISSING_FIELD",
-        {"field": "image_id"},
+        {"field": "image_id", **MOCK_SCOPE},
     )
 
 

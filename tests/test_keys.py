@@ -13,7 +13,7 @@ from conftest import Api
 from google.protobuf import empty_pb2
 
 from deltacloud.v1 import key_pb2
-from support import MD, failure
+from support import MD, MOCK_SCOPE, failure
 
 SCOPE = {"driver": "mock", "provider": "default"}
 KEY = key_pb2.Key.CREDENTIAL_TYPE_KEY
@@ -175,7 +175,7 @@ def test_create_key_without_name_is_missing_field(api: Api) -> None:
     assert (f.code, f.reason, f.metadata) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "MISSING_FIELD",
-        {"field": "name"},
+        {"field": "name", **MOCK_SCOPE},
     )
     assert key_ids(api) == ["test-key"]
 
@@ -187,7 +187,7 @@ def test_get_and_delete_without_id_are_missing_field(api: Api, rpc: str) -> None
     assert (f.code, f.reason, f.metadata) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "MISSING_FIELD",
-        {"field": "id"},
+        {"field": "id", **MOCK_SCOPE},
     )
 
 

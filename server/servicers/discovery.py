@@ -102,6 +102,10 @@ def _collections(cls: type[BaseDriver]) -> list[pb.Collection]:
 
 
 class DiscoveryServicer(Servicer, pb_grpc.DiscoveryServiceServicer):
+    #: Describing drivers uses none: only the calls that open one (a driver's providers or
+    #: capabilities by metadata) echo it.
+    echoes_scope = False
+
     def _drivers(self) -> list[type[BaseDriver]]:
         drivers = []
         for name in self.gateway.registry.names():
