@@ -165,10 +165,12 @@ class RequestLog:
         request: Message,
         response_type: type[R],
         create: Callable[[Call], Awaitable[R]],
+        same: Message | None = None,
     ) -> R:
         """``create(call)``, unless this request's id was answered before (the same answer
         again) or is being answered now (wait for it). Without a request id, just
-        ``create(call)``."""
+        ``create(call)``. ``same``: the request in canonical form, when two spellings of
+        it ask for the same thing (``instance_count`` 0 and 1): what identifies it."""
         raw: str = getattr(request, "request_id")  # noqa: B009 (every caller's has one)
         if not raw:
             return await create(call)
@@ -176,7 +178,9 @@ class RequestLog:
         # A kept answer is given only to credentials the driver accepts now.
         await call.authenticate()
         key = f"{self._scope_of(call)}/{request.DESCRIPTOR.full_name}/{request_id}"
-        digest = request_digest(request)
+        digest = request_digest(same if same is not None else request)
+        # An answer kept by a server that digested requests as sent is still this one's.
+        also = request_digest(request) if same is not None else digest
         while True:
             running = self._running.get(key)
             if running is not None:
@@ -190,7 +194,7 @@ class RequestLog:
                 break
         if kept is not None:
             kept_digest, response = kept
-            if kept_digest != digest:
+            if kept_digest not in (digest, also):
                 self.answered.inc("reused")
                 raise _reused(request_id)
             self.answered.inc("kept")

@@ -18,6 +18,7 @@ from google.protobuf import duration_pb2
 from deltacloud.drivers.conformance.stubs import failure
 from deltacloud.v1 import (
     address_pb2,
+    firewall_pb2,
     instance_pb2,
     key_pb2,
     storage_snapshot_pb2,
@@ -125,6 +126,30 @@ def test_the_same_request_id_with_another_request_is_refused(fresh_api: Api) -> 
     assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
     assert f.metadata["request_id"] == request_id
     assert instance_ids(fresh_api) == before
+
+
+def test_a_retry_spelling_the_same_create_another_way_is_the_same_request(
+    fresh_api: Api,
+) -> None:
+    """instance_count 0 means 1, and a firewall named twice is named once: a retry that
+    spells the request the other way gets the first answer, not REQUEST_ID_REUSED."""
+    fw = fresh_api.firewalls.CreateFirewall(
+        firewall_pb2.CreateFirewallRequest(name="web", description="web"), metadata=MD
+    ).id
+    request_id = new_id()
+    before = instance_ids(fresh_api)
+    first = create_instance(fresh_api, request_id, instance_count=0, firewall_ids=[fw])
+    again = create_instance(fresh_api, request_id, instance_count=1, firewall_ids=[fw, fw])
+    assert again == first
+    assert len(instance_ids(fresh_api) - before) == 1
+    # Two instances are another request.
+    f = refusal(
+        fresh_api.instances.CreateInstance,
+        instance_pb2.CreateInstanceRequest(
+            image_id="img1", request_id=request_id, instance_count=2, firewall_ids=[fw]
+        ),
+    )
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
 
 
 @pytest.mark.parametrize("value", ["1", "not-a-uuid", "x" * 100_000, "12345678-1234-1234-1234"])

@@ -124,7 +124,13 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             instances = [convert.instance(instance, machine) for instance in created]
             return pb.CreateInstanceResponse(instances=instances)
 
-        return await self.requests.once(call, request, pb.CreateInstanceResponse, create)
+        # 0 and 1 instances, or a firewall named twice, ask for the same thing: a retry
+        # spelling it the other way is the same request.
+        same = pb.CreateInstanceRequest()
+        same.CopyFrom(request)
+        same.instance_count = 0 if count == 1 else count
+        same.firewall_ids[:] = list(dict.fromkeys(request.firewall_ids))
+        return await self.requests.once(call, request, pb.CreateInstanceResponse, create, same)
 
     async def _hardware(
         self, call: Call, request: pb.CreateInstanceRequest
