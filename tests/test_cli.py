@@ -172,6 +172,36 @@ def test_blobs_get_replaces_the_output_file_only_once_the_download_succeeded(
         ok(run(server, "blobs", "delete", "bucket1", "cli-get-o.bin"))
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """``deltacloud blobs get ... | head -c 10``: once the reader has gone the command
+    stops, with no error on stderr and the status of a tool ended by SIGPIPE (141)."""
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(3 * 1024 * 1024))  # far more than a pipe holds
+    ok(run(server, "blobs", "put", "bucket1", str(source), "--name", "cli-pipe.bin"))
+    try:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
+        environment.update(
+            DELTACLOUD_TARGET=server.target,
+            DELTACLOUD_USERNAME=MOCK_USER[0],
+            DELTACLOUD_PASSWORD=MOCK_USER[1],
+        )
+        proc = subprocess.Popen(
+            [DELTACLOUD, "blobs", "get", "bucket1", "cli-pipe.bin"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10) == source.read_bytes()[:10]
+        proc.stdout.close()
+        status = proc.wait(timeout=60)
+        assert (status, proc.stderr.read().decode()) == (141, "")
+    finally:
+        ok(run(server, "blobs", "delete", "bucket1", "cli-pipe.bin"))
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [

@@ -94,8 +94,21 @@ class Cli(click.Group):
             fail(str(error))
         except ValueError as error:
             fail(str(error))
+        except BrokenPipeError:
+            # The reader has gone (`| head`): it took all it wanted. Quietly, with the
+            # status of a tool that SIGPIPE ended (128 + 13), as cat's in a pipeline.
+            _discard_stdout()
+            sys.exit(128 + 13)
         except OSError as error:
             fail(str(error))
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
