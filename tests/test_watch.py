@@ -646,6 +646,52 @@ def test_a_pushing_driver_delivers_changes_without_polling(
     ]
 
 
+def test_a_pushed_list_older_than_an_action_does_not_undo_it(
+    tmp_path: Path, test_drivers: list[str]
+) -> None:
+    """A push driver hands over each list some time after taking it (here 1.5 s: it heard
+    of a change, then asked its cloud). An instance destroyed in between is still in that
+    list; it is the list that is old, not the instance that came back: no START->RUNNING
+    for it, and no second end."""
+    server = ServerProcess(
+        tmp_path,
+        extra_args=[
+            "--watch-poll-interval",
+            "60",
+            "--watch-fast-poll-interval",
+            "60",
+            "--driver-option",
+            "pushy.listing_delay=1.5",
+        ],
+    ).start()
+    pushy = [("x-deltacloud-driver", "pushy"), *MD]
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            watcher = Watcher(channel, pushy)
+            time.sleep(0.3)
+            created = api.instances.CreateInstance(
+                instance_pb2.CreateInstanceRequest(image_id="any"), metadata=pushy
+            ).instances[0]
+            # It runs 0.3 s after the create; the list taken when the first one is handed
+            # over (1.5 s) shows it running, and is handed over at 3 s: destroy it between.
+            time.sleep(2.25)
+            api.instances.DeleteInstance(
+                instance_pb2.DeleteInstanceRequest(id=created.id), metadata=pushy
+            )
+            watcher.wait_for_events(3, timeout=5)
+            time.sleep(3.5)  # every list taken before the destroy has been handed over
+            events = watcher.events
+            watcher.cancel()
+    finally:
+        server.kill()
+    assert transitions(events) == [
+        (created.id, "START->PENDING", "CREATE"),
+        (created.id, "PENDING->RUNNING", "AUTOMATIC"),
+        (created.id, "RUNNING->FINISH", "DESTROY"),
+    ]
+
+
 def test_history_older_than_the_age_limit_is_revision_compacted(tmp_path: Path) -> None:
     server = start(tmp_path, "--journal-max-age", "0.5")
     try:
@@ -860,3 +906,56 @@ def test_journal_reads_never_wait_for_its_writer(tmp_path: Path) -> None:
     assert result == [[1, 2, 3, 4, 5]]
     assert journal.compacted(scope) == 0
     journal.close()
+
+
+def test_an_event_journaled_for_a_call_its_client_gave_up_reaches_every_stream(
+    tmp_path: Path,
+) -> None:
+    """A reboot whose client cancels while its event waits for the journal (its writer
+    held up, here by an outside transaction, as by a slow disk): the event is journaled all
+    the same, so live streams and resumes get it too, in order, and later events follow
+    it without a hole (it used to be journaled but left out of the server's memory:
+    streams skipped it and then spun at their last revision)."""
+    server = start(tmp_path)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+
+            def reboot() -> None:
+                api.instances.RebootInstance(
+                    instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD, timeout=10
+                )
+
+            live = Watcher(channel, MD, Request(after_revision=0))
+            reboot()
+            reboot()
+            live.wait_for_events(2)
+            db = sqlite3.connect(server.data_dir / "events.sqlite3", isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")  # the server's next append waits for this
+                given_up = api.instances.RebootInstance.future(
+                    instance_pb2.RebootInstanceRequest(id="inst0"), metadata=MD, timeout=10
+                )
+                time.sleep(0.5)  # rebooted; its event waits for the journal
+                given_up.cancel()
+                time.sleep(0.3)
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            reboot()
+            reboot()
+            events = live.wait_for_events(5)
+            live.cancel()
+            resumed = Watcher(channel, MD, Request(after_revision=2))
+            later = resumed.wait_for_events(3)
+            resumed.cancel()
+            # The server still answers at once (no stream spinning on the event loop).
+            began = time.monotonic()
+            api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="inst1"), metadata=MD)
+            answered = time.monotonic() - began
+    finally:
+        server.kill()
+    assert [e.revision for e in events] == [1, 2, 3, 4, 5]
+    assert [e.revision for e in later] == [3, 4, 5]
+    assert transitions(events) == [("inst0", "RUNNING->RUNNING", "REBOOT")] * 5
+    assert answered < 2.0

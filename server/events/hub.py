@@ -210,6 +210,9 @@ class ScopeHub:
         self._acting: dict[str, int] = {}
         self._creating = 0
         self._resync = False  # an observation was skipped for an action: look again after
+        #: A pushed list passed over instances (actions of ours were under way or came
+        #: after the list was taken): the push will not say it again, so list them.
+        self._look_again = False
         self._soon = False  # an action asked for the next poll at the fast interval
         #: Coroutines holding this hub (EventHub.use): it is not evicted while held.
         self.users = 0
@@ -225,7 +228,12 @@ class ScopeHub:
         if not self.ring or cursor < self.ring[0].revision - 1:
             return None
         start = cursor - self.ring[0].revision + 1
-        return self.ring[start : start + limit]
+        batch = self.ring[start : start + limit]
+        if not batch or batch[0].revision != cursor + 1:
+            # Not one run of revisions (never, while every append is published): the journal
+            # says what follows, rather than a wrong batch or none (a subscriber spinning).
+            return None
+        return batch
 
     async def fill_ring(self) -> None:
         """After a restart (or an idle scope's eviction) the ring holds only what happened
@@ -314,12 +322,42 @@ class ScopeHub:
         known: Mapping[str, instance_pb2.Instance | None],
         baselined: bool,
     ) -> list[instance_pb2.InstanceEvent]:
-        """Journal, then publish. Caller holds self.lock."""
+        """Journal, then publish. Caller holds self.lock.
+
+        Once the write is handed to the journal's thread it commits whatever becomes of the
+        caller, so what it changes here is done whatever becomes of the caller too: a caller
+        cancelled meanwhile (its client gave up) waits for the write, publishes it, and only
+        then is cancelled, still holding the lock. Otherwise the journal would hold events
+        the ring and ``known`` lack: a hole in every live stream, and a transition observed
+        (and journaled) twice."""
         if not events and not known and baselined == self.baselined:
             return []
-        stored = await self.hub.in_writer(
-            self.hub.journal.append, self.key, events, dict(known), baselined or self.baselined
+        write = asyncio.ensure_future(
+            self.hub.in_writer(
+                self.hub.journal.append, self.key, events, dict(known), baselined or self.baselined
+            )
         )
+        cancelled = False
+        while True:
+            try:
+                stored = await asyncio.shield(write)
+                break
+            except asyncio.CancelledError:
+                if write.done():  # the write itself was cancelled: nothing to publish
+                    raise
+                cancelled = True
+        published = self._publish(stored, known, baselined)
+        if cancelled:
+            raise asyncio.CancelledError()
+        return published
+
+    def _publish(
+        self,
+        stored: list[instance_pb2.InstanceEvent],
+        known: Mapping[str, instance_pb2.Instance | None],
+        baselined: bool,
+    ) -> list[instance_pb2.InstanceEvent]:
+        """Take in what the journal now holds: the states known, the ring, the head."""
         self.baselined = self.baselined or baselined
         now = time.monotonic()
         for instance_id, instance in known.items():
@@ -442,15 +480,16 @@ class ScopeHub:
             for instance in instances:
                 seen.add(instance.id)
                 if self._known_at.get(instance.id, float("-inf")) > started:
+                    self._look_again = True
                     continue
                 if instance.id in self._acting:
-                    self._resync = True
+                    self._resync = self._look_again = True
                     continue
                 known = self.known.get(instance.id)
                 if instance.state != FINISH:
                     known = _alive(known)
                 if known is None and self._creating:
-                    self._resync = True
+                    self._resync = self._look_again = True
                     complete = False
                     continue  # perhaps the instance a create under way is making
                 if known is None:
@@ -464,10 +503,13 @@ class ScopeHub:
                 else:
                     self.known[instance.id] = instance  # fresher details, same state
             for instance_id, known in list(self.known.items()):
-                if instance_id in seen or self._known_at.get(instance_id, float("-inf")) > started:
+                if instance_id in seen:
+                    continue
+                if self._known_at.get(instance_id, float("-inf")) > started:
+                    self._look_again = True
                     continue
                 if instance_id in self._acting:
-                    self._resync = True
+                    self._resync = self._look_again = True
                     continue
                 if known.state != FINISH:
                     gone = _with_state(known, FINISH, self.machine)
@@ -507,6 +549,7 @@ class ScopeHub:
             return []
         driver, ctx = self._poll
         started = time.monotonic()
+        self._look_again = False  # this is the look
         # A deadline of its own: against a backend that stopped answering, the poll gives up
         # (and the monitor backs off) instead of waiting for the driver's longest timeout.
         ctx = CallContext(ctx.credentials, ctx.provider, started + POLL_DEADLINE)
@@ -556,12 +599,18 @@ class ScopeHub:
             return None
 
         def pump() -> None:
-            for models in driver.watch_instances(ctx, stop):
-                started = time.monotonic()
+            lists = iter(driver.watch_instances(ctx, stop))
+            while True:
+                # The list the driver hands over next was taken after this moment, perhaps
+                # well after (it may wait for the cloud's news, then ask the cloud), but
+                # perhaps well before it is handed over: taken as of now, an old list would
+                # undo what our actions did meanwhile.
+                asked = time.monotonic()
+                models = next(lists, None)
+                if models is None:
+                    return
                 instances = [convert.instance(i, self.machine) for i in models]
-                failed = asyncio.run_coroutine_threadsafe(
-                    observed(instances, started), loop
-                ).result()
+                failed = asyncio.run_coroutine_threadsafe(observed(instances, asked), loop).result()
                 if failed is not None:
                     raise failed
                 if stop.is_set():
@@ -583,7 +632,14 @@ class ScopeHub:
             while not self.hub.closing and not thread.done():
                 if self._should_stop():
                     break
-                await asyncio.wait({thread}, timeout=0.5)
+                if self._look_again and not self._acting and not self._creating:
+                    await self.poll_once()
+                self._kick.clear()
+                kicked: asyncio.Future[Any] = asyncio.ensure_future(self._kick.wait())
+                try:  # an action that ends kicks: a list passed over it is looked at again
+                    await asyncio.wait([thread, kicked], timeout=0.5)
+                finally:
+                    kicked.cancel()
         finally:
             stop.set()
         if thread.done():

@@ -1,6 +1,9 @@
 """PushyDriver: a test driver whose "cloud" pushes instance changes instead of being polled
 (``pushes_instance_changes``), and moves new instances from pending to running on its own
-after a short delay, on a timer thread, as a real cloud would."""
+after a short delay, on a timer thread, as a real cloud would.
+
+Option ``pushy.listing_delay`` (seconds, default 0): each pushed list is handed over that
+long after it was taken, as by a driver that hears of a change and then asks the cloud."""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class PushyDriver(BaseDriver):
         """
     )
     pushes_instance_changes: ClassVar[bool] = True
+    option_names: ClassVar[frozenset[str] | None] = frozenset({"listing_delay"})
 
     # The fake cloud: one per server process.
     _changed: ClassVar[threading.Condition] = threading.Condition()
@@ -91,4 +95,7 @@ class PushyDriver(BaseDriver):
                     continue
                 seen = self._version
                 snapshot = list(self._instances.values())
+            delay = float(self.config.options.get("listing_delay", 0))
+            if delay:
+                stop.wait(delay)
             yield snapshot
