@@ -16,7 +16,7 @@ import pytest
 from conftest import Api, ServerProcess
 from google.protobuf import empty_pb2
 
-from deltacloud.server.servicers.buckets import chunk_message
+from deltacloud.server.servicers.buckets import MAX_METADATA_BYTES, chunk_message
 from deltacloud.v1 import bucket_pb2 as pb
 from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
 from support import MD, downloads_while_replaced, failure, uploads_racing
@@ -550,6 +550,66 @@ def test_metadata_too_large_to_describe_the_blob_is_refused(tmp_path: Path) -> N
             assert content == b"content of blob 1"
     finally:
         server.kill()
+
+
+def test_metadata_over_8_kib_is_refused_at_upload_and_update(api: Api) -> None:
+    """At most 8 KiB of keys and values (UTF-8), as Azure and Cloud Storage take."""
+    fits = {"k": "v" * (MAX_METADATA_BYTES - 1)}
+    over = {"k": "é" * (MAX_METADATA_BYTES // 2)}  # 8 KiB of characters, 2 bytes each
+    upload(api, "bucket1", "meta-8k", b"x", user_metadata=fits)
+    update = pb.UpdateBlobMetadataRequest(bucket_id="bucket1", id="meta-8k", user_metadata=over)
+    with pytest.raises(grpc.RpcError) as updated:
+        api.buckets.UpdateBlobMetadata(update, metadata=MD)
+    uploaded = upload_error(api, [header("bucket1", "meta-8k-over", user_metadata=over)])
+    for refused in (updated.value, uploaded):
+        f = failure(refused)
+        assert (f.code, f.reason, f.metadata["limit"]) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "METADATA_TOO_LARGE",
+            str(MAX_METADATA_BYTES),
+        )
+    got = api.buckets.GetBlob(pb.GetBlobRequest(bucket_id="bucket1", id="meta-8k"), metadata=MD)
+    assert dict(got.user_metadata) == fits
+    api.buckets.DeleteBlob(pb.DeleteBlobRequest(bucket_id="bucket1", id="meta-8k"), metadata=MD)
+
+
+def test_a_request_with_a_huge_metadata_map_is_refused_without_stalling_the_server(
+    api: Api,
+) -> None:
+    """330,000 tiny entries (4 MiB): protobuf takes seconds to parse such a map, on the
+    event loop, for anyone, credentials or not, and every other call waited. They are
+    counted from the request's bytes and refused; other calls keep answering meanwhile."""
+    huge = {f"k{i}": "" for i in range(330_000)}
+    update = pb.UpdateBlobMetadataRequest(bucket_id="bucket1", id="blob1", user_metadata=huge)
+    first = pb.UploadBlobRequest(
+        header=pb.UploadBlobHeader(bucket_id="bucket1", blob_id="huge", user_metadata=huge)
+    )
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def other_calls() -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            api.buckets.GetBlob(pb.GetBlobRequest(bucket_id="bucket1", id="blob1"), metadata=MD)
+            latencies.append(time.monotonic() - began)
+            time.sleep(0.02)
+
+    prober = threading.Thread(target=other_calls)
+    prober.start()
+    try:
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as updated:
+                api.buckets.UpdateBlobMetadata(update)  # no credentials at all
+            for refused in (updated.value, upload_error(api, [first])):
+                f = failure(refused)
+                assert (f.code, f.reason) == (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "METADATA_TOO_LARGE",
+                )
+    finally:
+        stop.set()
+        prober.join()
+    assert latencies and max(latencies) < 1.5, latencies
 
 
 def test_a_content_type_over_255_characters_is_refused(api: Api) -> None:

@@ -464,9 +464,10 @@ def test_one_item_larger_than_a_message_is_resource_exhausted_with_error_info(
 def test_pages_near_the_message_limit_hold_what_fits_with_their_token(tmp_path: Path) -> None:
     """A page is cut where its items and the token for the rest fit in the largest message:
     one item that fits alone is served (a fixed 4 KiB kept for the token refused it, and
-    every page reaching it), and a long token is counted at its real size (ids of 1,000
-    characters make tokens of 16 KiB, more than was kept: the response broke the limit)."""
-    limit = 24_000
+    every page reaching it), and a long token is counted at its real size (ids of 400
+    characters make tokens of 6 KiB or more, more than was kept: the response broke the
+    limit)."""
+    limit = 9_500
     server = ServerProcess(tmp_path, extra_args=["--max-message-bytes", str(limit)]).start()
     try:
         with grpc.insecure_channel(server.target) as channel:
@@ -482,7 +483,7 @@ def test_pages_near_the_message_limit_hold_what_fits_with_their_token(tmp_path: 
                 )
 
             put("a-big", {"k": "v" * (limit - 1_500)})
-            long_ids = [f"b{n}-" + "\U0001d11e" * 1_000 for n in range(5)]
+            long_ids = [f"b{n}-" + "\U0001d11e" * 400 for n in range(5)]
             for blob_id in long_ids:
                 put(blob_id, {})
             sizes: list[int] = []

@@ -22,12 +22,13 @@ from deltacloud.v1 import (
     storage_volume_pb2_grpc,
 )
 
+from .. import wire
 from ..events.hub import EventHub
 from ..gateway import Gateway
 from ..pagination import PageTokens
 from ..requests import RequestLog
 from .addresses import AddressServicer
-from .buckets import BucketServicer
+from .buckets import MAX_METADATA_BYTES, BucketServicer, too_many_entries
 from .discovery import DiscoveryServicer
 from .firewalls import FirewallServicer
 from .hardware_profiles import HardwareProfileServicer
@@ -103,11 +104,16 @@ def _message_or_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], byte
 #: Streams that may write pre-serialized messages: one encoding shared by many subscribers
 #: (watch), or one copy of a blob's bytes instead of two (download).
 _PRESERIALIZED = {"InstanceService": ["WatchInstanceEvents"], "BucketService": ["DownloadBlob"]}
+#: Requests with a map field, counted from their bytes before they are parsed (server/wire.py):
+#: method -> the map's path of field numbers (UploadBlobRequest.header.user_metadata,
+#: UpdateBlobMetadataRequest.user_metadata).
+_GUARDED = {"BucketService": {"UploadBlob": (1, 4), "UpdateBlobMetadata": (3,)}}
 
 
 def _add(add: Callable[..., None], servicer: object, server: grpc.aio.Server, service: str) -> None:
-    methods = _PRESERIALIZED.get(service)
-    if not methods:
+    methods = _PRESERIALIZED.get(service, [])
+    guarded = _GUARDED.get(service, {})
+    if not methods and not guarded:
         add(servicer, server)
         return
     captured = _Captured()
@@ -119,6 +125,14 @@ def _add(add: Callable[..., None], servicer: object, server: grpc.aio.Server, se
         assert serialize is not None
         handlers[method] = handler._replace(  # type: ignore[attr-defined]
             response_serializer=_message_or_bytes(serialize)
+        )
+    for method, path in guarded.items():
+        handler = handlers[method]
+        parse = handler.request_deserializer
+        assert parse is not None
+        # Each key takes a byte at least: more entries than that many bytes never pass.
+        handlers[method] = handler._replace(  # type: ignore[attr-defined]
+            request_deserializer=wire.guarded(parse, path, MAX_METADATA_BYTES, too_many_entries)
         )
     full_name = f"deltacloud.v1.{service}"
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(full_name, handlers),))

@@ -18,6 +18,7 @@ from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
 from .. import convert
 from ..errors import ApiError, invalid_argument
 from ..rpc import Context, Servicer, require, unary
+from ..wire import TooManyEntries
 
 #: Bytes moved per hop between the event loop and a driver's thread, both ways: the chunk
 #: size of DownloadBlob, and how much of an upload is handed to the driver at once. Each
@@ -26,6 +27,10 @@ HOP_BYTES = 1024 * 1024
 #: The longest content type a blob may have (a MIME type's type and subtype are at most
 #: 127 characters each, RFC 6838), so a metadata update can count on it.
 MAX_CONTENT_TYPE = 255
+#: Bytes of user metadata (keys and values, UTF-8) a blob may carry: more than S3 (2 KB)
+#: takes, as much as Azure and Google Cloud Storage take (8 KiB). A bound, too, on what
+#: a request's metadata costs to parse, keep and describe on every read.
+MAX_METADATA_BYTES = 8192
 #: A DownloadBlobResponse's bytes besides its chunk's (the field's tag and length), with room.
 CHUNK_OVERHEAD = 16
 
@@ -69,7 +74,9 @@ class _Upload:
                 message = await anext(self.stream)
             except StopAsyncIteration:
                 return b"".join(parts), True, False
-            if message.WhichOneof("data") != "chunk":
+            if not isinstance(message, pb.UploadBlobRequest) or (
+                message.WhichOneof("data") != "chunk"
+            ):
                 return b"", True, True
             parts.append(message.chunk)
             size += len(message.chunk)
@@ -236,13 +243,15 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             first = await anext(request_iterator)
         except StopAsyncIteration:
             raise invalid_argument("INVALID_UPLOAD", "the upload stream was empty") from None
+        if isinstance(first, TooManyEntries):
+            raise first.error
         if first.WhichOneof("data") != "header":
             raise invalid_argument(
                 "INVALID_UPLOAD", "the first UploadBlobRequest must carry the header"
             )
         header = first.header
         require(header, "bucket_id", "blob_id")
-        check_metadata_keys(header.user_metadata)
+        check_metadata(header.user_metadata)
         if len(header.content_type) > MAX_CONTENT_TYPE:
             raise invalid_argument(
                 "INVALID_CONTENT_TYPE",
@@ -349,8 +358,10 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     async def UpdateBlobMetadata(
         self, request: pb.UpdateBlobMetadataRequest, context: Context
     ) -> pb.BlobMetadata:
+        if isinstance(request, TooManyEntries):
+            raise request.error
         require(request, "bucket_id", "id")
-        check_metadata_keys(request.user_metadata)
+        check_metadata(request.user_metadata)
         self._check_described(request.bucket_id, request.id, request.user_metadata)
         call = await self.gateway.open(context, "buckets", "update_blob_metadata")
         stored = await call.run(
@@ -362,10 +373,31 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         return pb.BlobMetadata(user_metadata=stored)
 
 
-def check_metadata_keys(metadata: Mapping[str, str]) -> None:
-    """A metadata key is a header name to most clouds (S3's x-amz-meta-*): an empty one, or
-    one with a control character, is refused for every driver, at upload as at update, so
-    a blob never holds metadata that could not be written back."""
+def metadata_too_large(size: int, unit: str = "bytes") -> ApiError:
+    """METADATA_TOO_LARGE: ``size`` bytes of keys and values (or, counted from a request's
+    bytes, more entries than MAX_METADATA_BYTES can hold: each key takes one at least)."""
+    return invalid_argument(
+        "METADATA_TOO_LARGE",
+        f"user_metadata holds {size} {unit}; at most {MAX_METADATA_BYTES} bytes of keys "
+        "and values (UTF-8) are allowed",
+        field="user_metadata",
+        limit=MAX_METADATA_BYTES,
+    )
+
+
+def too_many_entries(count: int) -> ApiError:
+    """The refusal of a request whose metadata has over MAX_METADATA_BYTES entries."""
+    return metadata_too_large(count, "entries or more")
+
+
+def check_metadata(metadata: Mapping[str, str]) -> None:
+    """At most MAX_METADATA_BYTES of keys and values; and a metadata key is a header name
+    to most clouds (S3's x-amz-meta-*): an empty one, or one with a control character, is
+    refused for every driver, at upload as at update, so a blob never holds metadata that
+    could not be written back."""
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise metadata_too_large(size)
     for key in metadata:
         if not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
             shown = key if len(key) <= 64 else key[:61] + "..."

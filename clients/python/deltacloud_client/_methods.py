@@ -688,11 +688,11 @@ class SyncMethods(SyncTransport):
         """BucketService.UpdateBlobMetadata: Replaces the user metadata of a blob (keys not given
         are removed) and returns the new metadata. NOT_FOUND if the bucket or blob does not
         exist; INVALID_ARGUMENT for a key that is empty or holds a control character
-        (INVALID_METADATA_KEY), metadata too large for the blob's description to fit in a
-        message (METADATA_TOO_LARGE), or a key the cloud does not accept; FAILED_PRECONDITION
-        (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata of so large a blob
-        (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced while its metadata was
-        updated.
+        (INVALID_METADATA_KEY), metadata over 8 KiB or too large for the blob's description to
+        fit in a message (METADATA_TOO_LARGE), or a key the cloud does not accept;
+        FAILED_PRECONDITION (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata
+        of so large a blob (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced
+        while its metadata was updated.
         """
         return self._call(
             UPDATE_BLOB_METADATA,
@@ -1706,11 +1706,11 @@ class AsyncMethods(AsyncTransport):
         """BucketService.UpdateBlobMetadata: Replaces the user metadata of a blob (keys not given
         are removed) and returns the new metadata. NOT_FOUND if the bucket or blob does not
         exist; INVALID_ARGUMENT for a key that is empty or holds a control character
-        (INVALID_METADATA_KEY), metadata too large for the blob's description to fit in a
-        message (METADATA_TOO_LARGE), or a key the cloud does not accept; FAILED_PRECONDITION
-        (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata of so large a blob
-        (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced while its metadata was
-        updated.
+        (INVALID_METADATA_KEY), metadata over 8 KiB or too large for the blob's description to
+        fit in a message (METADATA_TOO_LARGE), or a key the cloud does not accept;
+        FAILED_PRECONDITION (BLOB_TOO_LARGE_FOR_COPY) where the cloud cannot change the metadata
+        of so large a blob (S3: over 5 GiB), (BLOB_CHANGED) if the blob kept being replaced
+        while its metadata was updated.
         """
         return await self._call(
             UPDATE_BLOB_METADATA,

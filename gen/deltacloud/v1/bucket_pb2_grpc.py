@@ -151,8 +151,9 @@ class BucketServiceServicer:
         every following one a chunk (at most 1 MiB each is recommended; the server's message
         size limit applies). Returns the stored blob. INVALID_ARGUMENT if the first message is
         not a header, a later one is, the header lacks bucket_id or blob_id, a metadata key is
-        empty or holds a control character (INVALID_METADATA_KEY), the metadata would not let
-        the blob's description fit in a message (METADATA_TOO_LARGE), or content_length is set
+        empty or holds a control character (INVALID_METADATA_KEY), the metadata is over 8 KiB
+        or would not let the blob's description fit in a message (METADATA_TOO_LARGE), or
+        content_length is set
         and the bytes received differ; NOT_FOUND if the bucket does not
         exist. The Blob returned describes the version this upload stored, even when another
         upload replaced it at once.
@@ -188,8 +189,9 @@ class BucketServiceServicer:
     def UpdateBlobMetadata(self, request, context):
         """Replaces the user metadata of a blob (keys not given are removed) and returns the new
         metadata. NOT_FOUND if the bucket or blob does not exist; INVALID_ARGUMENT for a key
-        that is empty or holds a control character (INVALID_METADATA_KEY), metadata too large
-        for the blob's description to fit in a message (METADATA_TOO_LARGE), or a key the cloud
+        that is empty or holds a control character (INVALID_METADATA_KEY), metadata over 8 KiB
+        or too large for the blob's description to fit in a message (METADATA_TOO_LARGE), or a
+        key the cloud
         does not accept; FAILED_PRECONDITION (BLOB_TOO_LARGE_FOR_COPY) where the
         cloud cannot change the metadata of so large a blob (S3: over 5 GiB), (BLOB_CHANGED)
         if the blob kept being replaced while its metadata was updated.
