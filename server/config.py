@@ -36,6 +36,7 @@ class ServerConfig:
     workers: int = 32
     upload_workers: int = 64
     download_workers: int = 32
+    transfers_per_scope: int = 16
     poll_workers: int = 8
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace: float = 5.0
@@ -137,6 +138,15 @@ FLAGS = [
         "--download-workers",
         "32",
         "threads reading blob downloads from the cloud, a piece at a time, apart from --workers",
+        int,
+        positive=True,
+    ),
+    Flag(
+        "--transfers-per-scope",
+        "16",
+        "blob uploads, and downloads, one scope (driver, provider, credentials) may have in "
+        "progress at once; more wait their turn, so one user's stalled transfers cannot take "
+        "every upload worker, or hold memory without bound",
         int,
         positive=True,
     ),

@@ -19,7 +19,7 @@ from google.protobuf import empty_pb2
 from deltacloud.server.servicers.buckets import MAX_METADATA_BYTES, chunk_message
 from deltacloud.v1 import bucket_pb2 as pb
 from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
-from support import MD, downloads_while_replaced, failure, uploads_racing
+from support import ALICE, BOB, MD, downloads_while_replaced, failure, uploads_racing
 
 CHUNK = 64 * 1024
 
@@ -895,3 +895,64 @@ def test_an_upload_is_answered_with_the_version_it_stored_while_others_replace_i
     uploads, wrong = uploads_racing(api, MD, bucket, seconds=3)
     assert uploads > 20
     assert wrong == [], f"{len(wrong)} of {uploads} uploads answered with another's version"
+
+
+def test_a_users_stalled_transfers_wait_their_turn_and_take_nothing_from_others(
+    tmp_path: Path,
+) -> None:
+    """--transfers-per-scope 2 with 4 upload workers: bob's four uploads that stall after
+    their first byte hold two workers, the other two wait their turn, and alice's upload
+    goes through at once (every worker was bob's before); once bob's clients go on, all
+    four of his uploads are stored. A third download of bob's waits likewise while two of
+    his are not read, and starts once one of them ends."""
+    server = ServerProcess(
+        tmp_path, extra_args=["--transfers-per-scope", "2", "--upload-workers", "4"]
+    ).start()
+    go_on = threading.Event()
+
+    def stalled(blob_id: str) -> Iterator[pb.UploadBlobRequest]:
+        yield header("bob-bucket", blob_id)
+        yield pb.UploadBlobRequest(chunk=b"b")
+        go_on.wait(30)
+        yield pb.UploadBlobRequest(chunk=b"ob")
+
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for md, name in ((BOB, "bob-bucket"), (ALICE, "alice-bucket")):
+                api.buckets.CreateBucket(pb.CreateBucketRequest(name=name), metadata=md)
+            pending = [
+                api.buckets.UploadBlob.future(stalled(f"bob{i}"), metadata=BOB, timeout=60)
+                for i in range(4)
+            ]
+            time.sleep(1.0)  # all four have reached the server
+            stored = api.buckets.UploadBlob(
+                iter([header("alice-bucket", "a"), pb.UploadBlobRequest(chunk=b"alice")]),
+                metadata=ALICE,
+                timeout=10,
+            )
+            assert stored.content_length == 5
+            go_on.set()
+            done = sorted(f.result(timeout=30).id for f in pending)
+            assert done == ["bob0", "bob1", "bob2", "bob3"]
+
+            big = [header("bob-bucket", "big"), *chunks(os.urandom(8 * 1024 * 1024))]
+            api.buckets.UploadBlob(iter(big), metadata=BOB, timeout=30)
+            request = pb.DownloadBlobRequest(bucket_id="bob-bucket", id="big")
+            unread = [api.buckets.DownloadBlob(request, metadata=BOB, timeout=60) for _ in range(2)]
+            for stream in unread:
+                assert next(stream).HasField("blob")  # started, then never read again
+            third = api.buckets.DownloadBlob(request, metadata=BOB, timeout=60)
+            first: list[pb.DownloadBlobResponse] = []
+            reader = threading.Thread(target=lambda: first.append(next(third)))
+            reader.start()
+            reader.join(1.0)
+            assert not first, "a third download of the scope started while two were unread"
+            unread[0].cancel()
+            reader.join(10)
+            assert first and first[0].HasField("blob")
+            third.cancel()
+            unread[1].cancel()
+    finally:
+        go_on.set()
+        server.kill()

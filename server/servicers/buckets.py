@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
@@ -17,6 +18,7 @@ from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..errors import ApiError, invalid_argument
+from ..gateway import Call
 from ..rpc import Context, Servicer, require, unary
 from ..wire import TooManyEntries
 
@@ -160,7 +162,45 @@ def _take(chunks: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
     return b"".join(parts), True
 
 
+class _Slot:
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.users = 0
+
+
+class _Turns:
+    """Transfers in progress, per scope and kind: at most ``limit`` at once, the others wait
+    their turn (in order). A user whose uploads stall holds at most that many upload workers,
+    and one whose downloads are never read holds at most that many pieces in memory."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, _Slot] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, limit: int) -> AsyncIterator[None]:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot(limit)
+        slot.users += 1
+        try:
+            async with slot.semaphore:
+                yield
+        finally:
+            slot.users -= 1
+            if not slot.users:
+                del self._slots[key]
+
+
 class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._turns = _Turns()
+
+    def _turn(self, call: Call, kind: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """This call's turn among its scope's transfers of ``kind``."""
+        limit = self.gateway.config.transfers_per_scope
+        return self._turns.turn(f"{kind}/{self.events.key_of(call)}", limit)
+
     @unary
     async def ListBuckets(
         self, request: pb.ListBucketsRequest, context: Context
@@ -278,7 +318,8 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             content_length=expected,
         )
         try:
-            stored = await call.run(call.driver.put_blob, opts, pool="uploads")
+            async with self._turn(call, "upload"):
+                stored = await call.run(call.driver.put_blob, opts, pool="uploads")
         except asyncio.CancelledError:
             upload.cancel()  # the driver, still reading, must not store it
             raise
@@ -317,6 +358,12 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         require(request, "bucket_id", "id")
         call = await self.gateway.open(context, "buckets", "download_blob")
         await call.echo_first(context)
+        async with self._turn(call, "download"):
+            await self._download(call, request, context)
+
+    async def _download(
+        self, call: Call, request: pb.DownloadBlobRequest, context: Context
+    ) -> None:
         # One call: the header describes the version whose bytes follow.
         blob, chunks = await call.run(call.driver.open_blob, request.bucket_id, request.id)
         await context.write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
@@ -332,7 +379,9 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             )
             if len(data) <= largest:  # the usual case: one message
                 if data:
-                    await context.write(chunk_message(data))
+                    message = chunk_message(data)
+                    del data  # while the client takes its time, one copy is enough
+                    await context.write(message)
                 continue
             view = memoryview(data)  # a driver yielded a huge piece: keep messages small
             for start in range(0, len(data), piece):
