@@ -62,6 +62,12 @@ class PageTokens:
             )
         return cls(key)
 
+    def caller(self, user: str, password: str) -> str:
+        """Who a token is issued to, as part of its query: a keyed hash of the credentials
+        (the same on servers sharing --page-token-key; nothing to guess a password from)."""
+        mac = hmac.new(self._key, b"caller\0" + user.encode() + b"\0" + password.encode(), "sha256")
+        return mac.hexdigest()[:24]
+
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
 

@@ -141,13 +141,16 @@ class Servicer:
             # cursor, so that its own cursor says where the next page starts.
             size = fits
 
-    @staticmethod
-    def _query(call: Call, collection: str, filters: dict[str, object]) -> str:
+    def _query(self, call: Call, collection: str, filters: dict[str, object]) -> str:
+        """What a page token is issued for: the list (collection, filters), the cloud
+        (driver, provider) and the caller (another caller's token is refused)."""
+        creds = call.ctx.credentials
         return query_digest(
             {
                 "collection": collection,
                 "driver": call.driver.name,
                 "provider": call.ctx.provider,
+                "caller": self.tokens.caller(creds.user, creds.password),
                 "filters": {k: v for k, v in filters.items() if v not in (None, "")},
             }
         )

@@ -20,7 +20,7 @@ from deltacloud.v1 import common_pb2
 from deltacloud.v1 import instance_pb2 as inst_pb
 from deltacloud.v1 import key_pb2 as key_pb
 from deltacloud.v1 import realm_pb2 as realm_pb
-from support import MD, failure
+from support import ALICE, BOB, MD, failure
 
 KEY_NAMES = [f"key{n}" for n in range(1, 24)]
 
@@ -333,6 +333,20 @@ def test_token_reused_with_other_filters_is_invalid_page_token(keyed: Api) -> No
             lambda request=request: api.buckets.ListBlobs(request, metadata=MD)
         )
         assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
+
+
+def test_token_of_another_caller_is_invalid_page_token(fresh_api: Api) -> None:
+    """A token names its caller too: alice's token is refused to bob (it would have served
+    him his own list from alice's cursor), and still serves alice."""
+    for name in ("a1", "a2", "a3"):
+        fresh_api.keys.CreateKey(key_pb.CreateKeyRequest(name=name), metadata=ALICE)
+    request = key_pb.ListKeysRequest(page_size=1)
+    token = fresh_api.keys.ListKeys(request, metadata=ALICE).next_page_token
+    assert token
+    request.page_token = token
+    code, reason = page_error(lambda: fresh_api.keys.ListKeys(request, metadata=BOB))
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
+    assert [k.id for k in fresh_api.keys.ListKeys(request, metadata=ALICE).keys] == ["a2"]
 
 
 def test_token_of_another_server_is_invalid_page_token(keyed: Api, fresh_api: Api) -> None:
