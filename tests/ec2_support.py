@@ -81,6 +81,8 @@ class MotoServer:
     secret_key: str = SECRET_KEY
     #: Where moto's request recorder writes (see :meth:`recording`).
     recorder_log: Path | None = None
+    #: moto's stdout and stderr (each request, and the traceback of any 500).
+    log_path: Path | None = None
 
     @property
     def url(self) -> str:
@@ -99,13 +101,16 @@ class MotoServer:
             # moto serves this many requests unauthenticated, then checks every signature:
             # exactly the three that make the test account below.
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-        self.process = subprocess.Popen(
-            [str(MOTO_BIN), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+        # moto's own log: the traceback behind a 500 it answers is there, nowhere else.
+        self.log_path = amis.with_name(f"deltacloud-moto-{self.port}.log")
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(MOTO_BIN), "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

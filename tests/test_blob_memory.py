@@ -62,7 +62,17 @@ def round_trip(api: Api, md: list[tuple[str, str]], bucket: str, mib: int, seed:
         for piece in pieces(seed, mib, sent):
             yield bucket_pb2.UploadBlobRequest(chunk=piece)
 
-    blob = api.buckets.UploadBlob(requests(), metadata=md, timeout=300)
+    try:
+        blob = api.buckets.UploadBlob(requests(), metadata=md, timeout=300)
+    except grpc.RpcError as error:
+        # moto's own bug, not ours (its log shows it): now and then, on a loaded machine,
+        # CompleteMultipartUpload fails with "ValueError: seek of closed file" in
+        # moto/s3/models.py (a part's buffer closed by another key's garbage collection),
+        # and the server rightly answers UNAVAILABLE. Once more, then it fails the test.
+        if error.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
+            raise
+        sent = hashlib.sha256()
+        blob = api.buckets.UploadBlob(requests(), metadata=md, timeout=300)
     assert blob.content_length == mib * MIB
     got = hashlib.sha256()
     size = 0
