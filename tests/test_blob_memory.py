@@ -86,7 +86,9 @@ def round_trip(api: Api, md: list[tuple[str, str]], bucket: str, mib: int, seed:
     assert (size, got.hexdigest()) == (mib * MIB, sent.hexdigest())
 
 
-def check_memory_stays_flat(server: ServerProcess, md: list[tuple[str, str]]) -> None:
+def check_memory_stays_flat(
+    server: ServerProcess, md: list[tuple[str, str]], big_mib: int = BIG_MIB
+) -> None:
     assert server.process is not None
     channel = grpc.insecure_channel(server.target)
     try:
@@ -94,13 +96,13 @@ def check_memory_stays_flat(server: ServerProcess, md: list[tuple[str, str]]) ->
         api.buckets.CreateBucket(bucket_pb2.CreateBucketRequest(name="memory"), metadata=md)
         round_trip(api, md, "memory", WARM_UP_MIB, seed=1)
         before = peak_rss_mib(server.process.pid)
-        round_trip(api, md, "memory", BIG_MIB, seed=2)
+        round_trip(api, md, "memory", big_mib, seed=2)
         after = peak_rss_mib(server.process.pid)
     finally:
         channel.close()
     assert after - before < ALLOWED_GROWTH_MIB, (
         f"the server's peak RSS grew from {before:.0f} to {after:.0f} MiB while a "
-        f"{BIG_MIB} MiB blob went up and down"
+        f"{big_mib} MiB blob went up and down"
     )
 
 
@@ -112,10 +114,19 @@ def test_mock_server_memory_does_not_grow_with_blob_size(tmp_path: Path) -> None
         server.kill()
 
 
-def test_ec2_server_memory_does_not_grow_with_blob_size(moto: MotoServer, tmp_path: Path) -> None:
-    """Multipart uploads to S3 (8 MiB parts, four in flight) and streamed GETs, on moto."""
-    server = PlainServer(tmp_path, extra_args=server_flags(moto)).start()
+def test_ec2_server_memory_does_not_grow_with_blob_size(tmp_path: Path) -> None:
+    """Multipart uploads to S3 (8 MiB parts, four in flight) and streamed GETs, on moto:
+    a moto of its own, holding nothing else (in the suite's shared one, moto now and then
+    closed a part's buffer before CompleteMultipartUpload; see round_trip)."""
+    moto = MotoServer().start()
     try:
-        check_memory_stays_flat(server, metadata(ACCESS_KEY, SECRET_KEY, driver="ec2"))
+        server = PlainServer(tmp_path, extra_args=server_flags(moto)).start()
+        try:
+            # Half the mock's blob, still far more than the growth allowed: moto closes a
+            # part's buffer less often with fewer parts (see round_trip).
+            md = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2")
+            check_memory_stays_flat(server, md, big_mib=BIG_MIB // 2)
+        finally:
+            server.kill()
     finally:
-        server.kill()
+        moto.stop()
