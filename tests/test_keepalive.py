@@ -102,8 +102,14 @@ def test_a_client_may_ping_as_often_as_the_server_allows(tmp_path: Path) -> None
         server.kill()
 
 
+#: The watching clients below ping every second; a server refusing pings that often
+#: (--keepalive-min-client-interval is 10 s by default) would send them away (GOAWAY
+#: too_many_pings) and they would reconnect for that reason instead of the silence.
+PINGS_WELCOME = ["--keepalive-min-client-interval", "0.5"]
+
+
 def test_the_client_resumes_a_watch_whose_server_stopped_answering(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path).start()
+    server = ServerProcess(tmp_path, extra_args=PINGS_WELCOME).start()
     fast = (
         ("grpc.keepalive_time_ms", 1000),
         ("grpc.keepalive_timeout_ms", 1000),
@@ -120,8 +126,16 @@ def test_the_client_resumes_a_watch_whose_server_stopped_answering(tmp_path: Pat
                 rebooted: list[int] = []
 
                 def consume() -> None:
-                    for _message, events in watch.messages():
-                        ready.set()
+                    for message, events in watch.messages():
+                        # Ready once the snapshot is complete: a watch cut before that
+                        # takes its snapshot again, which shows the reboot's outcome, not
+                        # the REBOOT event looked for (on a slow machine the snapshot's
+                        # events and its end can come seconds apart).
+                        if (
+                            message.kind
+                            == instance_pb2.WatchInstanceEventsResponse.KIND_SNAPSHOT_COMPLETE
+                        ):
+                            ready.set()
                         if frozen.is_set():
                             rebooted.extend(
                                 e.revision
@@ -156,7 +170,7 @@ def test_the_node_client_resumes_a_watch_whose_server_stopped_answering(tmp_path
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not installed (Node.js 20+ is a setup requirement)")
-    server = ServerProcess(tmp_path).start()
+    server = ServerProcess(tmp_path, extra_args=PINGS_WELCOME).start()
     try:
         with Blackhole(server.port) as hole:
             watcher = subprocess.Popen(
@@ -175,13 +189,18 @@ def test_the_node_client_resumes_a_watch_whose_server_stopped_answering(tmp_path
                     daemon=True,
                 ).start()
                 assert lines.get(timeout=20) == "ready"
+                _reboot(server)  # seen live: the snapshot is complete
+                live = lines.get(timeout=20)
+                assert live.startswith("live "), live
                 hole.freeze()
                 _reboot(server)  # while the old connection is silent
                 watcher.stdin.write("frozen\n")
                 watcher.stdin.flush()
                 code = watcher.wait(timeout=20)
                 assert code == 0, watcher.stderr.read() if watcher.stderr else ""
-                assert lines.get(timeout=5).startswith("rebooted ")
+                rebooted = lines.get(timeout=5)
+                assert rebooted.startswith("rebooted "), rebooted
+                assert int(rebooted.split()[1]) > int(live.split()[1])
                 assert hole.connections >= 2  # it reconnected
             finally:
                 watcher.kill()

@@ -1,8 +1,9 @@
-'use strict';
 // Used by tests/test_keepalive.py: watch through TARGET with a 1 s keepalive, print "ready"
-// once the snapshot arrived, then print "rebooted <revision>" for the first REBOOT event of
-// inst0 that arrives after stdin says "frozen" (the test has silenced the connection and
-// rebooted inst0 meanwhile), and exit 0. Anything else: exit 1 with the error.
+// once the stream delivers, "live <revision>" for each REBOOT event of inst0 before stdin
+// says "frozen" (the test reboots once first: seeing it proves the snapshot complete, so a
+// resume continues after it instead of taking a new snapshot), then "rebooted <revision>"
+// for the first REBOOT event of inst0 after "frozen" (the test has silenced the connection
+// and rebooted inst0 meanwhile), and exit 0. Anything else: exit 1 with the error.
 
 const path = require('node:path');
 const readline = require('node:readline');
@@ -25,11 +26,14 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
       ready = true;
       console.log('ready');
     }
-    if (frozen && event.instance_id === 'inst0' && event.cause === 'EVENT_CAUSE_REBOOT') {
-      console.log(`rebooted ${event.revision}`);
-      client.close();
-      process.exit(0);
+    if (event.instance_id !== 'inst0' || event.cause !== 'EVENT_CAUSE_REBOOT') continue;
+    if (!frozen) {
+      console.log(`live ${event.revision}`);
+      continue;
     }
+    console.log(`rebooted ${event.revision}`);
+    client.close();
+    process.exit(0);
   }
 })().catch((error) => {
   console.error(error);
