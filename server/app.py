@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import resource
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -180,6 +182,9 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, [*SERVICE_NAMES, health.SERVICE_NAME])
     credentials = _credentials(config)
+    taken = addresses_in_use(config.listen)
+    if taken:
+        raise OSError(f"cannot listen on {config.listen}: {', '.join(taken)} in use")
     if credentials is None:
         port = server.add_insecure_port(config.listen)
     else:
@@ -210,6 +215,43 @@ async def start(config: ServerConfig, registry: DriverRegistry | None = None) ->
     return RunningServer(
         server, gateway, events, requests, health_servicer, port, lock, metrics_server
     )
+
+
+def addresses_in_use(listen: str) -> list[str]:
+    """The addresses of ``listen`` (HOST:PORT) that another socket listens on now. gRPC
+    binds every address a name stands for (both loopbacks for ``localhost``) and serves if
+    any one of them binds: with 127.0.0.1:P held by another process, ``localhost:P`` would
+    serve on ::1 alone, and clients dialling 127.0.0.1 would reach the other process. An
+    address this host does not have (no IPv6) is not in use: gRPC skips it, as it should.
+    Port 0 picks a free port, so nothing is in use."""
+    if listen.startswith("unix:"):
+        return []
+    host, _sep, port_text = listen.rpartition(":")
+    port = int(port_text)
+    host = host.removeprefix("[").removesuffix("]")
+    if port == 0:
+        return []
+    if host == "localhost":
+        candidates = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+    else:
+        try:
+            found = socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror:
+            return []  # gRPC refuses the name itself
+        candidates = list(dict.fromkeys((info[0], str(info[4][0])) for info in found))
+    taken = []
+    for family, address in candidates:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As gRPC's listeners: a port held only by closing connections is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    taken.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+    return taken
 
 
 def raise_open_files_limit() -> int:

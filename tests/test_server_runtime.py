@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import pytest
 from conftest import Api, ServerProcess
 from grpc_health.v1 import health_pb2
 
+from deltacloud.server.app import addresses_in_use
 from deltacloud.v1 import (
     bucket_pb2,
     common_pb2,
@@ -535,6 +537,43 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) 
     assert result.returncode == 1
     assert "is in use by another deltacloud-server" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_listen_address_held_by_another_process_stops_the_start(tmp_path: Path) -> None:
+    """gRPC serves ``localhost:P`` if either loopback binds: with 127.0.0.1:P taken it
+    served on ::1 alone and said "serving", while clients dialling 127.0.0.1:P reached the
+    other process."""
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = other.getsockname()[1]
+        result = start_server(tmp_path, "--listen", f"localhost:{port}")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"deltacloud-server: cannot listen on localhost:{port}: 127.0.0.1:{port} in use"
+    ]
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_addresses_in_use_names_each_loopback_held() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = other.getsockname()[1]
+        assert addresses_in_use(f"localhost:{port}") == [f"127.0.0.1:{port}"]
+        assert addresses_in_use(f"127.0.0.1:{port}") == [f"127.0.0.1:{port}"]
+        assert addresses_in_use("localhost:0") == []  # a port of its own: none is in use
+    # Free again (a listener's port closes at once: SO_REUSEADDR, as gRPC's).
+    assert addresses_in_use(f"localhost:{port}") == []
+    assert addresses_in_use("unix:/tmp/x.sock") == []
+    if _ipv6_loopback():
+        with socket.create_server(("::1", 0), family=socket.AF_INET6) as other:
+            port = other.getsockname()[1]
+            assert addresses_in_use(f"localhost:{port}") == [f"[::1]:{port}"]
+            assert addresses_in_use(f"[::1]:{port}") == [f"[::1]:{port}"]
 
 
 def test_a_bad_environment_value_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
