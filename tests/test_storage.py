@@ -8,7 +8,7 @@ import pytest
 from conftest import Api
 from google.protobuf import empty_pb2
 
-from deltacloud.v1 import instance_pb2
+from deltacloud.v1 import image_pb2, instance_pb2
 from deltacloud.v1 import storage_snapshot_pb2 as snap_pb
 from deltacloud.v1 import storage_volume_pb2 as pb
 from support import MD, failure
@@ -158,6 +158,39 @@ def test_create_volume_with_capacity_realm_name_and_description(api: Api) -> Non
     assert (vol.state, vol.instance_id, vol.device) == (Vol.STATE_AVAILABLE, "", "")
     assert volume(api, vol.id) == vol
     assert vol.id in volumes(api, realm_id="eu")
+
+
+@pytest.mark.parametrize("bad", ["two\nlines", "bell\x07", "x" * 256])
+@pytest.mark.parametrize("what", ["volume name", "snapshot name", "image name", "device"])
+def test_names_and_devices_with_control_characters_or_too_long_are_refused(
+    api: Api, what: str, bad: str
+) -> None:
+    """A line break in a name broke every table and log showing it; a name had no bound."""
+    calls = {
+        "volume name": (
+            api.volumes.CreateStorageVolume,
+            pb.CreateStorageVolumeRequest(capacity_gb=1, name=bad),
+        ),
+        "snapshot name": (
+            api.snapshots.CreateStorageSnapshot,
+            snap_pb.CreateStorageSnapshotRequest(storage_volume_id="vol1", name=bad),
+        ),
+        "image name": (
+            api.images.CreateImage,
+            image_pb2.CreateImageRequest(instance_id="inst0", name=bad),
+        ),
+        "device": (
+            api.volumes.AttachStorageVolume,
+            pb.AttachStorageVolumeRequest(id="vol1", instance_id="inst0", device=bad),
+        ),
+    }
+    before = (set(volumes(api)), set(snapshots(api)))
+    f = error_of(*calls[what])
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+    assert f.metadata["option"] == what.split()[-1]
+    assert bad not in f.message
+    assert (set(volumes(api)), set(snapshots(api))) == before
+    assert volume(api, "vol1").state == Vol.STATE_AVAILABLE
 
 
 def test_create_volume_without_realm_uses_the_first_realm(api: Api) -> None:

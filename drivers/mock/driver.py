@@ -141,6 +141,21 @@ def _check_name(option: str, value: str, pattern: re.Pattern[str] = _NAME) -> No
         )
 
 
+def _check_label(option: str, value: str, max_length: int = 255) -> None:
+    """A name shown to users but not used as an id (an image's, a volume's), or a device:
+    at most ``max_length`` characters, none of them a control character (a line break in a
+    name breaks every table and log that shows it). Empty is fine: the default applies."""
+    if len(value) > max_length:
+        raise ValidationError(
+            f"{option} is {len(value)} characters long; at most {max_length} are allowed",
+            metadata={"option": option, "max_length": max_length},
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError(
+            f"{option} must not contain control characters", metadata={"option": option}
+        )
+
+
 def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK_SIZE):
@@ -356,6 +371,7 @@ class MockDriver(BaseDriver):
 
     def create_image(self, ctx: CallContext, opts: m.CreateImage) -> m.Image:
         owner = self._owner(ctx)
+        _check_label("name", opts.name)
         with self._store.transaction() as tx:
             inst = self._instance_rec(tx, owner, opts.instance_id)
             if not inst.get("imageable", True):
@@ -597,15 +613,7 @@ class MockDriver(BaseDriver):
     def _check_instance_name(self, name: str) -> None:
         feature = self.feature("instances", "user_name")
         max_length = int(feature.constraints.get("max_length", "255")) if feature else 255
-        if len(name) > max_length:
-            raise ValidationError(
-                f"name is {len(name)} characters long; at most {max_length} are allowed",
-                metadata={"option": "name", "max_length": max_length},
-            )
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-            raise ValidationError(
-                "name must not contain control characters", metadata={"option": "name"}
-            )
+        _check_label("name", name, max_length)
 
     def _act(self, ctx: CallContext, instance_id: str, action: InstanceAction) -> m.Instance:
         """Run ``action``: inside one transaction, advance the instance, check that the
@@ -741,6 +749,7 @@ class MockDriver(BaseDriver):
         self, ctx: CallContext, opts: m.CreateStorageVolume
     ) -> m.StorageVolume:
         owner = self._owner(ctx)
+        _check_label("name", opts.name)
         if not opts.capacity_gb >= 0:
             raise ValidationError(
                 f"capacity must be positive, not {opts.capacity_gb}",
@@ -805,6 +814,7 @@ class MockDriver(BaseDriver):
         self, ctx: CallContext, volume_id: str, instance_id: str, device: str
     ) -> m.StorageVolume:
         owner = self._owner(ctx)
+        _check_label("device", device)
         if not device or device != device.strip():
             raise ValidationError(
                 f"device {device!r} is not a valid device name",
@@ -877,6 +887,7 @@ class MockDriver(BaseDriver):
         self, ctx: CallContext, opts: m.CreateStorageSnapshot
     ) -> m.StorageSnapshot:
         owner = self._owner(ctx)
+        _check_label("name", opts.name)
         with self._store.transaction() as tx:
             replayed = tokens.replay(tx, owner, ctx, "create_storage_snapshot", opts)
             if replayed is not None:
