@@ -621,27 +621,41 @@ def test_watch_stream_survives_concurrent_actions_without_gaps(
         assert sum(e.instance_id == f"inst{i}" for e in events) == 10
 
 
+PUSHY = [("x-deltacloud-driver", "pushy"), *MD]
+
+
+@contextlib.contextmanager
+def pushy_server(tmp_path: Path, *flags: str) -> Iterator[tuple[Api, Watcher]]:
+    """A server whose polls are so slow (60 s) they cannot explain a prompt event, only the
+    pushy test driver's push can; an API and a watcher of pushy's instances on it."""
+    server = ServerProcess(
+        tmp_path,
+        extra_args=["--watch-poll-interval", "60", "--watch-fast-poll-interval", "60", *flags],
+    ).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            watcher = Watcher(channel, PUSHY)
+            time.sleep(0.3)
+            try:
+                yield Api(channel), watcher
+            finally:
+                watcher.cancel()
+    finally:
+        server.kill()
+
+
+def _create_pushy(api: Api) -> instance_pb2.Instance:
+    return api.instances.CreateInstance(
+        instance_pb2.CreateInstanceRequest(image_id="any"), metadata=PUSHY
+    ).instances[0]
+
+
 def test_a_pushing_driver_delivers_changes_without_polling(
     tmp_path: Path, test_drivers: list[str]
 ) -> None:
-    # Polls so slow they cannot explain a prompt event: only the driver's push can.
-    server = ServerProcess(
-        tmp_path,
-        extra_args=["--watch-poll-interval", "60", "--watch-fast-poll-interval", "60"],
-    ).start()
-    pushy = [("x-deltacloud-driver", "pushy"), *MD]
-    try:
-        with grpc.insecure_channel(server.target) as channel:
-            api = Api(channel)
-            watcher = Watcher(channel, pushy)
-            time.sleep(0.3)
-            created = api.instances.CreateInstance(
-                instance_pb2.CreateInstanceRequest(image_id="any"), metadata=pushy
-            ).instances[0]
-            events = watcher.wait_for_events(2, timeout=5)
-            watcher.cancel()
-    finally:
-        server.kill()
+    with pushy_server(tmp_path) as (api, watcher):
+        created = _create_pushy(api)
+        events = watcher.wait_for_events(2, timeout=5)
     assert transitions(events) == [
         (created.id, "START->PENDING", "CREATE"),
         (created.id, "PENDING->RUNNING", "AUTOMATIC"),
@@ -655,38 +669,17 @@ def test_a_pushed_list_older_than_an_action_does_not_undo_it(
     of a change, then asked its cloud). An instance destroyed in between is still in that
     list; it is the list that is old, not the instance that came back: no START->RUNNING
     for it, and no second end."""
-    server = ServerProcess(
-        tmp_path,
-        extra_args=[
-            "--watch-poll-interval",
-            "60",
-            "--watch-fast-poll-interval",
-            "60",
-            "--driver-option",
-            "pushy.listing_delay=1.5",
-        ],
-    ).start()
-    pushy = [("x-deltacloud-driver", "pushy"), *MD]
-    try:
-        with grpc.insecure_channel(server.target) as channel:
-            api = Api(channel)
-            watcher = Watcher(channel, pushy)
-            time.sleep(0.3)
-            created = api.instances.CreateInstance(
-                instance_pb2.CreateInstanceRequest(image_id="any"), metadata=pushy
-            ).instances[0]
-            # It runs 0.3 s after the create; the list taken when the first one is handed
-            # over (1.5 s) shows it running, and is handed over at 3 s: destroy it between.
-            time.sleep(2.25)
-            api.instances.DeleteInstance(
-                instance_pb2.DeleteInstanceRequest(id=created.id), metadata=pushy
-            )
-            watcher.wait_for_events(3, timeout=5)
-            time.sleep(3.5)  # every list taken before the destroy has been handed over
-            events = watcher.events
-            watcher.cancel()
-    finally:
-        server.kill()
+    with pushy_server(tmp_path, "--driver-option", "pushy.listing_delay=1.5") as (api, watcher):
+        created = _create_pushy(api)
+        # It runs 0.3 s after the create; the list taken when the first one is handed
+        # over (1.5 s) shows it running, and is handed over at 3 s: destroy it between.
+        time.sleep(2.25)
+        api.instances.DeleteInstance(
+            instance_pb2.DeleteInstanceRequest(id=created.id), metadata=PUSHY
+        )
+        watcher.wait_for_events(3, timeout=5)
+        time.sleep(3.5)  # every list taken before the destroy has been handed over
+        events = list(watcher.events)
     assert transitions(events) == [
         (created.id, "START->PENDING", "CREATE"),
         (created.id, "PENDING->RUNNING", "AUTOMATIC"),
