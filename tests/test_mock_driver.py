@@ -901,6 +901,30 @@ def test_replacing_a_blob_swaps_content_and_removes_the_old_file(
     assert len(list((tmp_path / "mock" / "blobs").iterdir())) == 5
 
 
+def test_blob_files_no_record_names_are_removed_at_open_once_old(tmp_path: Path) -> None:
+    """A crash between an upload's rename into blobs/ and its commit (or between a delete's
+    commit and its unlink) left a file no blob names, for ever. An hour-old one goes at the
+    next open; a fresh one may be another process's upload about to commit: it stays."""
+    d = make_driver(tmp_path)
+    d.put_blob(MOCK, m.PutBlob("bucket1", "kept", iter([b"kept body"])))
+    d.close()
+    blobs = tmp_path / "mock" / "blobs"
+    named = sorted(p.name for p in blobs.iterdir())
+    old_orphan, fresh_orphan = blobs / ("0" * 32), blobs / ("f" * 32)
+    old_orphan.write_bytes(b"orphan")
+    fresh_orphan.write_bytes(b"about to be committed")
+    hours_ago = time.time() - 7200
+    os.utime(old_orphan, (hours_ago, hours_ago))
+    for name in named:  # named files as old: their age alone must not remove them
+        os.utime(blobs / name, (hours_ago, hours_ago))
+    d = make_driver(tmp_path)
+    try:
+        assert b"".join(d.get_blob_content(MOCK, "bucket1", "kept")) == b"kept body"
+        assert sorted(p.name for p in blobs.iterdir()) == sorted([*named, fresh_orphan.name])
+    finally:
+        d.close()
+
+
 def test_put_into_a_missing_bucket_reads_nothing(driver: MockDriver) -> None:
     pulled: list[bytes] = []
 

@@ -45,7 +45,10 @@ OTHER_WRITERS_LAG = 0.01
 #: This process's commits remembered for the read cache; past this many unread, it reads
 #: everything again instead.
 MAX_OWN_COMMITS = 10_000
-#: Temporary upload files older than this are leftovers of a crash and are removed at open.
+#: Temporary upload files older than this are leftovers of a crash and are removed at open;
+#: so are blob files no record names (a crash between an upload's rename into blobs/ and
+#: its commit, or between a delete's commit and its unlink). The age spares a file another
+#: process sharing the directory has just renamed into place and is about to commit.
 STALE_UPLOAD_SECONDS = 3600.0
 
 _SCHEMA = """
@@ -289,6 +292,7 @@ class Store:
                     (str(time.time()), SCHEMA_VERSION),
                 )
             conn.execute("COMMIT")
+            self._remove_orphan_blob_files(conn)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -300,6 +304,19 @@ class Store:
     def _remove_stale_uploads(self) -> None:
         now = time.time()
         for path in self.tmp_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                    path.unlink()
+
+    def _remove_orphan_blob_files(self, conn: sqlite3.Connection) -> None:
+        named = {
+            _load(data).get("file")
+            for (data,) in conn.execute("SELECT data FROM objects WHERE kind='blob'")
+        }
+        now = time.time()
+        for path in self.blob_dir.iterdir():
+            if path.name in named:
+                continue
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime > STALE_UPLOAD_SECONDS:
                     path.unlink()
