@@ -37,6 +37,7 @@ class ServerConfig:
     upload_workers: int = 64
     download_workers: int = 32
     transfers_per_scope: int = 16
+    transfer_idle_timeout: float = 60.0
     poll_workers: int = 8
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace: float = 5.0
@@ -148,6 +149,15 @@ FLAGS = [
         "progress at once; more wait their turn, so one user's stalled transfers cannot take "
         "every upload worker, or hold memory without bound",
         int,
+        positive=True,
+    ),
+    Flag(
+        "--transfer-idle-timeout",
+        "60",
+        "seconds an upload may go without a message from its client, or a download without "
+        "its client taking one, before the server ends it (DEADLINE_EXCEEDED, TRANSFER_IDLE) "
+        "and gives back its turn and its worker",
+        float,
         positive=True,
     ),
     Flag(

@@ -956,3 +956,62 @@ def test_a_users_stalled_transfers_wait_their_turn_and_take_nothing_from_others(
     finally:
         go_on.set()
         server.kill()
+
+
+def test_a_transfer_whose_client_stalls_ends_and_gives_back_its_turn(tmp_path: Path) -> None:
+    """--transfer-idle-timeout 1 with one transfer per scope: an upload whose client stops
+    sending ends DEADLINE_EXCEEDED (TRANSFER_IDLE), stores nothing, and the next upload of
+    the scope goes on; a download whose client stops reading ends too, and the next
+    download of the scope starts. Before, each held its turn and its worker for as long as
+    its client kept the call open."""
+    server = ServerProcess(
+        tmp_path, extra_args=["--transfer-idle-timeout", "1", "--transfers-per-scope", "1"]
+    ).start()
+    go_on = threading.Event()
+
+    def stalled() -> Iterator[pb.UploadBlobRequest]:
+        yield header("bucket1", "stalled")
+        yield pb.UploadBlobRequest(chunk=b"half")
+        go_on.wait(30)
+
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as err:
+                api.buckets.UploadBlob(stalled(), metadata=MD, timeout=30)
+            took = time.monotonic() - started
+            f = failure(err.value)
+            assert (f.code, f.reason) == (grpc.StatusCode.DEADLINE_EXCEEDED, "TRANSFER_IDLE")
+            assert f.metadata["idle_seconds"] == "1"
+            assert took < 10, f"the stalled upload ended after {took:.1f} s"
+            go_on.set()
+            missing = failure_of(api, pb.GetBlobRequest(bucket_id="bucket1", id="stalled"))
+            assert missing == grpc.StatusCode.NOT_FOUND
+            # The scope's one turn is free again.
+            data = os.urandom(8 * 1024 * 1024)
+            stored = api.buckets.UploadBlob(
+                iter([header("bucket1", "big"), *chunks(data)]), metadata=MD, timeout=30
+            )
+            assert stored.content_length == len(data)
+
+            request = pb.DownloadBlobRequest(bucket_id="bucket1", id="big")
+            unread = api.buckets.DownloadBlob(request, metadata=MD, timeout=60)
+            assert next(unread).HasField("blob")  # started, then not read for a while
+            time.sleep(3)
+            second = api.buckets.DownloadBlob(request, metadata=MD, timeout=30)
+            assert b"".join(r.chunk for r in second) == data  # the turn was given back
+            with pytest.raises(grpc.RpcError) as err:
+                for _ in unread:
+                    pass
+            f = failure(err.value)
+            assert (f.code, f.reason) == (grpc.StatusCode.DEADLINE_EXCEEDED, "TRANSFER_IDLE")
+    finally:
+        go_on.set()
+        server.kill()
+
+
+def failure_of(api: Api, request: pb.GetBlobRequest) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as err:
+        api.buckets.GetBlob(request, metadata=MD)
+    return err.value.code()

@@ -50,12 +50,35 @@ CANCEL_GRACE = 0.05
 ANNOUNCED_CANCEL_GRACE = 0.005
 
 
+def misplaced_header() -> ApiError:
+    return invalid_argument(
+        "INVALID_UPLOAD",
+        "every UploadBlobRequest after the first must carry a chunk (one carried a header, "
+        "or nothing)",
+    )
+
+
+def transfer_idle(idle: float, what: str) -> ApiError:
+    """The end of a transfer whose client did nothing for ``idle`` seconds."""
+    return ApiError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "TRANSFER_IDLE",
+        f"the {what} stalled: its client {'sent' if what == 'upload' else 'took'} nothing "
+        f"for {idle:g} s (--transfer-idle-timeout)",
+        {"idle_seconds": f"{idle:g}"},
+    )
+
+
 class _Upload:
     """The request stream of one UploadBlob, and whether the call was cancelled."""
 
-    def __init__(self, stream: AsyncIterator[pb.UploadBlobRequest], context: Context) -> None:
+    def __init__(
+        self, stream: AsyncIterator[pb.UploadBlobRequest], context: Context, idle: float
+    ) -> None:
         self.stream = stream
         self.context = context
+        #: Seconds the client may send nothing before the upload ends (TRANSFER_IDLE).
+        self.idle = idle
         self._cancelled = asyncio.Event()
 
     def cancel(self) -> None:
@@ -66,23 +89,26 @@ class _Upload:
     # they report: a task of the loop ending in an exception is reported by asyncio as
     # unhandled when the server stops while it runs.
 
-    async def gather(self, limit: int) -> tuple[bytes, bool, bool]:
+    async def gather(self, limit: int) -> tuple[bytes, bool, ApiError | None]:
         """Read upload messages until ``limit`` bytes or the end; returns (bytes, ended,
-        whether a message other than the first carried a header)."""
+        the error that ends the upload: a message other than the first carried a header,
+        or the client sent nothing for ``idle`` seconds)."""
         parts: list[bytes] = []
         size = 0
         while size < limit:
             try:
-                message = await anext(self.stream)
+                message = await asyncio.wait_for(anext(self.stream), self.idle)
             except StopAsyncIteration:
-                return b"".join(parts), True, False
+                return b"".join(parts), True, None
+            except TimeoutError:
+                return b"", True, transfer_idle(self.idle, "upload")
             if not isinstance(message, pb.UploadBlobRequest) or (
                 message.WhichOneof("data") != "chunk"
             ):
-                return b"", True, True
+                return b"", True, misplaced_header()
             parts.append(message.chunk)
             size += len(message.chunk)
-        return b"".join(parts), False, False
+        return b"".join(parts), False, None
 
     async def ended_by_cancel(self, grace: float) -> bool:
         """Whether the end of the stream was the client's cancel."""
@@ -101,13 +127,9 @@ class _Upload:
         ended = False
         while not ended:
             future = asyncio.run_coroutine_threadsafe(self.gather(HOP_BYTES), loop)
-            data, ended, misplaced_header = future.result()
-            if misplaced_header:
-                raise invalid_argument(
-                    "INVALID_UPLOAD",
-                    "every UploadBlobRequest after the first must carry a chunk (one carried "
-                    "a header, or nothing)",
-                )
+            data, ended, problem = future.result()
+            if problem is not None:
+                raise problem
             received += len(data)
             if data:
                 yield data
@@ -308,7 +330,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
             )
         call = await self.gateway.open(context, "buckets", "put_blob")
         expected = header.content_length if header.HasField("content_length") else None
-        upload = _Upload(request_iterator, context)
+        upload = _Upload(request_iterator, context, self.gateway.config.transfer_idle_timeout)
         opts = m.PutBlob(
             bucket_id=header.bucket_id,
             blob_id=header.blob_id,
@@ -366,7 +388,16 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> None:
         # One call: the header describes the version whose bytes follow.
         blob, chunks = await call.run(call.driver.open_blob, request.bucket_id, request.id)
-        await context.write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
+        idle = self.gateway.config.transfer_idle_timeout
+
+        async def write(message: pb.DownloadBlobResponse | bytes) -> None:
+            # A client that takes nothing for `idle` seconds gives back its turn.
+            try:
+                await asyncio.wait_for(context.write(message), idle)
+            except TimeoutError:
+                raise transfer_idle(idle, "download") from None
+
+        await write(pb.DownloadBlobResponse(blob=convert.blob(blob)))
         # Messages within the server's largest (--max-message-bytes may be set under the
         # 1 MiB of a hop: a blob it let in must come out too).
         limit = self.gateway.config.max_message_bytes
@@ -381,11 +412,11 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
                 if data:
                     message = chunk_message(data)
                     del data  # while the client takes its time, one copy is enough
-                    await context.write(message)
+                    await write(message)
                 continue
             view = memoryview(data)  # a driver yielded a huge piece: keep messages small
             for start in range(0, len(data), piece):
-                await context.write(chunk_message(view[start : start + piece]))
+                await write(chunk_message(view[start : start + piece]))
 
     @unary
     async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:

@@ -155,8 +155,9 @@ class BucketServiceServicer:
         or would not let the blob's description fit in a message (METADATA_TOO_LARGE), or
         content_length is set
         and the bytes received differ; NOT_FOUND if the bucket does not
-        exist. The Blob returned describes the version this upload stored, even when another
-        upload replaced it at once.
+        exist; DEADLINE_EXCEEDED (reason TRANSFER_IDLE) if the client sent nothing for the
+        server's idle limit (60 s by default), and nothing is stored. The Blob returned
+        describes the version this upload stored, even when another upload replaced it at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,7 +167,8 @@ class BucketServiceServicer:
         """Downloads a blob: the first message carries the Blob description, every following one
         a chunk of content, in order; the description is of the version whose bytes follow,
         even when the blob is replaced meanwhile. NOT_FOUND if the bucket or blob does not
-        exist.
+        exist; DEADLINE_EXCEEDED (reason TRANSFER_IDLE) if the client took nothing for the
+        server's idle limit (60 s by default).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
