@@ -71,3 +71,63 @@ def test_a_poll_that_began_before_an_instance_went_does_not_bring_it_back(
             convert.instance(m.Instance(id="X", state=InstanceState.FINISH), MACHINE).state,
         )
     ]
+
+
+def test_a_stream_cut_during_its_snapshot_names_no_revision_to_resume_after(
+    tmp_path: Path,
+) -> None:
+    """Snapshot events stand at the snapshot's revision, but a snapshot cut short lists only
+    some instances: a client resuming after that revision would miss the others for good.
+    A cut (here the server's shutdown) while the snapshot is being written must name no
+    last_revision, and say to watch again as at first. (Through a real server this needs a
+    snapshot of many megabytes, which gRPC otherwise buffers whole.)"""
+    from deltacloud.server.errors import ApiError
+    from deltacloud.server.events.subscription import Subscription
+    from deltacloud.v1 import instance_pb2
+
+    instances = {
+        f"inst{i}": convert.instance(
+            m.Instance(id=f"inst{i}", name="x" * 200, state=InstanceState.RUNNING), MACHINE
+        )
+        for i in range(400)
+    }
+
+    class Context:
+        """A client that takes the first message, then reads no more."""
+
+        def __init__(self) -> None:
+            self.written = 0
+            self.blocked = asyncio.Event()
+
+        async def write(self, message: object) -> None:
+            if self.written:
+                self.blocked.set()
+                await asyncio.Event().wait()
+            self.written += 1
+
+    async def scenario() -> ApiError:
+        config = ServerConfig(data_dir=tmp_path, max_message_bytes=64 * 1024)
+        hub = EventHub(Gateway(config), tmp_path, EventSettings())
+        scope = ScopeHub(hub, "scope", MockDriver, head=7, baselined=True, known=dict(instances))
+
+        async def listed() -> list[instance_pb2.Instance]:
+            return list(instances.values())
+
+        scope.poll_once = listed  # type: ignore[method-assign]
+        scope.keep_watching = lambda call: None  # type: ignore[method-assign]
+        context = Context()
+        request = instance_pb2.WatchInstanceEventsRequest(initial_snapshot=True)
+        subscription = Subscription(hub, scope, None, request, context)  # type: ignore[arg-type]
+        task = asyncio.create_task(subscription.run())
+        await asyncio.wait_for(context.blocked.wait(), 10)
+        subscription.cut("shutdown")
+        try:
+            await asyncio.wait_for(task, 10)
+        except ApiError as error:
+            return error
+        raise AssertionError("the cut stream ended without an error")
+
+    error = asyncio.run(scenario())
+    assert error.reason == "SERVER_SHUTTING_DOWN"
+    assert "last_revision" not in error.metadata
+    assert "watch again as at first" in error.message

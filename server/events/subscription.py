@@ -41,21 +41,30 @@ def _revision_of(
     return last if len(sending) == len(matching) else sending[-1].revision
 
 
-def _shutting_down(cursor: int) -> ApiError:
+def _resume_with(cursor: int | None) -> str:
+    """How to go on after a cut: after the revision delivered, or as at first when none
+    was (None: the stream was cut before its start, or while its initial snapshot was
+    being sent, whose events stand at no revision one could resume after: the instances
+    not sent yet would be missed)."""
+    if cursor is None:
+        return "no position was delivered: watch again as at first (with initial_snapshot if asked)"
+    return f"resume with after_revision={cursor}"
+
+
+def _shutting_down(cursor: int | None) -> ApiError:
     return ApiError(
         grpc.StatusCode.UNAVAILABLE,
         "SERVER_SHUTTING_DOWN",
-        f"the server is shutting down; resume with after_revision={cursor}",
+        f"the server is shutting down; {_resume_with(cursor)}",
         {"last_revision": cursor},
     )
 
 
-def _too_slow(cursor: int, buffer: int) -> ApiError:
+def _too_slow(cursor: int | None, buffer: int) -> ApiError:
     return ApiError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "SUBSCRIBER_TOO_SLOW",
-        f"the subscriber fell more than {buffer} events behind; "
-        f"resume with after_revision={cursor}",
+        f"the subscriber fell more than {buffer} events behind; {_resume_with(cursor)}",
         {"last_revision": cursor},
     )
 
@@ -120,7 +129,11 @@ class Subscription:
         self.states = _states(request.states)
         self.interval = self._interval()
         self.cursor = 0
-        self.delivered = 0
+        #: The revision of the last message whose write completed; None while an initial
+        #: snapshot is being sent (a cut then has no revision to resume after).
+        self.delivered: int | None = (
+            request.after_revision if request.HasField("after_revision") else None
+        )
         self.live = False
         self.cut_reason: str | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -198,7 +211,8 @@ class Subscription:
         """Write one message (or its serialized bytes); ``delivered`` follows the writes
         that completed, so a cut reports a revision the client really has."""
         await self.context.write(message)
-        self.delivered = self.cursor
+        if self.delivered is not None:
+            self.delivered = self.cursor
 
     async def _start_position(self) -> None:
         request, scope = self.request, self.scope
@@ -268,6 +282,7 @@ class Subscription:
                 for i in sorted(instances, key=lambda i: i.id)
             ]
             events = [e for e in events if self.matches(e)]
+            self.delivered = None  # until the snapshot is complete
             sent = 0
             while sent < len(events):
                 chunk, data = self._fitting(
@@ -276,6 +291,7 @@ class Subscription:
                 await self.send(data)
                 sent += len(chunk)
             await self.send(self.scope.message(Response.KIND_SNAPSHOT_COMPLETE, self.cursor))
+            self.delivered = self.cursor
             return
         self.cursor = scope.head
 

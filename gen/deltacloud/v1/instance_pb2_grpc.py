@@ -190,7 +190,8 @@ class InstanceServiceServicer:
         journal keeps (re-list, then watch without after_revision or with initial_snapshot);
         RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW) if the subscriber falls too far behind;
         UNAVAILABLE (SERVER_SHUTTING_DOWN) when the server stops. These last two carry the
-        last revision delivered in ErrorInfo metadata last_revision: resume after it.
+        last revision delivered in ErrorInfo metadata last_revision: resume after it (none
+        when the stream was cut during its initial snapshot: watch again as at first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
