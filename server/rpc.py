@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import grpc
 
 from deltacloud.drivers import COLLECTIONS, filter_on
-from deltacloud.drivers.registry import UnknownDriverError
 
 from .context import parse_metadata
 from .errors import ApiError, abort, invalid_argument, to_api_error
@@ -77,7 +76,9 @@ class Servicer:
         try:
             requested = parse_metadata(context.invocation_metadata(), credentials=False)
             cls, provider = self.gateway.resolve_names(requested.driver, requested.provider)
-        except (ApiError, UnknownDriverError):
+        except Exception:
+            # Best effort: the error it goes with is being answered (a driver whose
+            # accepts_provider raised must not turn that answer into UNKNOWN).
             return {}
         return {"driver": cls.name, "provider": provider}
 

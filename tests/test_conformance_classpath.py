@@ -16,7 +16,7 @@ import pytest
 from conftest import Api, ServerProcess
 
 from deltacloud.drivers.conformance import DriverConformance
-from deltacloud.v1 import instance_pb2
+from deltacloud.v1 import instance_pb2, realm_pb2
 from support import failure, metadata
 
 CLASSPATH = Path(__file__).parent / "drivers" / "classpath"
@@ -90,6 +90,23 @@ def test_a_create_or_action_answering_the_wrong_type_is_named(sloppy: Api) -> No
     )
     assert code == grpc.StatusCode.INTERNAL and created.id
     assert f"sloppy.destroy_instance('{first}') returned None" in message
+
+
+def test_a_driver_raising_while_it_checks_a_provider_is_an_internal_error_not_unknown(
+    sloppy: Api,
+) -> None:
+    """The refusal's echo of the driver and provider resolved the provider again, and the
+    driver's exception escaped from the error handling itself: UNKNOWN, with the
+    exception's type and text in the message."""
+    with pytest.raises(grpc.RpcError) as caught:
+        sloppy.realms.ListRealms(
+            realm_pb2.ListRealmsRequest(),
+            metadata=metadata("anyone", "anything", driver="sloppy", provider="explode"),
+            timeout=10,
+        )
+    f = failure(caught.value)
+    assert (f.code, f.reason) == (grpc.StatusCode.INTERNAL, "INTERNAL")
+    assert "reference" in f.message and "ValueError" not in f.message
 
 
 def test_the_kit_fails_a_driver_whose_get_answers_another_instance(tmp_path: Path) -> None:

@@ -164,6 +164,11 @@ def test_an_unknown_region_is_refused_and_endpoint_providers_need_permission(ec2
         grpc.StatusCode.PERMISSION_DENIED,
         "PROVIDER_ENDPOINT_NOT_ALLOWED",
     )
+    # Endpoints no URL parser takes (an unclosed IPv6 bracket raised ValueError: UNKNOWN).
+    for endpoint in ("http://[::1", "http://host:port", "http://:80", "ftp://host"):
+        md = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider=f"us-east-1@{endpoint}")
+        f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
+        assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")
 
 
 def test_missing_credentials_are_unauthenticated(ec2_api: Api) -> None:

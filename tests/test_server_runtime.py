@@ -122,6 +122,12 @@ def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Pat
         # A typo left the default silently in force (with ec2, AWS's own endpoint).
         (["mock.pending_dely=0.5"], "unknown driver option mock.pending_dely; mock reads"),
         (["ec2.endpoint_ur=http://127.0.0.1:1"], "unknown driver option ec2.endpoint_ur"),
+        # Accepted, then every call failed INTERNAL.
+        (["ec2.endpoint_url=notaurl"], "ec2.endpoint_url must be an http:// or https:// URL"),
+        (["ec2.endpoint_url.eu-west-1=http://[::1"], "ec2.endpoint_url.eu-west-1 must be an"),
+        # A typo meant off; too small a part was raised to 5MiB without a word.
+        (["ec2.provider_endpoints=allw"], "ec2.provider_endpoints must be one of 1, true"),
+        (["ec2.multipart_part_size=1MiB"], "ec2.multipart_part_size must be at least 5MiB"),
     ],
 )
 def test_malformed_driver_options_fail_at_start_with_one_clear_line(

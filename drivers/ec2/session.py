@@ -26,6 +26,8 @@ from .clients import AwsCredentials, shared_cache
 DEFAULT_REGION = "us-east-1"
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
 MIB = 1024 * 1024
+#: S3 refuses a part under 5 MiB (but the last).
+MIN_PART_SIZE = 5 * MIB
 
 
 def _regions() -> list[str]:
@@ -73,8 +75,28 @@ def _count(name: str, text: str | None, default: int) -> int:
     return value
 
 
-def _flag(text: str | None) -> bool:
-    return (text or "").strip().lower() in ("1", "true", "yes", "allow", "on")
+_YES = ("1", "true", "yes", "allow", "on")
+_NO = ("", "0", "false", "no", "deny", "off")
+
+
+def _flag(name: str, text: str | None) -> bool:
+    value = (text or "").strip().lower()
+    if value not in _YES + _NO:
+        raise ValueError(
+            f"ec2.{name} must be one of {', '.join(_YES)} or {', '.join(v for v in _NO if v)}, "
+            f"not {text!r}"
+        )
+    return value in _YES
+
+
+def endpoint_url_ok(url: str) -> bool:
+    """Whether ``url`` is an endpoint boto3 can use: http or https, a host, a numeric port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:  # "http://[::1": an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class EC2Base(BaseDriver, abstract=True):
@@ -122,8 +144,7 @@ class EC2Base(BaseDriver, abstract=True):
             return False
         if not url:
             return True
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.netloc)
+        return endpoint_url_ok(url)
 
     @classmethod
     def default_provider(cls) -> str:
@@ -134,8 +155,11 @@ class EC2Base(BaseDriver, abstract=True):
         options = config.options
         self.region, provider_url = split_provider(provider)
         self._provider_url = provider_url
-        self._allow_provider_urls = _flag(options.get("provider_endpoints"))
+        self._allow_provider_urls = _flag("provider_endpoints", options.get("provider_endpoints"))
         self._endpoints = {k: v for k, v in options.items() if k.startswith("endpoint_url")}
+        for key, url in self._endpoints.items():
+            if not endpoint_url_ok(url):  # else every call would fail INTERNAL
+                raise ValueError(f"ec2.{key} must be an http:// or https:// URL, not {url!r}")
         self.endpoint = self.endpoint_for(self.region)
         self.image_owners = [
             o.strip() for o in (options.get("image_owners") or "self").split(",") if o.strip()
@@ -150,14 +174,15 @@ class EC2Base(BaseDriver, abstract=True):
         self.multipart_threshold = _size(
             "multipart_threshold", options.get("multipart_threshold"), 8 * MIB
         )
+        part_size = options.get("multipart_part_size")
         self.part_size = max(
-            _size(
-                "multipart_part_size",
-                options.get("multipart_part_size"),
-                self.multipart_threshold,
-            ),
-            5 * MIB,
+            _size("multipart_part_size", part_size, self.multipart_threshold), MIN_PART_SIZE
         )
+        if part_size and _size("multipart_part_size", part_size, 0) < MIN_PART_SIZE:
+            raise ValueError(
+                f"ec2.multipart_part_size must be at least 5MiB (S3's smallest part), "
+                f"not {part_size!r}"
+            )
         self.multipart_concurrency = _count(
             "multipart_concurrency", options.get("multipart_concurrency"), 4
         )

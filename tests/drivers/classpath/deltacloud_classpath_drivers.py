@@ -5,8 +5,9 @@ conformance kit with ``driver_path``.
 finish on its own, the guide's OpenStack-like machine) and which has no images: the kit must
 pass it. ``Sloppy`` makes the mistakes a driver author makes: its get_instance answers the
 first instance whatever the id, its destroy_instance answers nothing, its create_instance
-answers one Instance instead of a list when asked for ``sloppy-one``; the server must say
-so, not serve them as right.
+answers one Instance instead of a list when asked for ``sloppy-one``, its accepts_provider
+raises for a provider named ``explode...``; the server must say so, not serve them as
+right.
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ class Sloppy(OpenStacky):
     name: ClassVar[str] = "sloppy"
     description: ClassVar[str] = "Answers the wrong things"
     features = {"instances": (Feature("user_name"),)}
+
+    @classmethod
+    def accepts_provider(cls, provider: str) -> bool:
+        if provider.startswith("explode"):
+            raise ValueError("a driver bug")
+        return super().accepts_provider(provider)
 
     def get_instance(self, ctx: CallContext, instance_id: str) -> m.Instance:
         return self.list_instances(ctx, {})[0]  # whatever the id
