@@ -100,12 +100,30 @@ def to_api_error(exc: BaseException, context_metadata: Mapping[str, str]) -> Api
     )
 
 
+#: An error's message and each ErrorInfo metadata value are clipped to these (characters):
+#: both travel in trailing metadata (the message twice: grpc-message and the status
+#: details), which gRPC clients refuse past 16 KiB. A 10,000-character id echoed in a
+#: NOT_FOUND reached the client as RESOURCE_EXHAUSTED without ErrorInfo.
+MAX_ERROR_MESSAGE = 1024
+MAX_ERROR_VALUE = 512
+
+
+def clip(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters and saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def to_status(error: ApiError) -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    metadata = {key: clip(value, MAX_ERROR_VALUE) for key, value in error.metadata.items()}
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(
-        code=getattr(code_pb2, error.code.name), message=error.message, details=[detail]
+        code=getattr(code_pb2, error.code.name),
+        message=clip(error.message, MAX_ERROR_MESSAGE),
+        details=[detail],
     )
     return rpc_status.to_status(status)
 

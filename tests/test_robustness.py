@@ -17,6 +17,7 @@ from conftest import Api, ServerProcess
 
 from deltacloud.drivers.conformance.watching import Watcher
 from deltacloud.v1 import (
+    bucket_pb2,
     common_pb2,
     instance_pb2,
     key_pb2,
@@ -287,3 +288,25 @@ def test_errors_carry_error_info_even_for_unexpected_input(proc: ServerProcess) 
             api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="\x00" * 10), metadata=MD)
         f = failure(caught.value)
         assert f.code == grpc.StatusCode.NOT_FOUND and f.domain == "deltacloud"
+
+
+def test_an_error_echoing_a_huge_id_still_carries_error_info(proc: ServerProcess) -> None:
+    """The id is echoed in the message and in ErrorInfo, both in trailing metadata: with a
+    10,000-character id they passed gRPC's 16 KiB and the client got RESOURCE_EXHAUSTED
+    ("received metadata size exceeds hard limit") without ErrorInfo. Both are clipped."""
+    huge = "i" * 10_000
+    with grpc.insecure_channel(proc.target) as channel:
+        api = Api(channel)
+        calls = [
+            (api.instances.GetInstance, instance_pb2.GetInstanceRequest(id=huge)),
+            (api.keys.GetKey, key_pb2.GetKeyRequest(id=huge)),
+            (api.buckets.GetBlob, bucket_pb2.GetBlobRequest(bucket_id=huge, id=huge)),
+            (api.volumes.GetStorageVolume, storage_volume_pb2.GetStorageVolumeRequest(id=huge)),
+        ]
+        for call, request in calls:
+            with pytest.raises(grpc.RpcError) as caught:
+                call(request, metadata=MD)
+            f = failure(caught.value)
+            assert f.code == grpc.StatusCode.NOT_FOUND, (call, f)
+            assert len(f.message) < 2_000 and "more characters" in f.message
+            assert all(len(value) < 1_000 for value in f.metadata.values())
