@@ -7,6 +7,7 @@ import asyncio
 import functools
 import importlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -237,6 +238,29 @@ def require(request: Any, *fields: str) -> None:
     for name in fields:
         if not getattr(request, name):
             raise invalid_argument("MISSING_FIELD", f"{name} is required", field=name)
+
+
+#: Characters no name may hold: C0 controls, DEL, and the noncharacters U+FFFE/U+FFFF.
+#: Clouds that answer in XML (EC2, S3) cannot even send them back: a name with one was
+#: stored, and every later list of its collection failed to parse.
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f\ufffe\uffff]")
+#: Descriptions may break lines (tab, line feed, carriage return), nothing else of those.
+_NOT_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def check_text(request: Any, names: Sequence[str] = (), texts: Sequence[str] = ()) -> None:
+    """INVALID_ARGUMENT (INVALID_TEXT) naming the first field of ``names`` holding a control
+    character, or of ``texts`` (descriptions) one other than a line break or tab."""
+    for fields, pattern in ((names, _NOT_IN_NAMES), (texts, _NOT_IN_TEXT)):
+        for name in fields:
+            found = pattern.search(getattr(request, name))
+            if found is not None:
+                raise invalid_argument(
+                    "INVALID_TEXT",
+                    f"{name} must not contain control characters (U+{ord(found.group()):04X} "
+                    f"at position {found.start()})",
+                    field=name,
+                )
 
 
 def _scope_metadata() -> dict[str, str]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -19,9 +20,13 @@ from deltacloud.drivers.conformance.watching import Watcher
 from deltacloud.v1 import (
     bucket_pb2,
     common_pb2,
+    firewall_pb2,
+    image_pb2,
     instance_pb2,
     key_pb2,
+    load_balancer_pb2,
     realm_pb2,
+    storage_snapshot_pb2,
     storage_volume_pb2,
 )
 from support import ALICE, BOB, MD, failure
@@ -310,3 +315,98 @@ def test_an_error_echoing_a_huge_id_still_carries_error_info(proc: ServerProcess
             assert f.code == grpc.StatusCode.NOT_FOUND, (call, f)
             assert len(f.message) < 2_000 and "more characters" in f.message
             assert all(len(value) < 1_000 for value in f.metadata.values())
+
+
+def _text_requests(api: Api, name: str, description: str) -> list[tuple[str, Any, Any]]:
+    """Every create that takes a name (and a description), given these."""
+    listener = load_balancer_pb2.Listener(
+        protocol="HTTP", load_balancer_port=80, instance_port=8080
+    )
+    return [
+        (
+            "instance",
+            api.instances.CreateInstance,
+            instance_pb2.CreateInstanceRequest(image_id="img1", name=name),
+        ),
+        ("key", api.keys.CreateKey, key_pb2.CreateKeyRequest(name=name)),
+        ("bucket", api.buckets.CreateBucket, bucket_pb2.CreateBucketRequest(name=name)),
+        (
+            "firewall",
+            api.firewalls.CreateFirewall,
+            firewall_pb2.CreateFirewallRequest(name=name or "fw", description=description or "d"),
+        ),
+        (
+            "load balancer",
+            api.load_balancers.CreateLoadBalancer,
+            load_balancer_pb2.CreateLoadBalancerRequest(
+                name=name or "lb", realm_ids=["us"], listeners=[listener]
+            ),
+        ),
+        (
+            "image",
+            api.images.CreateImage,
+            image_pb2.CreateImageRequest(instance_id="inst0", name=name, description=description),
+        ),
+        (
+            "volume",
+            api.volumes.CreateStorageVolume,
+            storage_volume_pb2.CreateStorageVolumeRequest(
+                capacity_gb=1, name=name, description=description
+            ),
+        ),
+        (
+            "snapshot",
+            api.snapshots.CreateStorageSnapshot,
+            storage_snapshot_pb2.CreateStorageSnapshotRequest(
+                storage_volume_id="vol1", name=name, description=description
+            ),
+        ),
+        (
+            "device",
+            api.volumes.AttachStorageVolume,
+            storage_volume_pb2.AttachStorageVolumeRequest(
+                id="vol1", instance_id="inst0", device=name or "/dev/sdq"
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["bell\x07", "nul\x00", "esc\x1b[31m", "del\x7f", "x\ufffe"])
+def test_names_with_control_characters_are_refused_before_any_driver_work(
+    proc: ServerProcess, bad: str
+) -> None:
+    """Checked by the server for every driver: EC2 stored such a name (moto did), then
+    could not parse its own answers, and every list of that collection failed."""
+    with grpc.insecure_channel(proc.target) as channel:
+        api = Api(channel)
+        for what, call, request in _text_requests(api, bad, ""):
+            with pytest.raises(grpc.RpcError) as caught:
+                call(request, metadata=MD)
+            f = failure(caught.value)
+            assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TEXT"), what
+            assert f.metadata["field"] in ("name", "device"), what
+        for what, call, request in _text_requests(api, "", f"two\nlines {bad}"):
+            if "description" not in request.DESCRIPTOR.fields_by_name:
+                continue
+            with pytest.raises(grpc.RpcError) as caught:
+                call(request, metadata=MD)
+            f = failure(caught.value)
+            assert (f.code, f.metadata["field"]) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "description",
+            ), what
+
+
+def test_descriptions_may_break_lines(proc: ServerProcess) -> None:
+    with grpc.insecure_channel(proc.target) as channel:
+        api = Api(channel)
+        text = "first line\r\n\tsecond line\n"
+        made = api.firewalls.CreateFirewall(
+            firewall_pb2.CreateFirewallRequest(name="multi", description=text), metadata=MD
+        )
+        assert made.description == text
+        volume = api.volumes.CreateStorageVolume(
+            storage_volume_pb2.CreateStorageVolumeRequest(capacity_gb=1, description=text),
+            metadata=MD,
+        )
+        assert volume.description == text

@@ -19,7 +19,7 @@ from deltacloud.v1 import bucket_pb2_grpc as pb_grpc
 from .. import convert
 from ..errors import ApiError, invalid_argument
 from ..gateway import Call
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 from ..wire import TooManyEntries
 
 #: Bytes moved per hop between the event loop and a driver's thread, both ways: the chunk
@@ -243,6 +243,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     @unary
     async def CreateBucket(self, request: pb.CreateBucketRequest, context: Context) -> pb.Bucket:
         require(request, "name")
+        check_text(request, names=["name"])
         call = await self.gateway.open(context, "buckets", "create")
         if request.location:
             check_create_options(call.driver_class, "buckets", {"location": request.location})

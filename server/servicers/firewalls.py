@@ -10,7 +10,7 @@ from deltacloud.v1 import firewall_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..errors import invalid_argument
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 PROTOCOLS = ("tcp", "udp", "icmp")
 
@@ -41,6 +41,7 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
         self, request: pb.CreateFirewallRequest, context: Context
     ) -> pb.Firewall:
         require(request, "name", "description")
+        check_text(request, names=["name"], texts=["description"])
         call = await self.gateway.open(context, "firewalls", "create")
         opts = m.CreateFirewall(name=request.name, description=request.description)
         return convert.firewall(await call.run(call.driver.create_firewall, opts))

@@ -10,7 +10,7 @@ from deltacloud.v1 import image_pb2 as pb
 from deltacloud.v1 import image_pb2_grpc as pb_grpc
 
 from .. import convert
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 
 class ImageServicer(Servicer, pb_grpc.ImageServiceServicer):
@@ -38,6 +38,7 @@ class ImageServicer(Servicer, pb_grpc.ImageServiceServicer):
     @unary
     async def CreateImage(self, request: pb.CreateImageRequest, context: Context) -> pb.Image:
         require(request, "instance_id")
+        check_text(request, names=["name"], texts=["description"])
         call = await self.gateway.open(context, "images", "create")
         check_create_options(
             call.driver_class,

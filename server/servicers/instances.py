@@ -25,7 +25,7 @@ from .. import convert
 from ..errors import invalid_argument
 from ..events.subscription import Subscription
 from ..gateway import Call
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 MAX_INSTANCE_COUNT = 100
 
@@ -77,6 +77,7 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         self, request: pb.CreateInstanceRequest, context: Context
     ) -> pb.CreateInstanceResponse:
         require(request, "image_id")
+        check_text(request, names=["name"])
         if not 0 <= request.instance_count <= MAX_INSTANCE_COUNT:
             raise invalid_argument(
                 "INVALID_INSTANCE_COUNT",

@@ -10,7 +10,7 @@ from deltacloud.v1 import key_pb2 as pb
 from deltacloud.v1 import key_pb2_grpc as pb_grpc
 
 from .. import convert
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 
 class KeyServicer(Servicer, pb_grpc.KeyServiceServicer):
@@ -30,6 +30,7 @@ class KeyServicer(Servicer, pb_grpc.KeyServiceServicer):
     @unary
     async def CreateKey(self, request: pb.CreateKeyRequest, context: Context) -> pb.Key:
         require(request, "name")
+        check_text(request, names=["name"])
         call = await self.gateway.open(context, "keys", "create")
         if request.public_key:
             check_create_options(call.driver_class, "keys", {"public_key": request.public_key})

@@ -10,7 +10,7 @@ from deltacloud.v1 import load_balancer_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..errors import invalid_argument
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 
 class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
@@ -46,6 +46,7 @@ class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
         self, request: pb.CreateLoadBalancerRequest, context: Context
     ) -> pb.LoadBalancer:
         require(request, "name", "realm_ids", "listeners")
+        check_text(request, names=["name"])
         for listener in request.listeners:
             for name in ("load_balancer_port", "instance_port"):
                 port = getattr(listener, name)

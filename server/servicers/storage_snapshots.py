@@ -10,7 +10,7 @@ from deltacloud.v1 import storage_snapshot_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..gateway import Call
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 
 class StorageSnapshotServicer(Servicer, pb_grpc.StorageSnapshotServiceServicer):
@@ -50,6 +50,7 @@ class StorageSnapshotServicer(Servicer, pb_grpc.StorageSnapshotServiceServicer):
         self, request: pb.CreateStorageSnapshotRequest, context: Context
     ) -> pb.StorageSnapshot:
         require(request, "storage_volume_id")
+        check_text(request, names=["name"], texts=["description"])
         call = await self.gateway.open(context, "storage_snapshots", "create")
         opts = m.CreateStorageSnapshot(
             request.storage_volume_id, name=request.name, description=request.description

@@ -12,7 +12,7 @@ from deltacloud.v1 import storage_volume_pb2_grpc as pb_grpc
 from .. import convert
 from ..errors import invalid_argument
 from ..gateway import Call
-from ..rpc import Context, Servicer, require, unary
+from ..rpc import Context, Servicer, check_text, require, unary
 
 #: Larger than any cloud's volume (1 PiB); beyond it sizes stop being exact in drivers that
 #: keep them as floats.
@@ -60,6 +60,7 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
     async def CreateStorageVolume(
         self, request: pb.CreateStorageVolumeRequest, context: Context
     ) -> pb.StorageVolume:
+        check_text(request, names=["name"], texts=["description"])
         if not 0 <= request.capacity_gb <= MAX_CAPACITY_GB:
             raise invalid_argument(
                 "INVALID_CAPACITY",
@@ -108,6 +109,7 @@ class StorageVolumeServicer(Servicer, pb_grpc.StorageVolumeServiceServicer):
         self, request: pb.AttachStorageVolumeRequest, context: Context
     ) -> pb.StorageVolume:
         require(request, "id", "instance_id", "device")
+        check_text(request, names=["device"])
         call = await self.gateway.open(context, "storage_volumes", "attach")
         volume = await call.run(
             call.driver.attach_storage_volume, request.id, request.instance_id, request.device
