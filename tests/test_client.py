@@ -26,6 +26,7 @@ from deltacloud.client import (
     InstanceGone,
     NotFound,
     RetryPolicy,
+    RevisionAhead,
     RevisionCompacted,
     Unauthenticated,
     Unavailable,
@@ -191,6 +192,26 @@ def test_watch_from_compacted_history_raises_revision_compacted(tmp_path: Path) 
             revisions = [next(stream).revision, next(stream).revision]
             watch.close()
             assert revisions == [3, 4]
+    finally:
+        server.kill()
+
+
+def test_a_watch_ahead_of_a_lost_journal_takes_a_snapshot_again(tmp_path: Path) -> None:
+    """The server's journal was lost (or restored from an older backup): a client resuming
+    from a revision it kept, without the journal id, is ahead of the journal. Without a
+    snapshot asked for it raises RevisionAhead; with one it lists again and goes on."""
+    server = ServerProcess(tmp_path).start()
+    try:
+        with connect(server) as dc:
+            with pytest.raises(RevisionAhead) as raised:
+                next(iter(dc.watch(after_revision=15)))
+            assert raised.value.metadata["current_revision"] == "0"
+            watch = dc.watch(after_revision=15, initial_snapshot=True)
+            stream = iter(watch)
+            first = next(stream)
+            watch.close()
+            assert first.cause == instance_pb2.EVENT_CAUSE_SNAPSHOT
+            assert watch.state.relists == 1
     finally:
         server.kill()
 

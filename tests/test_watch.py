@@ -297,11 +297,17 @@ def test_snapshot_and_resume_together_are_refused(proc: ServerProcess, api: Api)
     assert failure(error).reason == "INVALID_WATCH_REQUEST"
 
 
-def test_resume_ahead_of_the_journal_is_invalid_argument(proc: ServerProcess, api: Api) -> None:
+def test_resume_ahead_of_the_journal_is_out_of_range(proc: ServerProcess, api: Api) -> None:
+    """A revision the journal never reached is another journal's (one lost or restored from
+    a backup, and no journal_id sent): OUT_OF_RANGE, which clients handle by listing again,
+    as for compaction. It was INVALID_ARGUMENT, which they raise."""
     error = Watcher(api.channel, MD, Request(after_revision=99)).wait_for_error()
     f = failure(error)
+    assert (f.code, f.reason) == (grpc.StatusCode.OUT_OF_RANGE, "REVISION_AHEAD")
+    assert (f.metadata["after_revision"], f.metadata["current_revision"]) == ("99", "0")
+    error = Watcher(api.channel, MD, Request(after_revision=-1)).wait_for_error()
+    f = failure(error)
     assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REVISION")
-    assert f.metadata["current_revision"] == "0"
 
 
 def test_watching_needs_valid_credentials(proc: ServerProcess, api: Api) -> None:

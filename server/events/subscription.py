@@ -238,12 +238,24 @@ class Subscription:
             after = request.after_revision
             if request.journal_id and request.journal_id != scope.journal_id:
                 raise _other_journal(request.journal_id, scope)
-            if after < 0 or after > scope.head:
+            if after < 0:
                 raise invalid_argument(
                     "INVALID_REVISION",
-                    f"after_revision {after} is outside 0..{scope.head} (the current revision)",
+                    f"after_revision {after} is negative",
                     after_revision=after,
                     current_revision=scope.head,
+                )
+            if after > scope.head:
+                # A revision this journal never reached: the client's is another journal's
+                # (one lost, restored from a backup, another server's) and it resumed
+                # without journal_id. As good as compacted: list again.
+                raise ApiError(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    "REVISION_AHEAD",
+                    f"after_revision {after} is ahead of this journal (its current revision "
+                    f"is {scope.head}): the revision is another journal's; list the instances "
+                    "again and watch from there (or watch with initial_snapshot)",
+                    {"after_revision": after, "current_revision": scope.head},
                 )
             compacted = await self.hub.in_reader(self.hub.journal.compacted, scope.key)
             if after < compacted:

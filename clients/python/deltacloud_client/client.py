@@ -194,8 +194,10 @@ class Client(SyncMethods):
         last revision seen, without duplicates. Raises RevisionCompacted when
         ``after_revision`` is older than the journal, JournalMismatch (a RevisionCompacted)
         when it is another journal's (``journal_id``: the one it was read from; the server
-        behind the address changed); with ``initial_snapshot`` it takes a new snapshot
-        instead of raising either (with ``after_revision`` too, it starts after that revision
+        behind the address changed), RevisionAhead (a RevisionCompacted) when the journal
+        never reached it (lost, restored from a backup, another server's, and no
+        ``journal_id`` to tell); with ``initial_snapshot`` it takes a new snapshot
+        instead of raising any of them (with ``after_revision`` too, it starts after that revision
         without a snapshot until it needs one). DeadlineExceeded after ``timeout``.
         ``max_resumes``: how many resumes in a row (no message between them) it makes before
         it raises the last error; None (the default) resumes for ever."""

@@ -97,6 +97,13 @@ class JournalMismatch(RevisionCompacted):
     and ``current_revision``."""
 
 
+class RevisionAhead(RevisionCompacted):
+    """A watch resumed from a revision the server's journal never reached (a journal lost or
+    restored from a backup, another server, and no ``journal_id`` sent to tell): as good as
+    compacted, list the instances again and watch from there. ``metadata`` holds
+    ``after_revision`` and ``current_revision``."""
+
+
 class Unimplemented(DeltacloudError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
@@ -177,6 +184,8 @@ def from_rpc_error(error: grpc.RpcError) -> DeltacloudError:
         cls = RevisionCompacted
     elif code == grpc.StatusCode.OUT_OF_RANGE and reason == "JOURNAL_MISMATCH":
         cls = JournalMismatch
+    elif code == grpc.StatusCode.OUT_OF_RANGE and reason == "REVISION_AHEAD":
+        cls = RevisionAhead
     exception = cls(
         message,
         code=code,
@@ -203,6 +212,7 @@ __all__ = [
     "OutOfRange",
     "PermissionDenied",
     "ResourceExhausted",
+    "RevisionAhead",
     "RevisionCompacted",
     "Unauthenticated",
     "Unavailable",

@@ -187,7 +187,9 @@ class InstanceServiceServicer:
         revision every progress_interval, so a client can save its position.
 
         Ends with OUT_OF_RANGE (REVISION_COMPACTED) if after_revision is older than the
-        journal keeps (re-list, then watch without after_revision or with initial_snapshot);
+        journal keeps, (REVISION_AHEAD) if the journal never reached it, (JOURNAL_MISMATCH) if
+        journal_id names another journal (re-list, then watch without after_revision or with
+        initial_snapshot);
         RESOURCE_EXHAUSTED (SUBSCRIBER_TOO_SLOW) if the subscriber falls too far behind;
         UNAVAILABLE (SERVER_SHUTTING_DOWN) when the server stops. These last two carry the
         last revision delivered in ErrorInfo metadata last_revision: resume after it (none
