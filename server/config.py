@@ -113,6 +113,8 @@ class Flag:
     help: str
     type: Callable[[str], Any] = str
     positive: bool = False
+    #: The default as --help shows it, when it is not a value (worked out at start).
+    shown: str | None = None
 
     @property
     def env(self) -> str:
@@ -124,8 +126,19 @@ MIB = 1024 * 1024
 FLAGS = [
     Flag("--listen", DEFAULT_LISTEN, "HOST:PORT to listen on; port 0 picks a free one"),
     Flag("--driver", "mock", "default driver"),
-    Flag("--provider", "", "default provider of the default driver (else the driver's own)"),
-    Flag("--data-dir", None, "where the mock driver and the event journal keep state", Path),
+    Flag(
+        "--provider",
+        "",
+        "default provider of the default driver",
+        shown="the driver's own, e.g. ec2's us-east-1",
+    ),
+    Flag(
+        "--data-dir",
+        None,
+        "where the mock driver and the event journal keep state",
+        Path,
+        shown="$XDG_DATA_HOME/deltacloud, or ~/.local/share/deltacloud",
+    ),
     Flag("--workers", "32", "threads running driver calls", int, positive=True),
     Flag(
         "--upload-workers",
@@ -246,9 +259,9 @@ FLAGS = [
         "--page-token-key",
         None,
         "file holding the key that signs page tokens (at least 16 bytes); give every server "
-        "behind one address the same, so a list's next page may be asked of any of them "
-        "(default: <data-dir>/page-token.key, made at first start)",
+        "behind one address the same, so a list's next page may be asked of any of them",
         Path,
+        shown="<data-dir>/page-token.key, made at first start",
     ),
     Flag(
         "--metrics-listen",
@@ -304,7 +317,8 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
             flag.name,
             type=flag.type,
             default=default,
-            help=f"{flag.help} (DELTACLOUD_{flag.env}; default {flag.default or 'none'})",
+            help=f"{flag.help} (DELTACLOUD_{flag.env}; default "
+            f"{flag.shown or flag.default or 'none'})",
         )
     p.add_argument("--version", action="version", version=version_line())
     p.add_argument(
