@@ -108,6 +108,27 @@ def test_generated_keys_are_random(fresh_api: Api) -> None:
     assert one.fingerprint != two.fingerprint
 
 
+@pytest.mark.parametrize(
+    "public_key",
+    [
+        "not a key",
+        "ssh-rsa",
+        "ssh-rsa !!!notbase64!!! me@host",
+        # The blob names another type than the line does.
+        f"ssh-ed25519 {base64.b64encode(struct.pack('>I', 7) + b'ssh-rsa').decode()} x",
+        "ssh-dss " + base64.b64encode(struct.pack(">I", 7) + b"ssh-dss").decode(),
+        ssh_rsa(b"\x01" * 32, "two") + "\n" + ssh_rsa(b"\x02" * 32, "lines"),
+    ],
+)
+def test_importing_what_is_not_an_openssh_public_key_is_refused(api: Api, public_key: str) -> None:
+    """EC2 refuses them (InvalidKey.Format); the mock stored any text but a NUL."""
+    request = key_pb2.CreateKeyRequest(name="imported", public_key=public_key)
+    f = failure(refusal(api.keys.CreateKey, request))
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+    assert f.metadata["option"] == "public_key"
+    assert key_ids(api) == ["test-key"]
+
+
 def test_imported_key_keeps_the_public_key_and_has_no_private_key(fresh_api: Api) -> None:
     public_key = ssh_rsa(bytes(range(255, -1, -1)), "me@laptop")
     created = fresh_api.keys.CreateKey(

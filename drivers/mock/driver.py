@@ -69,7 +69,7 @@ from . import records, tokens
 from .failures import raise_if_failing
 from .fixtures import HARDWARE_PROFILES, MOCK_PASSWORD, MOCK_USER, REALMS, instance_addresses
 from .fixtures import seed as seed_fixtures
-from .keys import fake_key_pair, fingerprint
+from .keys import KEY_TYPES, fake_key_pair, fingerprint, is_openssh_public_key
 from .store import Record, Snapshot, Store, Tx
 
 #: Size of the chunks get_blob_content yields.
@@ -693,9 +693,10 @@ class MockDriver(BaseDriver):
         private_pem = ""
         public_key = opts.public_key.strip()
         if public_key:
-            if len(public_key) > 16384 or "\x00" in public_key:
+            if len(public_key) > 16384 or not is_openssh_public_key(public_key):
                 raise ValidationError(
-                    "public_key is not a plausible public key",
+                    "public_key is not an OpenSSH public key (TYPE BASE64 [COMMENT], the type "
+                    f"one of {', '.join(sorted(KEY_TYPES))})",
                     metadata={"option": "public_key"},
                 )
         else:
