@@ -15,14 +15,19 @@ TEST_DRIVERS := tests/drivers/limited
 # The worked example of docs/writing-a-driver.md, a separate package like any cloud's driver.
 FOO_DRIVER   := examples/foo-driver
 
-$(STAMP): pyproject.toml $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml) \
+$(STAMP): pyproject.toml Makefile $(wildcard $(TEST_DRIVERS)/*.py $(TEST_DRIVERS)/pyproject.toml) \
 		$(wildcard $(FOO_DRIVER)/pyproject.toml $(FOO_DRIVER)/README.md \
 		$(FOO_DRIVER)/deltacloud_foo/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# Third-party-style drivers the tests use, installed like any driver package.
-	$(BIN)/pip install --quiet --no-deps $(TEST_DRIVERS)
+	# Third-party-style drivers only the tests use, installed like any driver package but
+	# apart ($(VENV)/test-drivers, put on the tests' path by tests/conftest.py): a server
+	# started by `make serve` does not offer them. (Removed from site-packages where an
+	# older setup put them.)
+	-$(BIN)/pip uninstall --quiet --yes deltacloud-limited-test-driver 2>/dev/null
+	rm -rf $(VENV)/test-drivers
+	$(BIN)/pip install --quiet --no-deps --target $(VENV)/test-drivers $(TEST_DRIVERS)
 	$(BIN)/pip install --quiet --no-deps $(FOO_DRIVER)
 	touch $@
 

@@ -3,6 +3,8 @@ generated stubs to talk to it, exactly as users do."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,6 +20,14 @@ from support import EXTRA_USERS
 __all__ = ["Api", "PlainServer", "ServerProcess"]
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where `make setup` installs the test drivers (limited, pushy), apart from the virtual
+#: environment's site-packages so that `make serve` does not offer them: on this process's
+#: path, and on the path of every server and tool the tests start.
+TEST_DRIVER_PATH = Path(sys.prefix) / "test-drivers"
+sys.path.insert(0, str(TEST_DRIVER_PATH))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(TEST_DRIVER_PATH), os.environ.get("PYTHONPATH")])
+)
 #: Short automatic-transition delays keep lifecycle tests fast.
 PENDING_DELAY = 0.3
 STOPPING_DELAY = 0.3
