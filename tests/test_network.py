@@ -302,6 +302,19 @@ def test_an_identical_rule_is_already_exists(api: Api) -> None:
         ({"protocol": "tcp", "port_from": -1, "port_to": 80}, "INVALID_PORT"),
         ({"protocol": "udp", "port_from": 90, "port_to": 80}, "INVALID_PORT_RANGE"),
         ({"protocol": "icmp", "port_from": -2, "port_to": -1}, "INVALID_PORT"),
+        # For icmp: a type and a code, each -1..255; every type takes every code.
+        ({"protocol": "icmp", "port_from": 256, "port_to": 0}, "INVALID_PORT"),
+        ({"protocol": "icmp", "port_from": 8, "port_to": 999}, "INVALID_PORT"),
+        ({"protocol": "icmp", "port_from": -1, "port_to": 0}, "INVALID_PORT"),
+        # A source setting neither field: ec2 stored the rule as nothing.
+        (
+            {"protocol": "tcp", "port_from": 1, "port_to": 2, "sources": [Source()]},
+            "INVALID_SOURCE",
+        ),
+        (
+            {"protocol": "tcp", "port_from": 1, "port_to": 2, "sources": [Source(cidr="")]},
+            "INVALID_SOURCE",
+        ),
         (
             {
                 "protocol": "tcp",
@@ -333,6 +346,23 @@ def test_bad_protocol_ports_or_cidr_are_invalid_argument_and_add_no_rule(
     )
     assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
     assert list(firewall(api, "strict").rules) == []
+
+
+def test_an_icmp_rule_takes_a_type_and_a_code(api: Api) -> None:
+    """Echo request is ICMP type 8, code 0: port_from 8, port_to 0, as the contract says.
+    It was refused INVALID_PORT_RANGE (port_from above port_to), as for a tcp range."""
+    create_firewall(api, "pingable", "echo only")
+    made = api.firewalls.CreateFirewallRule(
+        fw_pb.CreateFirewallRuleRequest(
+            firewall_id="pingable",
+            protocol="icmp",
+            port_from=8,
+            port_to=0,
+            sources=[Source(cidr="10.0.0.0/8")],
+        ),
+        metadata=MD,
+    )
+    assert [(r.protocol, r.port_from, r.port_to) for r in made.rules] == [("icmp", 8, 0)]
 
 
 def test_rule_naming_an_unknown_source_firewall_is_not_found(api: Api) -> None:

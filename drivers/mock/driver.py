@@ -1261,8 +1261,12 @@ class MockDriver(BaseDriver):
                 f"protocol {opts.protocol!r} is not one of {', '.join(_PROTOCOLS)}",
                 metadata={"option": "protocol", "value": opts.protocol},
             )
-        low = -1 if protocol == "icmp" else 0
-        if not (low <= opts.port_from <= opts.port_to <= 65535):
+        if protocol == "icmp":  # type and code, each -1 (all) to 255
+            valid = -1 <= opts.port_from <= 255 and -1 <= opts.port_to <= 255
+            valid = valid and (opts.port_from != -1 or opts.port_to == -1)
+        else:
+            valid = 0 <= opts.port_from <= opts.port_to <= 65535
+        if not valid:
             raise ValidationError(
                 f"ports {opts.port_from}..{opts.port_to} are not a valid range",
                 metadata={

@@ -69,18 +69,42 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
                 f"protocol {request.protocol!r} is not one of {', '.join(PROTOCOLS)}",
                 protocol=request.protocol,
             )
-        low = -1 if protocol == "icmp" else 0
-        for name in ("port_from", "port_to"):
-            port = getattr(request, name)
-            if not low <= port <= 65535:
+        for number, source in enumerate(request.sources):
+            if not getattr(source, source.WhichOneof("source") or "cidr"):
+                # A rule with it was stored as nothing (ec2) or open to all (earlier).
                 raise invalid_argument(
-                    "INVALID_PORT", f"{name}={port} is outside {low}..65535", field=name
+                    "INVALID_SOURCE",
+                    f"sources[{number}] sets neither cidr nor firewall_id",
+                    field="sources",
                 )
-        if request.port_from > request.port_to:
-            raise invalid_argument(
-                "INVALID_PORT_RANGE",
-                f"port_from {request.port_from} is above port_to {request.port_to}",
-            )
+        if protocol == "icmp":
+            # ICMP type and code, as the contract says: -1 (all) to 255 each, and all types
+            # take all codes. Echo request is type 8, code 0: no range, no order.
+            for name, what in (("port_from", "ICMP type"), ("port_to", "ICMP code")):
+                port = getattr(request, name)
+                if not -1 <= port <= 255:
+                    raise invalid_argument(
+                        "INVALID_PORT", f"{name}={port} ({what}) is outside -1..255", field=name
+                    )
+            if request.port_from == -1 and request.port_to != -1:
+                raise invalid_argument(
+                    "INVALID_PORT",
+                    f"port_from -1 (every ICMP type) takes port_to -1 (every code), not "
+                    f"{request.port_to}",
+                    field="port_to",
+                )
+        else:
+            for name in ("port_from", "port_to"):
+                port = getattr(request, name)
+                if not 0 <= port <= 65535:
+                    raise invalid_argument(
+                        "INVALID_PORT", f"{name}={port} is outside 0..65535", field=name
+                    )
+            if request.port_from > request.port_to:
+                raise invalid_argument(
+                    "INVALID_PORT_RANGE",
+                    f"port_from {request.port_from} is above port_to {request.port_to}",
+                )
         call = await self.gateway.open(context, "firewalls", "create_rule")
         opts = m.CreateFirewallRule(
             protocol=protocol,
