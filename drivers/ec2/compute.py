@@ -15,6 +15,7 @@ from deltacloud.drivers import (
     COLLECTIONS,
     ActionNotAllowedError,
     CallContext,
+    ConflictError,
     Filters,
     HardwareProfile,
     InstanceAction,
@@ -105,6 +106,8 @@ class Compute(EC2Base, abstract=True):
         super().__init__(*args, **kwargs)
         self._profiles: list[HardwareProfile] | None = None
         self._profiles_lock = threading.Lock()
+        #: The region's zone names, as last described (see _check_realm).
+        self._realm_ids: frozenset[str] = frozenset()
 
     def ec2(self, ctx: CallContext) -> Any:
         return self.client(ctx, "ec2")
@@ -123,6 +126,18 @@ class Compute(EC2Base, abstract=True):
             for z in zones
         ]
         return filter_on(realms, filters, *COLLECTIONS["realms"].filters)
+
+    def _check_realm(self, ctx: CallContext, realm_id: str) -> None:
+        """NOT_FOUND for a realm the region has no availability zone of: EC2 takes some
+        unknown zones (moto makes a volume in none, ELB fails). The zones are described once
+        and kept; a name not among them is looked up again before it is refused (a zone
+        opted into since)."""
+        if realm_id in self._realm_ids:
+            return
+        known = frozenset(r.id for r in self.list_realms(ctx, {}))
+        self._realm_ids = known
+        if realm_id not in known:
+            raise NotFoundError("realm", realm_id)
 
     # ---- hardware profiles: instance types, fetched once per region ---------------------
 
@@ -384,12 +399,17 @@ class Compute(EC2Base, abstract=True):
         if opts.user_data:
             params["UserData"] = opts.user_data  # botocore base64-encodes it
         if opts.firewall_ids:
+            if not all(opts.firewall_ids):
+                raise ValidationError(
+                    "firewall_ids holds an empty id",
+                    metadata={"option": "firewall_ids"},
+                )
             params["SecurityGroupIds"] = list(opts.firewall_ids)
         if opts.name:
             params["TagSpecifications"] = _tags(opts.name, kind="instance")
         if ctx.request_id:  # EC2 answers a retry with the first reservation
             params["ClientToken"] = ctx.request_id
-        register = getattr(self, "register_instance", None)
+        register = getattr(self, "_register_instances", None)
         if opts.load_balancer_id and register is not None:
             # Before anything runs: an unknown load balancer must not leave instances
             # nobody was told about.
@@ -404,8 +424,7 @@ class Compute(EC2Base, abstract=True):
             instance.state = InstanceState.PENDING
         if opts.load_balancer_id and register is not None:
             try:
-                for instance in created:
-                    register(ctx, opts.load_balancer_id, instance.id)
+                register(ctx, opts.load_balancer_id, [i.id for i in created])
             except Exception:
                 # The create answers an error: it must not leave instances running.
                 with contextlib.suppress(Exception):
@@ -549,6 +568,8 @@ class Compute(EC2Base, abstract=True):
             params["Size"] = max(1, int(-(-opts.capacity_gb // 1)))
         elif not opts.snapshot_id:
             raise ValidationError("capacity_gb (or snapshot_id) is required")
+        if opts.realm_id:
+            self._check_realm(ctx, opts.realm_id)
         realm = opts.realm_id or self.list_realms(ctx, {})[0].id
         params["AvailabilityZone"] = realm
         if opts.snapshot_id:
@@ -572,8 +593,28 @@ class Compute(EC2Base, abstract=True):
     def attach_storage_volume(
         self, ctx: CallContext, volume_id: str, instance_id: str, device: str
     ) -> m.StorageVolume:
-        self.get_storage_volume(ctx, volume_id)
-        self.get_instance(ctx, instance_id)
+        volume = self.get_storage_volume(ctx, volume_id)
+        instance = self.get_instance(ctx, instance_id)
+        if volume.instance_id or volume.state == "IN_USE":
+            # EC2 refuses it (VolumeInUse); moto moved the attachment to the new device.
+            raise ConflictError(
+                f"storage volume {volume_id!r} is attached already"
+                + (f" (to instance {volume.instance_id!r})" if volume.instance_id else ""),
+                reason="VOLUME_IN_USE",
+                metadata={"storage_volume_id": volume_id, "instance_id": volume.instance_id},
+            )
+        if volume.realm_id and instance.realm_id and volume.realm_id != instance.realm_id:
+            raise ConflictError(
+                f"storage volume {volume_id!r} is in realm {volume.realm_id!r}, "
+                f"instance {instance_id!r} in realm {instance.realm_id!r}",
+                reason="REALM_MISMATCH",
+                metadata={
+                    "storage_volume_id": volume_id,
+                    "instance_id": instance_id,
+                    "volume_realm_id": volume.realm_id,
+                    "instance_realm_id": instance.realm_id,
+                },
+            )
         with translated("storage_volume", volume_id):
             self.ec2(ctx).attach_volume(
                 VolumeId=volume_id, InstanceId=instance_id, Device=device or "/dev/sdf"
@@ -583,7 +624,7 @@ class Compute(EC2Base, abstract=True):
     def detach_storage_volume(self, ctx: CallContext, volume_id: str) -> m.StorageVolume:
         volume = self.get_storage_volume(ctx, volume_id)
         if not volume.instance_id:
-            raise ValidationError(
+            raise ConflictError(
                 f"storage volume {volume_id!r} is not attached",
                 reason="VOLUME_NOT_ATTACHED",
                 metadata={"storage_volume_id": volume_id},
@@ -684,6 +725,13 @@ class Compute(EC2Base, abstract=True):
 
     def delete_address(self, ctx: CallContext, address_id: str) -> None:
         a = self._address_record(ctx, address_id)
+        if a.get("InstanceId") or a.get("AssociationId"):
+            # EC2 refuses it for a VPC address (InvalidIPAddress.InUse); moto released it.
+            raise ConflictError(
+                f"address {address_id!r} is associated with an instance",
+                reason="ADDRESS_IN_USE",
+                metadata={"address_id": address_id, "instance_id": a.get("InstanceId") or ""},
+            )
         with translated("address", address_id):
             if a.get("AllocationId"):
                 self.ec2(ctx).release_address(AllocationId=a["AllocationId"])
@@ -693,6 +741,12 @@ class Compute(EC2Base, abstract=True):
     def associate_address(self, ctx: CallContext, address_id: str, instance_id: str) -> m.Address:
         a = self._address_record(ctx, address_id)
         self.get_instance(ctx, instance_id)
+        if a.get("InstanceId") or a.get("AssociationId"):
+            raise ConflictError(
+                f"address {address_id!r} is associated already",
+                reason="ADDRESS_IN_USE",
+                metadata={"address_id": address_id, "instance_id": a.get("InstanceId") or ""},
+            )
         params: dict[str, Any] = {"InstanceId": instance_id}
         if a.get("AllocationId"):
             params["AllocationId"] = a["AllocationId"]
@@ -705,7 +759,7 @@ class Compute(EC2Base, abstract=True):
     def disassociate_address(self, ctx: CallContext, address_id: str) -> m.Address:
         a = self._address_record(ctx, address_id)
         if not a.get("InstanceId") and not a.get("AssociationId"):
-            raise ValidationError(
+            raise ConflictError(
                 f"address {address_id!r} is not associated",
                 reason="ADDRESS_NOT_ASSOCIATED",
                 metadata={"address_id": address_id},
@@ -810,7 +864,30 @@ class Compute(EC2Base, abstract=True):
                 metadata={"protocol": opts.protocol},
             )
         if proto in ("tcp", "udp") and not 0 <= opts.port_from <= opts.port_to <= 65535:
-            raise ValidationError("ports must satisfy 0 <= port_from <= port_to <= 65535")
+            raise ValidationError(
+                "ports must satisfy 0 <= port_from <= port_to <= 65535",
+                metadata={
+                    "option": "port_from",
+                    "port_from": opts.port_from,
+                    "port_to": opts.port_to,
+                },
+            )
+        if proto == "icmp" and not (
+            -1 <= opts.port_from <= 255
+            and -1 <= opts.port_to <= 255
+            and (opts.port_from != -1 or opts.port_to == -1)
+        ):
+            # For icmp, port_from is the ICMP type and port_to the code, -1 meaning all
+            # (every code of every type when the type is -1), as in EC2's model.
+            raise ValidationError(
+                "an icmp rule's port_from (ICMP type) and port_to (ICMP code) are each "
+                "-1 (all) to 255, and all types take all codes (-1)",
+                metadata={
+                    "option": "port_from",
+                    "port_from": opts.port_from,
+                    "port_to": opts.port_to,
+                },
+            )
         perm: dict[str, Any] = {"IpProtocol": "-1" if proto == "all" else proto}
         if proto != "all":
             perm["FromPort"], perm["ToPort"] = opts.port_from, opts.port_to
@@ -820,11 +897,23 @@ class Compute(EC2Base, abstract=True):
         perm["UserIdGroupPairs"] = [{"GroupId": s.firewall_id} for s in sources if s.firewall_id]
         self._group(ctx, firewall_id)
         ec2 = self.ec2(ctx)
-        with translated("firewall", firewall_id):
-            if opts.direction.upper() == "EGRESS":
-                ec2.authorize_security_group_egress(GroupId=firewall_id, IpPermissions=[perm])
-            else:
-                ec2.authorize_security_group_ingress(GroupId=firewall_id, IpPermissions=[perm])
+        try:
+            with translated("firewall", firewall_id):
+                if opts.direction.upper() == "EGRESS":
+                    ec2.authorize_security_group_egress(GroupId=firewall_id, IpPermissions=[perm])
+                else:
+                    ec2.authorize_security_group_ingress(GroupId=firewall_id, IpPermissions=[perm])
+        except NotFoundError as error:
+            # The rule's firewall was found above: a missing firewall is a source. EC2's
+            # message quotes it, but an id not shaped like one ("vol-1") is not taken from
+            # it: name the first source group that is not there.
+            if error.resource_type == "firewall":
+                groups = [s.firewall_id for s in sources if s.firewall_id]
+                if error.resource_id not in groups:
+                    for group in groups:
+                        if group != firewall_id and not self.list_firewalls(ctx, {"id": group}):
+                            raise NotFoundError("firewall", group) from None
+            raise
         return self.get_firewall(ctx, firewall_id)
 
     def delete_firewall_rule(self, ctx: CallContext, firewall_id: str, rule_id: str) -> m.Firewall:

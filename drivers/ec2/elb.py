@@ -8,6 +8,7 @@ from typing import Any
 from deltacloud.drivers import (
     COLLECTIONS,
     CallContext,
+    ConflictError,
     Filters,
     NotFoundError,
     ValidationError,
@@ -61,7 +62,9 @@ class LoadBalancing(EC2Base, abstract=True):
     def create_load_balancer(self, ctx: CallContext, opts: m.CreateLoadBalancer) -> m.LoadBalancer:
         if not opts.listeners:
             raise ValidationError("a load balancer needs at least one listener")
-        realms = list(opts.realm_ids)
+        realms = list(dict.fromkeys(opts.realm_ids))
+        for realm in realms:  # ELB answers an unknown zone with a 500 (moto) or 400 (AWS)
+            getattr(self, "_check_realm")(ctx, realm)  # noqa: B009
         if not realms:
             realms = [getattr(self, "list_realms")(ctx, {})[0].id]  # noqa: B009
         listeners = [
@@ -84,12 +87,31 @@ class LoadBalancing(EC2Base, abstract=True):
             self.elb(ctx).delete_load_balancer(LoadBalancerName=lb_id)
 
     def register_instance(self, ctx: CallContext, lb_id: str, instance_id: str) -> m.LoadBalancer:
-        self.get_load_balancer(ctx, lb_id)
-        with translated("instance", instance_id):
-            self.elb(ctx).register_instances_with_load_balancer(
-                LoadBalancerName=lb_id, Instances=[{"InstanceId": instance_id}]
+        balancer = self.get_load_balancer(ctx, lb_id)
+        # ELB registers any id it is given (an instance long gone, a volume's id).
+        instance = getattr(self, "get_instance")(ctx, instance_id)  # noqa: B009
+        if instance.realm_id and instance.realm_id not in balancer.realm_ids:
+            raise ConflictError(
+                f"instance {instance_id!r} is in realm {instance.realm_id!r}, which load "
+                f"balancer {lb_id!r} does not serve",
+                reason="REALM_MISMATCH",
+                metadata={
+                    "load_balancer_id": lb_id,
+                    "instance_id": instance_id,
+                    "realm_id": instance.realm_id,
+                    "realm_ids": balancer.realm_ids,
+                },
             )
+        self._register_instances(ctx, lb_id, [instance_id])
         return self.get_load_balancer(ctx, lb_id)
+
+    def _register_instances(self, ctx: CallContext, lb_id: str, instance_ids: list[str]) -> None:
+        """Register instances known to exist (just made by CreateInstance: EC2 may not
+        describe them yet) in one request."""
+        with translated("instance", instance_ids[0] if len(instance_ids) == 1 else ""):
+            self.elb(ctx).register_instances_with_load_balancer(
+                LoadBalancerName=lb_id, Instances=[{"InstanceId": i} for i in instance_ids]
+            )
 
     def unregister_instance(self, ctx: CallContext, lb_id: str, instance_id: str) -> m.LoadBalancer:
         balancer = self.get_load_balancer(ctx, lb_id)

@@ -124,6 +124,11 @@ VALIDATION_CODES = frozenset(
 )
 
 
+#: The parameter a botocore ParamValidationError report is about.
+_PARAMETER = re.compile(
+    r"(?:parameter|Missing required parameter in input:) \"?([A-Za-z0-9_.\[\]]{1,64})"
+)
+
 #: An id an EC2 error message quotes: "The security group 'sg-1' does not exist".
 _QUOTED = re.compile(r"'([^'\s]{1,255})'")
 
@@ -159,8 +164,13 @@ def translate(error: BaseException, resource_type: str = "", resource_id: str = 
     if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
         return AuthenticationError("AWS credentials are required")
     if isinstance(error, bx.ParamValidationError):
+        # botocore's text quotes its own parameter names, regular expressions and the whole
+        # value: name the parameter only. The driver checks what a client can get wrong
+        # before botocore sees it; this is the last resort.
+        named = _PARAMETER.search(str(getattr(error, "kwargs", {}).get("report", "")))
+        which = f" ({named.group(1)})" if named else ""
         return ValidationError(
-            f"the cloud refused the request's parameters: {error}",
+            f"the cloud's client refused a parameter of the request{which}",
             metadata={"backend_code": "ParamValidationError"},
         )
     if isinstance(error, bx.BotoCoreError):

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from botocore.handlers import VALID_S3_ARN  # type: ignore[import-untyped]
 
 from deltacloud.drivers import (
     COLLECTIONS,
@@ -27,7 +28,14 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
-from .errors import http_status, translated, translated_iter
+from .errors import (
+    AUTH_CODES,
+    PERMISSION_CODES,
+    http_status,
+    translate,
+    translated,
+    translated_iter,
+)
 from .session import EC2Base
 
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -45,6 +53,78 @@ ANSWER_MARGIN = 0.2
 METADATA_ATTEMPTS = 3
 #: What S3 calls an object stored without a content type.
 S3_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+#: The bucket names botocore sends (besides access point ARNs): it refuses any other
+#: before sending, with a text of its own. No bucket has such a name.
+_SENDABLE_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+#: What a refused HEAD request's answer (no body, so no error code) says instead.
+_BODILESS_CODES = frozenset({"", "400", "403", "BadRequest", "Forbidden"})
+
+
+def _clip(value: str, limit: int = 64) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def _sendable(bucket_id: str) -> bool:
+    return bool(_SENDABLE_BUCKET.fullmatch(bucket_id) or VALID_S3_ARN.fullmatch(bucket_id))
+
+
+def _existing(bucket_id: str) -> None:
+    """A lookup of a bucket no bucket can be named as is NOT_FOUND: not botocore's text
+    about its regular expression."""
+    if not _sendable(bucket_id):
+        raise NotFoundError("bucket", bucket_id)
+
+
+@contextlib.contextmanager
+def _blob_translated(bucket_id: str, blob_id: str) -> Iterator[None]:
+    """translated() for a call on a blob: a missing bucket (NoSuchBucket) is named."""
+    try:
+        with translated("blob", blob_id):
+            yield
+    except NotFoundError as error:
+        if error.resource_type != "bucket":
+            raise
+        code = error.metadata.get("backend_code", "")
+        raise NotFoundError("bucket", bucket_id, backend_code=code) from None
+
+
+def _learn_why(s3: Any, bucket_id: str) -> None:
+    """A HEAD request refused with a bare 403 or 400 (its answer has no body, so no error
+    code): wrong credentials or a real denial? One ListObjectsV2 of at most one key on the
+    same bucket (the permission HeadBucket needs) answers with the code. Raises the SDK error
+    of that code when it is about the credentials or permissions; returns otherwise."""
+    try:
+        s3.list_objects_v2(Bucket=bucket_id, MaxKeys=1)
+    except ClientError as probe:
+        code = str((probe.response.get("Error") or {}).get("Code") or "")
+        if code in AUTH_CODES or code in PERMISSION_CODES:
+            raise translate(probe, "bucket", bucket_id) from None
+    except (BotoCoreError, OSError):
+        pass
+
+
+def _head(
+    s3: Any, bucket_id: str, operation: str, resource_type: str, resource_id: str, **params: Any
+) -> dict[str, Any]:
+    """A HeadBucket or HeadObject, its bodiless refusals told apart (:func:`_learn_why`)."""
+    with translated(resource_type, resource_id):
+        try:
+            return dict(getattr(s3, operation)(Bucket=bucket_id, **params))
+        except ClientError as error:
+            code = str((error.response.get("Error") or {}).get("Code") or "")
+            if http_status(error) in (400, 403) and code in _BODILESS_CODES:
+                _learn_why(s3, bucket_id)
+            raise
+
+
+def _head_blob(s3: Any, bucket_id: str, blob_id: str) -> dict[str, Any]:
+    """HeadObject. Its 404 has no body either: a HeadBucket then tells a missing bucket
+    from a missing blob (only on that failure: a found blob costs one request)."""
+    try:
+        return _head(s3, bucket_id, "head_object", "blob", blob_id, Key=blob_id)
+    except NotFoundError:
+        _head(s3, bucket_id, "head_bucket", "bucket", bucket_id)
+        raise
 
 
 def part_size_for(configured: int, announced: int | None) -> int:
@@ -75,8 +155,8 @@ class Storage(EC2Base, abstract=True):
         return filter_on(buckets, filters, *COLLECTIONS["buckets"].filters)
 
     def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
-        with translated("bucket", bucket_id):
-            head = self.s3(ctx).head_bucket(Bucket=bucket_id)
+        _existing(bucket_id)
+        head = _head(self.s3(ctx), bucket_id, "head_bucket", "bucket", bucket_id)
         return m.Bucket(id=bucket_id, name=bucket_id, location=head.get("BucketRegion", ""))
 
     def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
@@ -84,6 +164,12 @@ class Storage(EC2Base, abstract=True):
         if not _REGION_NAME.fullmatch(location):
             raise ValidationError(
                 f"location {location!r} is not a region name", metadata={"option": "location"}
+            )
+        if not _sendable(opts.name):
+            raise ValidationError(
+                f"name {_clip(opts.name)!r} is not a valid bucket name (S3: 3 to 63 "
+                "lower-case letters, digits, dots and hyphens)",
+                metadata={"option": "name", "value": _clip(opts.name)},
             )
         params: dict[str, Any] = {"Bucket": opts.name}
         if location != "us-east-1":
@@ -95,12 +181,14 @@ class Storage(EC2Base, abstract=True):
         return m.Bucket(id=opts.name, name=opts.name, location=location)
 
     def delete_bucket(self, ctx: CallContext, bucket_id: str) -> None:
+        _existing(bucket_id)
         with translated("bucket", bucket_id):
             self.s3(ctx).delete_bucket(Bucket=bucket_id)
 
     # ---- blobs ---------------------------------------------------------------------------
 
     def list_blobs(self, ctx: CallContext, bucket_id: str, filters: Filters) -> list[m.Blob]:
+        _existing(bucket_id)
         params: dict[str, Any] = {"Bucket": bucket_id}
         prefix = str(filters.get("prefix") or "")
         if prefix:
@@ -118,6 +206,7 @@ class Storage(EC2Base, abstract=True):
         token (the cursor), in S3's order of keys: a page of a bucket of millions is one
         request."""
         bucket_id = str(filters.get("bucket_id") or "")
+        _existing(bucket_id)
         params: dict[str, Any] = {"Bucket": bucket_id, "MaxKeys": page_size}
         prefix = str(filters.get("prefix") or "")
         if prefix:
@@ -140,9 +229,8 @@ class Storage(EC2Base, abstract=True):
         )
 
     def get_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> m.Blob:
-        with translated("blob", blob_id):
-            head = self.s3(ctx).head_object(Bucket=bucket_id, Key=blob_id)
-        return self._blob(bucket_id, blob_id, head)
+        _existing(bucket_id)
+        return self._blob(bucket_id, blob_id, _head_blob(self.s3(ctx), bucket_id, blob_id))
 
     @staticmethod
     def _blob(bucket_id: str, blob_id: str, head: dict[str, Any]) -> m.Blob:
@@ -156,6 +244,7 @@ class Storage(EC2Base, abstract=True):
         )
 
     def put_blob(self, ctx: CallContext, opts: m.PutBlob) -> m.Blob:
+        _existing(opts.bucket_id)
         _check_headers(opts.user_metadata, opts.content_type)
         s3 = self.s3(ctx)
         extra: dict[str, Any] = {}
@@ -172,8 +261,8 @@ class Storage(EC2Base, abstract=True):
                 metadata={"content_length": opts.content_length, "max": MAX_OBJECT_SIZE},
             )
         part_size = part_size_for(self.part_size, opts.content_length)
-        with translated("bucket", opts.bucket_id):
-            s3.head_bucket(Bucket=opts.bucket_id)  # fail before reading the stream
+        # Fail before reading the stream.
+        _head(s3, opts.bucket_id, "head_bucket", "bucket", opts.bucket_id)
         # The bytes not sent yet, as received: joined once per part (one copy) rather than
         # appended to a bytearray and sliced out of it (three).
         held: list[bytes] = []
@@ -249,7 +338,7 @@ class Storage(EC2Base, abstract=True):
                     send(body)
                 parts.extend(f.result() for f in pending)
                 pending.clear()
-                with translated("blob", opts.blob_id):
+                with _blob_translated(opts.bucket_id, opts.blob_id):
                     written = s3.complete_multipart_upload(
                         **target, UploadId=upload_id, MultipartUpload={"Parts": parts}
                     )
@@ -309,7 +398,8 @@ class Storage(EC2Base, abstract=True):
         """One GetObject: its answer describes the object (as HeadObject would) of the body
         it streams, so a replace meanwhile cannot mix two versions, and a download costs
         one request to S3, not two."""
-        with translated("blob", blob_id):
+        _existing(bucket_id)
+        with _blob_translated(bucket_id, blob_id):
             answer = self.s3(ctx).get_object(Bucket=bucket_id, Key=blob_id)
         body = answer["Body"]
         chunks = translated_iter(body.iter_chunks(DOWNLOAD_CHUNK), "blob", blob_id)
@@ -317,7 +407,7 @@ class Storage(EC2Base, abstract=True):
 
     def delete_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> None:
         self.get_blob(ctx, bucket_id, blob_id)  # DeleteObject succeeds on unknown keys
-        with translated("blob", blob_id):
+        with _blob_translated(bucket_id, blob_id):
             self.s3(ctx).delete_object(Bucket=bucket_id, Key=blob_id)
 
     def update_blob_metadata(
@@ -327,11 +417,11 @@ class Storage(EC2Base, abstract=True):
         the condition that it is still the version looked at (CopySourceIfMatch): the copy
         keeps that version's content type, which another's must not get. A version
         replaced in between is looked at again."""
+        _existing(bucket_id)
         _check_headers(metadata)
         s3 = self.s3(ctx)
         for _ in range(METADATA_ATTEMPTS):
-            with translated("blob", blob_id):
-                head = s3.head_object(Bucket=bucket_id, Key=blob_id)
+            head = _head_blob(s3, bucket_id, blob_id)
             if int(head.get("ContentLength", 0)) > 5 * 1024**3:
                 raise ConflictError(
                     "S3 cannot update the metadata of an object over 5 GiB in one copy",
@@ -347,7 +437,7 @@ class Storage(EC2Base, abstract=True):
             }
             if head.get("ContentType"):
                 params["ContentType"] = head["ContentType"]
-            with translated("blob", blob_id):
+            with _blob_translated(bucket_id, blob_id):
                 try:
                     s3.copy_object(**params)
                 except ClientError as error:
@@ -372,14 +462,22 @@ def _check_headers(metadata: dict[str, str], content_type: str = "") -> None:
     """S3 keeps metadata and the content type as HTTP headers: a key must be a header
     name, and a value must not hold a line break or other control character (http.client
     refuses to send it) or begin or end with white space (HTTP drops it: S3 would keep
-    another value than the one answered)."""
+    another value than the one answered). Metadata values must be ASCII (S3 keeps no
+    other; botocore refuses them before sending)."""
     for key, value in metadata.items():
         if not _TOKEN.fullmatch(key):
             raise ValidationError(
-                f"metadata key {key!r} is not an HTTP header name (letters, digits and "
+                f"metadata key {_clip(key)!r} is not an HTTP header name (letters, digits and "
                 "!#$%&'*+-.^_`|~), as S3 needs",
                 reason="INVALID_METADATA_KEY",
                 metadata={"option": "user_metadata"},
+            )
+        if not value.isascii():
+            raise ValidationError(
+                f"user_metadata value of {_clip(key)!r} holds characters other than ASCII, "
+                "which S3 cannot store",
+                reason="INVALID_HEADER_VALUE",
+                metadata={"option": "user_metadata", "key": _clip(key)},
             )
         _check_header_value(value, f"metadata value of {key!r}")
     if content_type:
