@@ -373,3 +373,88 @@ def test_retries_of_a_read_keep_to_the_deadline_of_the_call() -> None:
         asyncio.run(scenario())
     finally:
         backend.server.stop(None)
+
+
+def _closed_port() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"  # closed again: nothing listens
+
+
+def test_watch_and_wait_timeouts_hold_while_the_server_is_unreachable() -> None:
+    """gRPC answers UNAVAILABLE past the call's deadline when nothing listens: the watch
+    resumed for ever (wait_for once hung over 90 s with timeout=3)."""
+    target = _closed_port()
+    with Client(target, username=MOCK_USER[0], password=MOCK_USER[1]) as dc:
+        started = time.monotonic()
+        with pytest.raises(WaitTimeout):
+            dc.wait_for("inst0", "running", timeout=2)
+        assert time.monotonic() - started < 5
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            list(dc.watch(timeout=2))
+        assert time.monotonic() - started < 5
+
+    async def asynchronously() -> float:
+        async with AsyncClient(target, username=MOCK_USER[0], password=MOCK_USER[1]) as adc:
+            started = time.monotonic()
+            with pytest.raises(WaitTimeout):
+                await adc.wait_for("inst0", "running", timeout=2)
+            return time.monotonic() - started
+
+    assert asyncio.run(asynchronously()) < 5
+
+
+def test_a_watchs_position_is_that_of_the_last_event_handed_out(tmp_path: Path) -> None:
+    """Events after a revision come in one message: the position moved to its end when the
+    message arrived, and a caller that stopped after its first event, and saved the
+    position, lost the others for good."""
+    server = ServerProcess(tmp_path).start()
+    try:
+        with connect(server) as dc:
+            for _ in range(4):
+                dc.reboot_instance(id="inst0")
+            watch = dc.watch(after_revision=0)
+            first = next(iter(watch))
+            assert (first.revision, watch.revision) == (1, 1)
+            assert watch.journal_id
+            rest = dc.watch(after_revision=watch.revision, journal_id=watch.journal_id)
+            revisions = []
+            for event in rest:
+                revisions.append(event.revision)
+                if len(revisions) == 3:
+                    break
+            assert revisions == [2, 3, 4]
+
+            async def asynchronously() -> tuple[int, int | None]:
+                async with AsyncClient(
+                    server.target, username=MOCK_USER[0], password=MOCK_USER[1]
+                ) as adc:
+                    watch = adc.watch(after_revision=1)
+                    async for event in watch:
+                        return event.revision, watch.revision
+                raise AssertionError("no event")
+
+            assert asyncio.run(asynchronously()) == (2, 2)
+    finally:
+        server.kill()
+
+
+def test_breaking_out_of_a_watch_ends_its_stream(tmp_path: Path) -> None:
+    from scrape import eventually, metrics_address, parse, scrape, value
+
+    server = ServerProcess(tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"]).start()
+    try:
+        address = metrics_address(server)
+        with connect(server) as dc:
+            kept = []
+            for _ in range(3):
+                watch = dc.watch(initial_snapshot=True)
+                for _event in watch:
+                    break
+                kept.append(watch)  # kept, as a caller may: its stream must end all the same
+            eventually(lambda: value(parse(scrape(address)), "deltacloud_watch_streams") == 0)
+    finally:
+        server.kill()

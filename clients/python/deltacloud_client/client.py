@@ -64,10 +64,34 @@ def _watch_state(
     )
 
 
+def _timed_out(deadline: float | None) -> DeadlineExceeded | None:
+    """The error of a watch whose own deadline has passed (None while it has not). Checked
+    before each resume: while the server is unreachable, gRPC answers UNAVAILABLE even past
+    the call's deadline, and the watch resumed for ever."""
+    if deadline is None or time.monotonic() < deadline:
+        return None
+    return DeadlineExceeded(
+        "the watch's timeout passed", code=grpc.StatusCode.DEADLINE_EXCEEDED, reason=""
+    )
+
+
+def _pause(deadline: float | None, delay: float) -> float:
+    """The wait before a resume, never past the watch's deadline."""
+    left = _remaining(deadline)
+    return delay if left is None else min(delay, left)
+
+
+def _live(watch_state: WatchState, message: Response) -> bool:
+    """Whether an event of ``message`` is a position to resume after: a live event's
+    revision is; a snapshot's, before its end, is not."""
+    return message.kind == Response.KIND_EVENTS and watch_state.snapshot_complete
+
+
 class Watch:
     """A resumable subscription to instance events: iterate for the events; ``revision``
     and ``journal_id`` are where it stands (save both to resume in a later run with
-    ``after_revision`` and ``journal_id``)."""
+    ``after_revision`` and ``journal_id``): after the last event (or message, from
+    ``messages()``) it handed out, never past one it has not."""
 
     def __init__(self, client: Client, state: WatchState, timeout: float | None) -> None:
         self._client = client
@@ -75,38 +99,56 @@ class Watch:
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._call: StreamCall[Response] | None = None
         self._closed = False
+        self._given: tuple[int | None, str | None] = (state.revision, state.journal_id)
 
     @property
     def revision(self) -> int | None:
-        return self.state.revision
+        return self._given[0]
 
     @property
     def journal_id(self) -> str | None:
-        return self.state.journal_id
+        return self._given[1]
 
     def messages(self) -> Iterator[tuple[Response, list[Event]]]:
         """Each message with its new events, across resumes."""
-        while not self._closed:
-            request = self.state.request()
-            self._call = self._client._stream(
-                WATCH_INSTANCE_EVENTS, request, _remaining(self._deadline)
-            )
-            try:
-                for message in self._call:
-                    yield message, self.state.accept(message)
-                delay = self.state.next_delay(Unavailable("the server ended the stream"))
-            except grpc.RpcError as error:
-                if self._closed:
-                    return
-                code: grpc.StatusCode = error.code()
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._deadline is not None:
-                    raise from_rpc_error(error) from error
-                delay = self.state.resume_after(error)
-            time.sleep(delay)
+        for message, events in self._messages():
+            self._given = (self.state.revision, self.state.journal_id)
+            yield message, events
+
+    def _messages(self) -> Iterator[tuple[Response, list[Event]]]:
+        try:
+            while not self._closed:
+                expired = _timed_out(self._deadline)
+                if expired is not None:
+                    raise expired
+                request = self.state.request()
+                self._call = self._client._stream(
+                    WATCH_INSTANCE_EVENTS, request, _remaining(self._deadline)
+                )
+                try:
+                    for message in self._call:
+                        yield message, self.state.accept(message)
+                    delay = self.state.next_delay(Unavailable("the server ended the stream"))
+                except grpc.RpcError as error:
+                    if self._closed:
+                        return
+                    code: grpc.StatusCode = error.code()
+                    if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._deadline is not None:
+                        raise from_rpc_error(error) from error
+                    delay = self.state.resume_after(error)
+                time.sleep(_pause(self._deadline, delay))
+        finally:
+            # A caller that stops iterating (break, an exception) ends the stream too.
+            if self._call is not None:
+                self._call.cancel()
 
     def __iter__(self) -> Iterator[Event]:
-        for _, events in self.messages():
-            yield from events
+        for message, events in self._messages():
+            for event in events:
+                if _live(self.state, message):
+                    self._given = (event.revision, message.journal_id or self._given[1])
+                yield event
+            self._given = (self.state.revision, self.state.journal_id)
 
     def close(self) -> None:
         """End the subscription (from another thread too)."""
@@ -116,7 +158,8 @@ class Watch:
 
 
 class AsyncWatch:
-    """The asyncio subscription: ``async for event in client.watch(): ...``."""
+    """The asyncio subscription: ``async for event in client.watch(): ...``; ``revision``
+    and ``journal_id`` as ``Watch``'s."""
 
     def __init__(self, client: AsyncClient, state: WatchState, timeout: float | None) -> None:
         self._client = client
@@ -126,45 +169,62 @@ class AsyncWatch:
             grpc.aio.UnaryStreamCall[instance_pb2.WatchInstanceEventsRequest, Response] | None
         ) = None
         self._closed = False
+        self._given: tuple[int | None, str | None] = (state.revision, state.journal_id)
 
     @property
     def revision(self) -> int | None:
-        return self.state.revision
+        return self._given[0]
 
     @property
     def journal_id(self) -> str | None:
-        return self.state.journal_id
+        return self._given[1]
 
     async def messages(self) -> AsyncIterator[tuple[Response, list[Event]]]:
-        while not self._closed:
-            request = self.state.request()
-            self._call = self._client._stream(
-                WATCH_INSTANCE_EVENTS, request, _remaining(self._deadline)
-            )
-            try:
-                async for message in self._call:
-                    yield message, self.state.accept(message)
-                delay = self.state.next_delay(Unavailable("the server ended the stream"))
-            except asyncio.CancelledError:
-                # close() cancels the call, which grpc.aio reports as CancelledError: the
-                # iteration ends quietly, as Watch's does. A cancel of this task goes on.
-                task = asyncio.current_task()
-                if self._closed and (task is None or not task.cancelling()):
-                    return
-                raise
-            except grpc.RpcError as error:
-                if self._closed:
-                    return
-                code: grpc.StatusCode = error.code()
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._deadline is not None:
-                    raise from_rpc_error(error) from error
-                delay = self.state.resume_after(error)
-            await asyncio.sleep(delay)
+        async for message, events in self._messages():
+            self._given = (self.state.revision, self.state.journal_id)
+            yield message, events
+
+    async def _messages(self) -> AsyncIterator[tuple[Response, list[Event]]]:
+        try:
+            while not self._closed:
+                expired = _timed_out(self._deadline)
+                if expired is not None:
+                    raise expired
+                request = self.state.request()
+                self._call = self._client._stream(
+                    WATCH_INSTANCE_EVENTS, request, _remaining(self._deadline)
+                )
+                try:
+                    async for message in self._call:
+                        yield message, self.state.accept(message)
+                    delay = self.state.next_delay(Unavailable("the server ended the stream"))
+                except asyncio.CancelledError:
+                    # close() cancels the call, which grpc.aio reports as CancelledError:
+                    # the iteration ends quietly, as Watch's does. A cancel of this task
+                    # goes on.
+                    task = asyncio.current_task()
+                    if self._closed and (task is None or not task.cancelling()):
+                        return
+                    raise
+                except grpc.RpcError as error:
+                    if self._closed:
+                        return
+                    code: grpc.StatusCode = error.code()
+                    if code == grpc.StatusCode.DEADLINE_EXCEEDED and self._deadline is not None:
+                        raise from_rpc_error(error) from error
+                    delay = self.state.resume_after(error)
+                await asyncio.sleep(_pause(self._deadline, delay))
+        finally:
+            if self._call is not None:
+                self._call.cancel()
 
     async def __aiter__(self) -> AsyncIterator[Event]:
-        async for _, events in self.messages():
+        async for message, events in self._messages():
             for event in events:
+                if _live(self.state, message):
+                    self._given = (event.revision, message.journal_id or self._given[1])
                 yield event
+            self._given = (self.state.revision, self.state.journal_id)
 
     def close(self) -> None:
         """End the subscription: the iteration ends quietly, as ``Watch.close()``'s (from a
