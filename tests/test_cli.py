@@ -208,6 +208,10 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(
         (["instances", "show", "nope"], {}, "NOT_FOUND"),
         (["realms", "list"], {"DELTACLOUD_PASSWORD": "wrong"}, "UNAUTHENTICATED"),
         (["realms", "list"], {"DELTACLOUD_DRIVER": "no-such-driver"}, "deltacloud: error:"),
+        # gRPC core aborted the process (status 134) on a certificate without its key.
+        (["--cert", __file__, "realms", "list"], {}, "needs its private key"),
+        # A key without its certificate was ignored: plaintext, credentials and all.
+        (["--key", __file__, "realms", "list"], {}, "needs its private key"),
     ],
 )
 def test_errors_are_one_line_on_stderr_with_a_non_zero_status(
@@ -219,3 +223,51 @@ def test_errors_are_one_line_on_stderr_with_a_non_zero_status(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deltacloud: error:")
     assert expected in lines[0]
+
+
+def test_blob_metadata_is_updated_and_shown_as_a_record(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """A map answer (BlobMetadata) was taken for a table: a traceback, status 1, although
+    the update was applied."""
+    source = tmp_path / "cli-meta.bin"
+    source.write_bytes(b"meta")
+    ok(run(server, "blobs", "put", "bucket1", str(source)))
+    try:
+        shown = ok(run(server, "blobs", "update-metadata", "bucket1", "cli-meta.bin",
+                       "--user-metadata", "c=d", "--user-metadata", "e=f"))  # fmt: skip
+        assert shown.split() == ["user_metadata:", "c=d,e=f"]
+        assert ok(run(server, "blobs", "show-metadata", "bucket1", "cli-meta.bin")).split() == [
+            "user_metadata:",
+            "c=d,e=f",
+        ]
+    finally:
+        run(server, "blobs", "delete", "bucket1", "cli-meta.bin")
+
+
+def test_blobs_put_reads_a_pipe_whose_length_is_not_known(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """A pipe's size reads 0: it was announced as the upload's length, and the server
+    refused the 5,000 bytes that came (CONTENT_LENGTH_MISMATCH)."""
+    data = os.urandom(5000)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
+    environment.update(
+        DELTACLOUD_TARGET=server.target,
+        DELTACLOUD_USERNAME=MOCK_USER[0],
+        DELTACLOUD_PASSWORD=MOCK_USER[1],
+    )
+    put = subprocess.run(
+        [DELTACLOUD, "blobs", "put", "bucket1", "/dev/stdin", "--name", "cli-piped.bin"],
+        input=data,
+        capture_output=True,
+        env=environment,
+        timeout=60,
+    )
+    try:
+        assert put.returncode == 0, put.stderr
+        target = tmp_path / "back.bin"
+        ok(run(server, "blobs", "get", "bucket1", "cli-piped.bin", "-o", str(target)))
+        assert target.read_bytes() == data
+    finally:
+        run(server, "blobs", "delete", "bucket1", "cli-piped.bin")

@@ -114,6 +114,15 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     options: tuple[tuple[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        # One without the other: gRPC core aborted the whole process (a certificate without
+        # its key), or the key was ignored and the call went out in plaintext.
+        if (self.private_key is None) != (self.certificate_chain is None):
+            raise ValueError(
+                "a client certificate (certificate_chain, --cert) needs its private key "
+                "(private_key, --key), and a key its certificate"
+            )
+
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The metadata of every call (README: driver, provider, Basic credentials)."""
         md: list[tuple[str, str]] = []

@@ -377,7 +377,9 @@ def unary_command(rpc: Rpc[Any, Any], operation: str) -> click.Command:
             click.echo(f"{operation}: {ids} done".replace("  ", " "))
         else:
             fields = response.DESCRIPTOR.fields
-            if len(fields) == 1 and fields[0].is_repeated and fields[0].message_type is not None:
+            listed = fields[0].message_type if len(fields) == 1 else None
+            # One repeated message field is a table; a map (BlobMetadata's) is a record.
+            if listed is not None and fields[0].is_repeated and not listed.GetOptions().map_entry:
                 items = list(getattr(response, fields[0].name))
                 click.echo(output.list_table(items, type(getattr(response, fields[0].name).add())))
             else:
@@ -506,14 +508,19 @@ def put_command(
     progress: bool | None,
 ) -> None:
     """Upload FILE into a bucket, with a progress bar."""
-    size = file.stat().st_size
+    status = file.stat()
+    # A pipe, a FIFO or a terminal says 0: its length is known once it is read.
+    size = status.st_size if stat.S_ISREG(status.st_mode) else None
     guessed = content_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     show = sys.stderr.isatty() if progress is None else progress
     metadata = {k: v for item in user_metadata for k, v in _kv(item).items()}
     with (
         file.open("rb") as data,
         click.progressbar(
-            length=size, label=f"uploading {file.name}", file=sys.stderr, hidden=not show
+            length=size or 1,
+            label=f"uploading {file.name}",
+            file=sys.stderr,
+            hidden=not show or size is None,  # no bar without a length
         ) as bar,
     ):
         blob = obj.client.upload_blob(
