@@ -458,3 +458,33 @@ def test_breaking_out_of_a_watch_ends_its_stream(tmp_path: Path) -> None:
             eventually(lambda: value(parse(scrape(address)), "deltacloud_watch_streams") == 0)
     finally:
         server.kill()
+
+
+def test_an_upload_whose_source_fails_raises_the_sources_error(server: ServerProcess) -> None:
+    """gRPC turns a raising request iterator into a cancelled call: the sync client raised
+    Unknown ("Exception iterating requests!"), the asyncio one CancelledError, which
+    callers take for a cancel of their own task; the source's error was lost."""
+
+    def failing() -> Iterator[bytes]:
+        yield b"first piece"
+        raise OSError("the disk went away")
+
+    with connect(server) as dc:
+        with pytest.raises(OSError, match="the disk went away"):
+            dc.upload_blob(bucket_id="bucket1", blob_id="cli-broken", data=failing())
+        with pytest.raises(ValueError, match="progress failed"):
+            dc.upload_blob(
+                bucket_id="bucket1",
+                blob_id="cli-broken",
+                data=b"x" * 10,
+                progress=lambda n: (_ for _ in ()).throw(ValueError("progress failed")),
+            )
+        with pytest.raises(NotFound):
+            dc.get_blob(bucket_id="bucket1", id="cli-broken")
+
+    async def asynchronously() -> None:
+        async with AsyncClient(server.target, username=MOCK_USER[0], password=MOCK_USER[1]) as adc:
+            with pytest.raises(OSError, match="the disk went away"):
+                await adc.upload_blob(bucket_id="bucket1", blob_id="cli-broken", data=failing())
+
+    asyncio.run(asynchronously())

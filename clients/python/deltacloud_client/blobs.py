@@ -73,3 +73,26 @@ def upload_requests(
         yield bucket_pb2.UploadBlobRequest(chunk=block)
         if progress is not None:
             progress(len(block))
+
+
+class Captured(Iterator[bucket_pb2.UploadBlobRequest]):
+    """An upload's requests, keeping the exception their source raised (a file that failed
+    to read, a progress callback that raised): gRPC turns it into a cancelled call, UNKNOWN
+    "Exception iterating requests!" or, with asyncio, CancelledError, and the caller must
+    hear the source's own error instead."""
+
+    def __init__(self, requests: Iterator[bucket_pb2.UploadBlobRequest]) -> None:
+        self._requests = requests
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Captured:
+        return self
+
+    def __next__(self) -> bucket_pb2.UploadBlobRequest:
+        try:
+            return next(self._requests)
+        except StopIteration:
+            raise
+        except Exception as error:
+            self.error = error
+            raise

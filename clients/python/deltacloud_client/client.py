@@ -14,7 +14,7 @@ import grpc
 from deltacloud.v1 import bucket_pb2, instance_pb2
 
 from ._methods import AsyncMethods, SyncMethods
-from .blobs import CHUNK_SIZE, Data, upload_requests
+from .blobs import CHUNK_SIZE, Captured, Data, upload_requests
 from .errors import DeadlineExceeded, DeltacloudError, Unavailable, from_rpc_error
 from .rpc import Rpc, build
 from .transport import StreamCall
@@ -316,7 +316,13 @@ class Client(SyncMethods):
             progress=progress,
             chunk_size=chunk_size,
         )
-        return self._client_stream(UPLOAD_BLOB, requests, timeout)
+        source = Captured(requests)
+        try:
+            return self._client_stream(UPLOAD_BLOB, source, timeout)
+        except DeltacloudError:
+            if source.error is not None:
+                raise source.error from None
+            raise
 
     def download_blob(
         self, *, bucket_id: str, id: str, timeout: float | None = None
@@ -400,7 +406,14 @@ class AsyncClient(AsyncMethods):
             progress=progress,
             chunk_size=chunk_size,
         )
-        return await self._client_stream(UPLOAD_BLOB, requests, timeout)
+        source = Captured(requests)
+        try:
+            return await self._client_stream(UPLOAD_BLOB, source, timeout)
+        except (DeltacloudError, asyncio.CancelledError):
+            # grpc.aio cancels the call when the requests raise: not a cancel of this task.
+            if source.error is not None:
+                raise source.error from None
+            raise
 
     async def download_blob(
         self, *, bucket_id: str, id: str, timeout: float | None = None
