@@ -271,3 +271,27 @@ def test_blobs_put_reads_a_pipe_whose_length_is_not_known(
         assert target.read_bytes() == data
     finally:
         run(server, "blobs", "delete", "bucket1", "cli-piped.bin")
+
+
+def test_nested_options_are_read_as_their_fields_types(server: ServerProcess) -> None:
+    """--listeners in the format --help shows ended in a traceback (a port given as text);
+    an unknown key too (KeyError). Now a load balancer, or a usage error naming the key."""
+    made = json.loads(
+        ok(run(server, "--json", "load-balancers", "create", "--name", "cli-lb",
+               "--realm-ids", "us",
+               "--listeners", "protocol=HTTP,load_balancer_port=80,instance_port=8080"))
+    )  # fmt: skip
+    try:
+        assert made["listeners"] == [
+            {"protocol": "HTTP", "load_balancer_port": 80, "instance_port": 8080}
+        ]
+        for listener, complaint in [
+            ("foo=1", "'foo' is not one of protocol"),
+            ("protocol=HTTP,load_balancer_port=eighty", "load_balancer_port='eighty' is not"),
+        ]:
+            result = run(server, "load-balancers", "create", "--name", "cli-lb2",
+                         "--realm-ids", "us", "--listeners", listener)  # fmt: skip
+            assert result.returncode == 2 and "Traceback" not in result.stderr
+            assert complaint in result.stderr
+    finally:
+        run(server, "load-balancers", "delete", made["id"])

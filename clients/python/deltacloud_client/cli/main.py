@@ -265,6 +265,45 @@ def _kv(text: str) -> dict[str, str]:
         raise click.BadParameter(f"expected key=value[,key=value], got {text!r}") from None
 
 
+_INTEGERS = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SINT64,
+    }
+)
+
+
+def _message_from(message_type: type[Message], text: str) -> Message:
+    """A message of ``key=value[,key=value]`` (``--listeners protocol=HTTP,...``), each value
+    read as its field's type; a usage error naming what is wrong otherwise (an unknown key,
+    a port that is not a number: tracebacks before)."""
+    fields = message_type.DESCRIPTOR.fields_by_name
+    values: dict[str, Any] = {}
+    for key, raw in _kv(text).items():
+        field = fields.get(key)
+        if field is None:
+            raise click.BadParameter(f"{key!r} is not one of {', '.join(fields)} (in {text!r})")
+        try:
+            if field.type in _INTEGERS:
+                values[key] = int(raw)
+            elif field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+                values[key] = float(raw)
+            elif field.type == FieldDescriptor.TYPE_BOOL:
+                values[key] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                values[key] = raw
+        except ValueError:
+            raise click.BadParameter(f"{key}={raw!r} is not a number (in {text!r})") from None
+    try:
+        return build(message_type, **values)
+    except (ValueError, TypeError) as error:
+        raise click.BadParameter(f"{text!r}: {error}") from None
+
+
 def scalar_type(field: Any) -> click.ParamType[Any, Any]:
     if field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
         return click.STRING
@@ -343,7 +382,7 @@ def parameters(
                 value = {k: v for item in value for k, v in _kv(item).items()}
             elif field.message_type is not None:
                 message_type = type(getattr(rpc.request(), field.name).add())
-                value = [build(message_type, **_kv(item)) for item in value]
+                value = [_message_from(message_type, item) for item in value]
             elif field.type == FieldDescriptor.TYPE_BYTES:
                 value = value.encode()
             fields[field.name] = value
