@@ -35,7 +35,12 @@ export interface ConnectOptions {
   provider?: string;
   /** TLS: node's HTTP/2 session options (ca, key, cert for mutual TLS); plaintext if unset. */
   tls?: SecureClientSessionOptions;
+  /** Deadline of unary calls that name none (ms; default DEFAULT_TIMEOUT_MS, 0: none). */
+  timeoutMs?: number;
 }
+
+/** A unary call's deadline when neither the call nor connect() names one: 30 s. */
+export declare const DEFAULT_TIMEOUT_MS: number;
 
 export interface Deltacloud {
   realms: Client<typeof RealmService>;

@@ -74,8 +74,26 @@ export function connect(target, options = {}) {
     ],
   });
   const clients = {};
-  for (const [name, service] of Object.entries(SERVICES)) clients[name] = createClient(service, transport);
+  for (const [name, service] of Object.entries(SERVICES)) {
+    clients[name] = withDefaultTimeout(createClient(service, transport), service, options.timeoutMs);
+  }
   return clients;
+}
+
+// A unary call's deadline when the call names none (as the Python and Node.js clients'):
+// a server or network that never answers fails the call with DEADLINE_EXCEEDED instead of
+// leaving it pending for ever. Streams (watch, downloads) have none. `timeoutMs: 0` on a
+// call, or in connect()'s options, means no deadline.
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+function withDefaultTimeout(client, service, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  for (const method of Object.values(service.method)) {
+    if (method.methodKind !== 'unary') continue;
+    const call = client[method.localName];
+    client[method.localName] = (request, callOptions = {}) =>
+      call(request, { ...callOptions, timeoutMs: callOptions.timeoutMs ?? timeoutMs });
+  }
+  return client;
 }
 
 // Stream failures a watch resumes after: the server restarting or shutting down, a slow
@@ -118,8 +136,14 @@ export function watch(open, request = {}, { signal, maxResumes = Infinity, backo
         initialSnapshot: Boolean(request.initialSnapshot) && !resumed,
       };
       encodable(next);
+      // The stream's own signal: aborted when the caller's is, and when the caller leaves
+      // the iteration (break, return, an exception), which otherwise left the stream open on
+      // the server and kept the process alive.
+      const stream = new AbortController();
+      const stop = () => stream.abort();
+      signal?.addEventListener('abort', stop, { once: true });
       try {
-        for await (const message of open(next, { signal })) {
+        for await (const message of open(next, { signal: stream.signal })) {
           for (const event of message.events) {
             if (remembered(seen, event.eventId)) continue;
             yield event;
@@ -144,6 +168,9 @@ export function watch(open, request = {}, { signal, maxResumes = Infinity, backo
         } else if (!RESUMABLE.has(failure.code) || resumes >= maxResumes) {
           throw failure;
         }
+      } finally {
+        signal?.removeEventListener('abort', stop);
+        stream.abort();
       }
       resumes += 1;
       await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs * 2 ** (resumes - 1), 5000)));

@@ -3,9 +3,10 @@
 // watch stream, and errors with their ErrorInfo.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import test from 'node:test';
 
-import { Code, ConnectError, connect, errorInfo } from '../index.js';
+import { Code, ConnectError, DEFAULT_TIMEOUT_MS, connect, errorInfo } from '../index.js';
 import { InstanceState } from '../gen/deltacloud/v1/common_pb.js';
 import { EventCause, WatchInstanceEventsResponse_Kind as Kind } from '../gen/deltacloud/v1/instance_pb.js';
 
@@ -99,4 +100,25 @@ test('errors carry the status code and the ErrorInfo', async () => {
     assert.equal(errorInfo(error).reason, 'UNKNOWN_DRIVER');
     return true;
   });
+});
+
+test('a unary call has a deadline when it names none; a server that never answers fails it', async () => {
+  assert.equal(DEFAULT_TIMEOUT_MS, 30_000);
+  // Accepts connections, never answers: a call without a deadline was pending for ever.
+  const sockets = new Set();
+  const silent = net.createServer((socket) => sockets.add(socket));
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = silent.address();
+    const dc = connect(`127.0.0.1:${port}`, { username: 'u', password: 'p', timeoutMs: 500 });
+    const started = Date.now();
+    await assert.rejects(dc.realms.listRealms({}), (error) => {
+      assert.equal(ConnectError.from(error).code, Code.DeadlineExceeded);
+      return true;
+    });
+    assert.ok(Date.now() - started < 5000);
+  } finally {
+    for (const socket of sockets) socket.destroy(); // else they keep node from exiting
+    silent.close();
+  }
 });

@@ -146,3 +146,20 @@ test('the ids it remembers to drop repeats are the last 10,000, not every one', 
   assert.equal(got.length, 10002);
   assert.deepEqual(got.slice(-2), ['e10001', 'e1']);
 });
+
+test('leaving the iteration ends the stream (its signal is aborted)', async () => {
+  const signals = [];
+  const open = (req, { signal }) => {
+    signals.push(signal);
+    return (async function* () {
+      yield events('j1', event(1), event(2));
+      await new Promise(() => {}); // a live stream: nothing more for now
+    })();
+  };
+  for await (const e of watch(open, {})) {
+    assert.equal(e.eventId, 'e1');
+    break;
+  }
+  assert.equal(signals.length, 1);
+  assert.ok(signals[0].aborted, 'the stream was left open on the server');
+});
