@@ -229,8 +229,13 @@ def test_a_watch_from_a_revision_with_a_snapshot_moves_with_its_events() -> None
 def test_settings_leave_the_secrets_out_of_their_repr() -> None:
     """Settings get logged: their repr shows no password and no TLS private key."""
     key = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"
-    settings = Settings(username="me", password="s3cr3t-password", private_key=key)
-    from_env = Settings.from_env(password="s3cr3t-password", private_key=key)
+    cert = b"-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n"
+    settings = Settings(
+        username="me", password="s3cr3t-password", private_key=key, certificate_chain=cert
+    )
+    from_env = Settings.from_env(
+        password="s3cr3t-password", private_key=key, certificate_chain=cert
+    )
     for text in (repr(settings), str(settings), f"{from_env}", repr(from_env)):
         assert "s3cr3t-password" not in text and "PRIVATE KEY" not in text, text
     assert "username='me'" in repr(settings)
