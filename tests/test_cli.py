@@ -20,7 +20,9 @@ from support import MOCK_USER
 DELTACLOUD = str(Path(sys.executable).parent / "deltacloud")
 
 
-def run(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def cli_environment(server: ServerProcess, **env: str) -> dict[str, str]:
+    """The environment of a ``deltacloud`` run against ``server`` as mockuser (the caller's
+    DELTACLOUD_* variables left out), with ``env`` on top."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
     environment.update(
         DELTACLOUD_TARGET=server.target,
@@ -28,6 +30,11 @@ def run(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedPr
         DELTACLOUD_PASSWORD=MOCK_USER[1],
     )
     environment.update(env)
+    return environment
+
+
+def run(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = cli_environment(server, **env)
     return subprocess.run(
         [DELTACLOUD, *args], capture_output=True, text=True, env=environment, timeout=60
     )
@@ -181,12 +188,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(
     source.write_bytes(os.urandom(3 * 1024 * 1024))  # far more than a pipe holds
     ok(run(server, "blobs", "put", "bucket1", str(source), "--name", "cli-pipe.bin"))
     try:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
-        environment.update(
-            DELTACLOUD_TARGET=server.target,
-            DELTACLOUD_USERNAME=MOCK_USER[0],
-            DELTACLOUD_PASSWORD=MOCK_USER[1],
-        )
+        environment = cli_environment(server)
         proc = subprocess.Popen(
             [DELTACLOUD, "blobs", "get", "bucket1", "cli-pipe.bin"],
             stdout=subprocess.PIPE,
@@ -251,12 +253,7 @@ def test_blobs_put_reads_a_pipe_whose_length_is_not_known(
     """A pipe's size reads 0: it was announced as the upload's length, and the server
     refused the 5,000 bytes that came (CONTENT_LENGTH_MISMATCH)."""
     data = os.urandom(5000)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
-    environment.update(
-        DELTACLOUD_TARGET=server.target,
-        DELTACLOUD_USERNAME=MOCK_USER[0],
-        DELTACLOUD_PASSWORD=MOCK_USER[1],
-    )
+    environment = cli_environment(server)
     put = subprocess.run(
         [DELTACLOUD, "blobs", "put", "bucket1", "/dev/stdin", "--name", "cli-piped.bin"],
         input=data,
