@@ -60,13 +60,19 @@ function metadataFor({ driver, provider, username, password } = {}) {
     metadata.set('authorization', `Basic ${pair}`);
   }
   Object.defineProperty(metadata, util.inspect.custom, { value: inspectRedacted });
+  Object.defineProperty(metadata, 'toJSON', { value: redactedMap });
   return metadata;
 }
 
-function inspectRedacted(depth, options, inspect) {
+// The metadata as util.inspect and JSON.stringify show it: the credentials replaced.
+function redactedMap() {
   const shown = { ...this.getMap() };
   if ('authorization' in shown) shown.authorization = '[redacted]';
-  return `Metadata ${inspect(shown, options)}`;
+  return shown;
+}
+
+function inspectRedacted(depth, options, inspect) {
+  return `Metadata ${inspect(redactedMap.call(this), options)}`;
 }
 
 // A client of every service over one channel. Each unary method is promisified, with a
@@ -74,7 +80,10 @@ function inspectRedacted(depth, options, inspect) {
 // none):
 //   const { images } = await dc.images.ListImages({});
 //   await dc.instances.GetInstance({ id: 'inst0' }, { timeoutMs: 2000 });
-// WatchInstanceEvents returns the stream (an EventEmitter with 'data', 'error', 'end').
+// WatchInstanceEvents and DownloadBlob return the stream (an EventEmitter with 'data',
+// 'error', 'end'). UploadBlob takes the request messages (an iterable or async iterable: the
+// header first, then the chunks) and resolves with the stored Blob:
+//   await dc.buckets.UploadBlob([{ header: { bucket_id: 'b', blob_id: 'x' } }, { chunk }]);
 class Client {
   constructor(target, options = {}) {
     const v1 = loadPackage(options.protoRoot);
@@ -101,7 +110,11 @@ class Client {
   //   for await (const event of dc.watch({ instance_ids: ['inst0'] })) { ... }
   // Stop it with `break`, or with `signal` (an AbortSignal).
   watch(request = {}, options = {}) {
-    return watchEvents((req) => this.instances.WatchInstanceEvents(req), request, options);
+    const { stub } = this.instances;
+    return watchEvents((req) => this.instances.WatchInstanceEvents(req), request, {
+      encode: (req) => stub.WatchInstanceEvents.requestSerialize(req),
+      ...options,
+    });
   }
 
   close() {
@@ -109,11 +122,23 @@ class Client {
   }
 }
 
-const RESUMABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED, grpc.status.CANCELLED]);
+// Stream failures a watch resumes after: the server restarting or shutting down, a slow
+// subscriber cut, a proxy or the network cutting the stream, and a connection broken
+// mid-stream (which grpc-js reports as INTERNAL, or UNKNOWN through some proxies).
+const RESUMABLE = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.CANCELLED,
+  grpc.status.INTERNAL,
+  grpc.status.UNKNOWN,
+]);
 
 // The resume logic on its own (open(request) returns a stream of
 // WatchInstanceEventsResponse), so it can be tested without a server. The iterator's
 // position() is where it stands: { after_revision, journal_id }, to resume a later run.
+// `encode(request)`, if given, serializes a request before it is sent (Client.watch passes
+// the stub's): a request it cannot encode (a field of the wrong type) is thrown at once as
+// INVALID_ARGUMENT, since grpc-js would fail its stream as INTERNAL, which is resumed.
 function watchEvents(open, request = {}, options = {}) {
   // The journal `after_revision` counts in is sent with it, so that a server whose journal
   // is another one (another server behind the address) refuses the resume (OUT_OF_RANGE)
@@ -136,7 +161,7 @@ function remembered(seen, id) {
   return false;
 }
 
-async function* watchLoop(open, request, { signal, maxResumes = Infinity, backoffMs = 100 }, state) {
+async function* watchLoop(open, request, { signal, maxResumes = Infinity, backoffMs = 100, encode }, state) {
   const seen = new Set();
   let resumes = 0;
   // A watch that starts after a revision gets no snapshot: its events move the position.
@@ -147,12 +172,14 @@ async function* watchLoop(open, request, { signal, maxResumes = Infinity, backof
     // Resumed after the last revision seen; the snapshot (if asked for) only until one came,
     // as the server refuses a snapshot together with a revision to start after.
     const { after, journal } = state;
-    const stream = open({
+    const next = {
       ...rest,
       ...(after !== undefined
         ? { after_revision: after, initial_snapshot: false, ...(journal ? { journal_id: journal } : {}) }
         : {}),
-    });
+    };
+    if (encode) encodable(encode, next);
+    const stream = open(next);
     const stop = () => stream.cancel();
     signal?.addEventListener('abort', stop, { once: true });
     try {
@@ -191,6 +218,15 @@ async function* watchLoop(open, request, { signal, maxResumes = Infinity, backof
   }
 }
 
+function encodable(encode, request) {
+  try {
+    encode(request);
+  } catch (cause) {
+    const error = new Error(`invalid WatchInstanceEventsRequest: ${cause.message}`, { cause });
+    throw Object.assign(error, { code: grpc.status.INVALID_ARGUMENT, details: error.message });
+  }
+}
+
 // A unary call's deadline when neither the call nor the client names one (the Python
 // client's too): a server or network that never answers fails the call with
 // DEADLINE_EXCEEDED instead of leaving it pending for ever. Streams have none.
@@ -202,16 +238,59 @@ function wrap(stub, metadata, timeoutMs = DEFAULT_TIMEOUT_MS) {
     if (typeof method !== 'function' || !method.path) continue;
     if (method.responseStream) {
       wrapped[name] = (request = {}) => stub[name](request, metadata);
-    } else if (!method.requestStream) {
+    } else if (method.requestStream) {
+      wrapped[name] = (requests, options = {}) => sendAll(stub, name, metadata, requests, deadline(timeoutMs, options));
+    } else {
       // dc.images.ListImages(request, { timeoutMs }): timeoutMs null for no deadline.
-      wrapped[name] = (request = {}, { timeoutMs: callTimeout = timeoutMs } = {}) =>
+      wrapped[name] = (request = {}, options = {}) =>
         new Promise((resolve, reject) => {
-          const options = callTimeout == null ? {} : { deadline: Date.now() + callTimeout };
-          stub[name](request, metadata, options, (error, response) => (error ? reject(error) : resolve(response)));
+          const callOptions = deadline(timeoutMs, options);
+          stub[name](request, metadata, callOptions, (error, response) => (error ? reject(error) : resolve(response)));
         });
     }
   }
   return wrapped;
+}
+
+// The call options of a call: its deadline from the call's timeoutMs, else the client's.
+function deadline(clientTimeout, { timeoutMs = clientTimeout } = {}) {
+  return timeoutMs == null ? {} : { deadline: Date.now() + timeoutMs };
+}
+
+// A client-streaming call: sends each of `requests` (iterable or async iterable) as the
+// stream takes them (waiting for 'drain', so a large upload is not buffered whole), then
+// resolves with the response. A server error ends the sending; an error of `requests`
+// cancels the call and is what the promise rejects with.
+function sendAll(stub, name, metadata, requests, callOptions) {
+  return new Promise((resolve, reject) => {
+    let settle;
+    const finished = new Promise((resolved) => {
+      settle = resolved;
+    });
+    let done = false;
+    const call = stub[name](metadata, callOptions, (error, response) => {
+      done = true;
+      settle();
+      if (error) reject(error);
+      else resolve(response);
+    });
+    (async () => {
+      for await (const request of requests) {
+        if (done) return;
+        if (!call.write(request)) {
+          let drained;
+          await Promise.race([new Promise((resolved) => call.once('drain', (drained = resolved))), finished]);
+          call.removeListener('drain', drained);
+        }
+      }
+      if (!done) call.end();
+    })().catch((error) => {
+      if (done) return;
+      done = true;
+      reject(error);
+      call.cancel();
+    });
+  });
 }
 
 module.exports = {

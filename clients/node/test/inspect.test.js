@@ -22,3 +22,14 @@ test('inspecting a client or its metadata shows no credentials', () => {
     dc.close();
   }
 });
+
+test('JSON.stringify of the metadata shows no credentials either', () => {
+  const dc = new Client('127.0.0.1:1', { username: 'mockuser', password: 's3cr3t-password', driver: 'mock' });
+  try {
+    const shown = JSON.stringify({ metadata: dc.metadata });
+    assert.ok(!shown.includes(Buffer.from('mockuser:s3cr3t-password').toString('base64')), shown);
+    assert.deepEqual(JSON.parse(shown).metadata, { 'x-deltacloud-driver': 'mock', authorization: '[redacted]' });
+  } finally {
+    dc.close();
+  }
+});

@@ -106,3 +106,51 @@ test('watch() yields the events of a new instance until it runs', async () => {
     dc.close();
   }
 });
+
+test('UploadBlob sends a stream of chunks; DownloadBlob gives the same bytes back', async () => {
+  const dc = client();
+  const bucket = `node-${process.pid}-${Date.now()}`;
+  try {
+    await dc.buckets.CreateBucket({ name: bucket });
+    // 3 MiB in 64 KiB chunks from an async generator: more than the stream buffers at once.
+    const content = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < content.length; i += 1) content[i] = (i * 7 + (i >> 12)) % 251;
+    async function* requests() {
+      yield { header: { bucket_id: bucket, blob_id: 'big.bin', content_type: 'application/octet-stream', content_length: content.length } };
+      for (let at = 0; at < content.length; at += 65536) yield { chunk: content.subarray(at, at + 65536) };
+    }
+    const blob = await dc.buckets.UploadBlob(requests());
+    assert.equal(blob.id, 'big.bin');
+    assert.equal(Number(blob.content_length), content.length);
+
+    const chunks = [];
+    let described;
+    for await (const message of dc.buckets.DownloadBlob({ bucket_id: bucket, id: 'big.bin' })) {
+      if (message.blob) described = message.blob;
+      else chunks.push(message.chunk);
+    }
+    assert.equal(described.id, 'big.bin');
+    assert.ok(Buffer.concat(chunks).equals(content), 'the bytes downloaded are the bytes uploaded');
+
+    // A server error ends the upload: the promise rejects with the server's status.
+    await assert.rejects(
+      dc.buckets.UploadBlob([{ header: { bucket_id: 'no-such-bucket', blob_id: 'x' } }, { chunk: Buffer.from('x') }]),
+      (error) => error.code === 5, // NOT_FOUND
+    );
+    // An error of the data source is what the upload rejects with, and nothing is stored.
+    const broken = new Error('the source broke');
+    async function* failing() {
+      yield { header: { bucket_id: bucket, blob_id: 'half.bin' } };
+      yield { chunk: Buffer.from('half') };
+      throw broken;
+    }
+    await assert.rejects(dc.buckets.UploadBlob(failing()), (error) => error === broken);
+    const { blobs } = await dc.buckets.ListBlobs({ bucket_id: bucket });
+    assert.deepEqual(
+      blobs.map((b) => b.id),
+      ['big.bin'],
+    );
+  } finally {
+    dc.close();
+  }
+});

@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Readable } = require('node:stream');
-const { watchEvents, grpc } = require('../index.js');
+const { Client, watchEvents, grpc } = require('../index.js');
 
 function event(revision, id = `e${revision}`) {
   return { revision, event_id: id, instance_id: 'inst0', state: 'INSTANCE_STATE_RUNNING' };
@@ -234,4 +234,52 @@ test('the ids it remembers to drop repeats are the last 10,000, not every one', 
   assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
   assert.equal(got.length, 10002);
   assert.deepEqual(got.slice(-2), [10001, 1]);
+});
+
+test('a connection broken mid-stream (INTERNAL, UNKNOWN) is resumed like UNAVAILABLE', async () => {
+  const { got, requests, error } = await runScripts([
+    () => fakeStream([{ events: [event(1)], revision: 1 }], grpc.status.INTERNAL),
+    () => fakeStream([{ events: [event(2)], revision: 2 }], grpc.status.UNKNOWN),
+    () => fakeStream([{ events: [event(3)], revision: 3 }], grpc.status.PERMISSION_DENIED),
+  ]);
+  assert.equal(error?.code, grpc.status.PERMISSION_DENIED);
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.deepEqual(
+    requests.map((r) => r.after_revision),
+    [undefined, 1, 2],
+  );
+});
+
+test('a request it cannot encode is thrown as INVALID_ARGUMENT, never opened or resumed', async () => {
+  const opened = [];
+  const encode = (request) => {
+    if (!Array.isArray(request.instance_ids)) throw new TypeError('instance_ids: array expected');
+  };
+  const events = watchEvents((request) => opened.push(request), { instance_ids: 'inst0' }, { encode, backoffMs: 1 });
+  await assert.rejects(
+    (async () => {
+      for await (const _ of events);
+    })(),
+    (error) => {
+      assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(error.details, /instance_ids: array expected/);
+      return true;
+    },
+  );
+  assert.deepEqual(opened, []);
+});
+
+test("Client.watch encodes with the stub's serializer before it opens a stream", async () => {
+  // No server: the request fails to encode before any connection is tried.
+  const dc = new Client('127.0.0.1:1', { timeoutMs: 1000 });
+  try {
+    await assert.rejects(
+      (async () => {
+        for await (const _ of dc.watch({ instance_ids: 5 }));
+      })(),
+      (error) => error.code === grpc.status.INVALID_ARGUMENT && /array expected/.test(error.details),
+    );
+  } finally {
+    dc.close();
+  }
 });
