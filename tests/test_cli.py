@@ -292,3 +292,36 @@ def test_nested_options_are_read_as_their_fields_types(server: ServerProcess) ->
             assert complaint in result.stderr
     finally:
         run(server, "load-balancers", "delete", made["id"])
+
+
+def test_blob_transfers_have_a_deadline_only_when_given(server: ServerProcess) -> None:
+    """The global --timeout (30 s) is of unary calls; `blobs put` and `blobs get` took none
+    at all. Now their own --timeout bounds the whole transfer: an upload from a pipe whose
+    writer sends nothing ends at it with DEADLINE_EXCEEDED, and nothing is stored."""
+    environment = cli_environment(server)
+    started = time.monotonic()
+    with subprocess.Popen(
+        [DELTACLOUD, "blobs", "put", "bucket1", "/dev/stdin", "--name", "cli-stalled.bin",
+         "--timeout", "1.5"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=environment, text=True,
+    ) as put:  # fmt: skip
+        assert put.stdin is not None
+        put.stdin.write("a few bytes, then nothing")
+        put.stdin.flush()  # and the pipe stays open: the upload waits for more
+        try:
+            put.wait(timeout=30)
+        finally:
+            put.stdin.close()
+        stderr = put.stderr.read() if put.stderr else ""
+    took = time.monotonic() - started
+    assert put.returncode == 1, stderr
+    assert "DEADLINE_EXCEEDED" in stderr or "deadline" in stderr.lower(), stderr
+    assert 1.4 < took < 20, took
+    shown = run(server, "blobs", "show", "bucket1", "cli-stalled.bin")
+    assert shown.returncode == 1 and "NOT_FOUND" in shown.stderr, shown.stderr
+
+    # A download too: a deadline no transfer can meet ends it as DEADLINE_EXCEEDED.
+    got = run(server, "blobs", "get", "bucket1", "blob1", "--timeout", "0.000001")
+    assert got.returncode == 1 and "DEADLINE_EXCEEDED" in got.stderr, got.stderr
+    assert "--timeout" in ok(run(server, "blobs", "get", "--help"))

@@ -3,6 +3,7 @@ request building, paging, retry decisions, watch resume bookkeeping and error tr
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from deltacloud.client import InstanceGone, NotFound, RevisionCompacted, Settings, Unavailable
+from deltacloud.client import (
+    Client,
+    InstanceGone,
+    NotFound,
+    RevisionCompacted,
+    Settings,
+    Unavailable,
+)
 from deltacloud.client.errors import from_rpc_error
 from deltacloud.client.paging import PageCursor
 from deltacloud.client.retry import RetryPolicy
@@ -241,6 +249,17 @@ def test_settings_leave_the_secrets_out_of_their_repr() -> None:
     assert "username='me'" in repr(settings)
     assert (settings.password, settings.private_key) == ("s3cr3t-password", key)  # still used
     assert dict(settings.metadata())["authorization"].startswith("Basic ")
+
+
+def test_a_client_and_its_call_metadata_show_no_credentials() -> None:
+    """What a debugger or a log line shows of a client (vars, repr of its metadata) has the
+    driver but not the Basic credentials, which every call still carries."""
+    basic = base64.b64encode(b"me:s3cr3t-password").decode()
+    with Client("127.0.0.1:1", driver="mock", username="me", password="s3cr3t-password") as client:
+        for text in (repr(vars(client)), str(vars(client)), f"{client._metadata}"):
+            assert basic not in text and "s3cr3t-password" not in text, text
+            assert "'authorization', '[redacted]'" in text and "'mock'" in text, text
+        assert dict(client._metadata)["authorization"] == f"Basic {basic}"
 
 
 def test_generated_client_methods_are_up_to_date() -> None:

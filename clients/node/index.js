@@ -82,7 +82,8 @@ function inspectRedacted(depth, options, inspect) {
 //   await dc.instances.GetInstance({ id: 'inst0' }, { timeoutMs: 2000 });
 // WatchInstanceEvents and DownloadBlob return the stream (an EventEmitter with 'data',
 // 'error', 'end'). UploadBlob takes the request messages (an iterable or async iterable: the
-// header first, then the chunks) and resolves with the stored Blob:
+// header first, then the chunks) and resolves with the stored Blob; it has a deadline only if
+// the call names one (`timeoutMs`):
 //   await dc.buckets.UploadBlob([{ header: { bucket_id: 'b', blob_id: 'x' } }, { chunk }]);
 class Client {
   constructor(target, options = {}) {
@@ -239,7 +240,9 @@ function wrap(stub, metadata, timeoutMs = DEFAULT_TIMEOUT_MS) {
     if (method.responseStream) {
       wrapped[name] = (request = {}) => stub[name](request, metadata);
     } else if (method.requestStream) {
-      wrapped[name] = (requests, options = {}) => sendAll(stub, name, metadata, requests, deadline(timeoutMs, options));
+      // An upload has no deadline unless the call names one (a large blob takes its time;
+      // the server ends one idle for its --transfer-idle-timeout), as the streams.
+      wrapped[name] = (requests, options = {}) => sendAll(stub, name, metadata, requests, deadline(null, options));
     } else {
       // dc.images.ListImages(request, { timeoutMs }): timeoutMs null for no deadline.
       wrapped[name] = (request = {}, options = {}) =>

@@ -94,6 +94,20 @@ def _pem(value: bytes | str | Path | None) -> bytes | None:
     return Path(value).read_bytes()
 
 
+class CallMetadata(tuple[tuple[str, str], ...]):
+    """The metadata of every call, as gRPC takes it (pairs of key and value); its repr
+    shows the credentials redacted, so that a transport (``vars(client)``) or its metadata
+    can be logged."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shown = tuple((k, "[redacted]" if k == "authorization" else v) for k, v in self)
+        return f"CallMetadata({shown!r})"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where and as whom to call: the target, the backend (driver, provider) and its
@@ -123,7 +137,7 @@ class Settings:
                 "(private_key, --key), and a key its certificate"
             )
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
+    def metadata(self) -> CallMetadata:
         """The metadata of every call (README: driver, provider, Basic credentials)."""
         md: list[tuple[str, str]] = []
         if self.driver:
@@ -133,7 +147,7 @@ class Settings:
         if self.username is not None or self.password is not None:
             pair = f"{self.username or ''}:{self.password or ''}".encode()
             md.append(("authorization", "Basic " + base64.b64encode(pair).decode()))
-        return tuple(md)
+        return CallMetadata(md)
 
     def credentials(self) -> grpc.ChannelCredentials | None:
         """TLS credentials, or None for plaintext."""

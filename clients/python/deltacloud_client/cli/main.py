@@ -160,7 +160,7 @@ def _discard_stdout() -> None:
     type=float,
     default=30.0,
     show_default=True,
-    help="Deadline of each call, in seconds.",
+    help="Deadline of each call, in seconds (blob transfers: their own --timeout).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.version_option(package_name="deltacloud-grpc")
@@ -528,6 +528,14 @@ def wait_command(obj: Context, instance_id: str, state: str, timeout: float) -> 
     click.echo(output.to_json(instance) if obj.as_json else output.record(instance))
 
 
+TRANSFER_TIMEOUT = click.option(
+    "--timeout",
+    type=float,
+    help="Deadline of the whole transfer, in seconds (default: none; the server ends one "
+    "idle for its --transfer-idle-timeout).",
+)
+
+
 @click.command("put")
 @click.argument("bucket_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -535,6 +543,7 @@ def wait_command(obj: Context, instance_id: str, state: str, timeout: float) -> 
 @click.option("--content-type", help="Default: guessed from the file name.")
 @click.option("--metadata", "user_metadata", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
+@TRANSFER_TIMEOUT
 @json_flag
 @click.pass_obj
 def put_command(
@@ -545,6 +554,7 @@ def put_command(
     content_type: str | None,
     user_metadata: tuple[str, ...],
     progress: bool | None,
+    timeout: float | None,
 ) -> None:
     """Upload FILE into a bucket, with a progress bar."""
     status = file.stat()
@@ -553,8 +563,11 @@ def put_command(
     guessed = content_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     show = sys.stderr.isatty() if progress is None else progress
     metadata = {k: v for item in user_metadata for k, v in _kv(item).items()}
+    # Unbuffered: gRPC reads the file in a thread of its own, and a failed upload (its
+    # deadline, the server's idle limit) leaves that thread waiting in read() on a stalled
+    # pipe; closing a buffered file waits for its lock, held by that read, for ever.
     with (
-        file.open("rb") as data,
+        file.open("rb", buffering=0) as data,
         click.progressbar(
             length=size or 1,
             label=f"uploading {file.name}",
@@ -570,6 +583,7 @@ def put_command(
             user_metadata=metadata,
             content_length=size,
             progress=bar.update,
+            timeout=timeout,
         )
     click.echo(output.to_json(blob) if obj.as_json else output.record(blob))
 
@@ -584,11 +598,16 @@ def put_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here (default: stdout).",
 )
+@TRANSFER_TIMEOUT
 @click.pass_obj
-def get_command(obj: Context, bucket_id: str, blob_id: str, target: Path | None) -> None:
+def get_command(
+    obj: Context, bucket_id: str, blob_id: str, target: Path | None, timeout: float | None
+) -> None:
     """Download a blob's content (the -o file is replaced only once the whole content
     has come: a failed download leaves it as it was)."""
-    chunks: Iterator[bytes] = obj.client.download_blob(bucket_id=bucket_id, id=blob_id)
+    chunks: Iterator[bytes] = obj.client.download_blob(
+        bucket_id=bucket_id, id=blob_id, timeout=timeout
+    )
     if target is None:
         out = sys.stdout.buffer
         for chunk in chunks:
