@@ -78,8 +78,9 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 def _lock_data_dir(data_dir: Path) -> TextIO:
     """One server per data directory: the event journal's revisions are assigned by one
-    process. The lock dies with the process, kill -9 included."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    process. The lock dies with the process, kill -9 included. A new directory is made
+    private (0700): it holds users' data (the mock's blobs and instances, kept answers)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle = (data_dir / "server.lock").open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -202,6 +202,22 @@ def test_keys_are_made_whole_and_private(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["new.key"]  # nothing left aside
 
 
+def test_a_new_data_directory_is_private(tmp_path: Path) -> None:
+    """The data directory holds users' data (the mock's blobs and instances, the kept
+    answers of creates); made by the server, it was readable by every local user (0755,
+    files 0644). Now new directories are 0700, the mock's own directory too."""
+    data_dir = tmp_path / "made" / "here"
+    mock_dir = tmp_path / "mock-elsewhere"
+    # The kit makes its own directory (for the port file and log); the server makes these.
+    extra = ["--data-dir", str(data_dir), "--driver-option", f"mock.data_dir={mock_dir}"]
+    server = ServerProcess(tmp_path / "kit", extra_args=extra)
+    for _ in _run(server):
+        with grpc.insecure_channel(server.target) as channel:
+            Api(channel).buckets.ListBuckets(bucket_pb2.ListBucketsRequest(), metadata=MD)
+        for directory in (data_dir, mock_dir, mock_dir / "blobs", mock_dir / "tmp"):
+            assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
 def test_bad_flag_value_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "deltacloud.server.main", "--driver-option", "nodot=1"],

@@ -262,7 +262,8 @@ class Store:
         if self._conn is not None:
             return self._conn
         for directory in (self.root, self.blob_dir, self.tmp_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            # Private when made here: the users' blobs and instances (user data) are in it.
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._remove_stale_uploads()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each method is exactly
         # one transaction. check_same_thread=False: the lock serialises use across threads.
