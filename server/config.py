@@ -34,6 +34,7 @@ class ServerConfig:
     #: "driver.key" -> value, e.g. {"mock.pending_delay": "0.2"}.
     driver_options: Mapping[str, str] = field(default_factory=dict)
     workers: int = 32
+    calls_per_scope: int = 16
     upload_workers: int = 64
     download_workers: int = 32
     transfers_per_scope: int = 16
@@ -140,6 +141,15 @@ FLAGS = [
         shown="$XDG_DATA_HOME/deltacloud, or ~/.local/share/deltacloud",
     ),
     Flag("--workers", "32", "threads running driver calls", int, positive=True),
+    Flag(
+        "--calls-per-scope",
+        "16",
+        "driver calls one scope (driver, provider, credentials) may have on --workers at "
+        "once; more wait their turn, so one user whose cloud stalls, or who floods the "
+        "server, cannot take every worker",
+        int,
+        positive=True,
+    ),
     Flag(
         "--upload-workers",
         "64",

@@ -5,8 +5,11 @@ bounded thread pool so the event loop never blocks on a backend."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +40,7 @@ from .context import DRIVER_KEY, PROVIDER_KEY, parse_metadata
 from .errors import ApiError, code_of
 from .logs import redact
 from .metrics import Counter, Metrics
+from .turns import Turns
 
 T = TypeVar("T")
 Pool = Literal["calls", "uploads", "downloads", "polls"]
@@ -63,10 +67,20 @@ class Call:
     ctx: CallContext
     #: The credentials are checked by the first driver call, in the same worker hop.
     unauthenticated: bool = False
+    #: The call's scope (driver, provider, credentials) as Gateway.turns keys it; made on
+    #: first use.
+    _scope: str | None = None
 
     @property
     def driver_class(self) -> type[BaseDriver]:
         return type(self.driver)
+
+    def turn(self, kind: str, limit: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """This call's turn among its scope's work of ``kind``: at most ``limit`` at once,
+        the others wait in order (server/turns.py)."""
+        if self._scope is None:
+            self._scope = self.gateway.scope_of(self.driver.name, self.ctx)
+        return self.gateway.turns.turn(f"{kind}/{self._scope}", limit)
 
     async def run(self, fn: Callable[..., T], *args: Any, pool: Pool = "calls") -> T:
         """Run a driver method with this call's context: off the event loop, unless it is
@@ -94,9 +108,17 @@ class Call:
                     return result
                 finally:
                     self.gateway.check_inline_time(fn, time.perf_counter() - began)
-            result = await self.gateway.run_blocking(
-                _unless_expired, check, fn, self.ctx, *args, pool=pool
-            )
+            if pool == "calls":
+                # One scope holds at most --calls-per-scope workers: a user whose cloud
+                # stalls, or who floods the server, leaves the others workers.
+                async with self.turn("call", self.gateway.config.calls_per_scope):
+                    result = await self.gateway.run_blocking(
+                        _unless_expired, check, fn, self.ctx, *args
+                    )
+            else:
+                result = await self.gateway.run_blocking(
+                    _unless_expired, check, fn, self.ctx, *args, pool=pool
+                )
             self.unauthenticated = False
             return result
         except BaseException as exc:
@@ -230,7 +252,17 @@ class Gateway:
         self._busy: dict[Pool, int] = dict.fromkeys(self.executors, 0)
         self._queued: dict[Pool, int] = dict.fromkeys(self.executors, 0)
         self._running_lock = threading.Lock()
+        #: Turns of the scopes' work (driver calls; transfers): server/turns.py.
+        self.turns = Turns()
+        self._scope_key = os.urandom(32)  # this process's: the keys live in memory only
         self._register_metrics()
+
+    def scope_of(self, driver: str, ctx: CallContext) -> str:
+        """A call's scope (driver, provider, credentials) as a keyed hash: the turns tell
+        scopes apart without keeping credentials."""
+        creds = ctx.credentials
+        material = "\0".join((driver, ctx.provider, creds.user, creds.password)).encode()
+        return hashlib.blake2b(material, key=self._scope_key, digest_size=16).hexdigest()
 
     def _register_metrics(self) -> None:
         sizes = self.pool_sizes
@@ -258,6 +290,16 @@ class Gateway:
             "gauge",
             "Driver work waiting for a worker of its pool.",
             lambda: by_pool(self._queued),
+        )
+        metrics.add(
+            "deltacloud_turns_waiting",
+            "gauge",
+            "Work waiting for its scope's turn (--calls-per-scope, --transfers-per-scope), by "
+            "kind: call, upload, download.",
+            lambda: [
+                ({"kind": kind}, float(self.turns.waiting().get(kind, 0)))
+                for kind in ("call", "upload", "download")
+            ],
         )
         self._driver_calls = metrics.counter(
             "deltacloud_driver_calls_total",

@@ -1697,13 +1697,14 @@ def test_attempts_are_classified_from_the_answer_or_its_absence() -> None:
 
 @contextlib.contextmanager
 def behind_a_blackhole(
-    moto: MotoServer, tmp_path: Path, workers: int
+    moto: MotoServer, tmp_path: Path, workers: int, *extra: str
 ) -> Iterator[tuple[Blackhole, ServerProcess, Api]]:
-    """An ec2 server with ``workers`` call workers whose endpoint is moto through a proxy
-    that can go silent (tests/blackhole.py), and an Api on it."""
+    """An ec2 server with ``workers`` call workers (and ``extra`` flags) whose endpoint is
+    moto through a proxy that can go silent (tests/blackhole.py), and an Api on it."""
     with Blackhole(int(moto.url.rsplit(":", 1)[1])) as hole:
         endpoint = SimpleNamespace(url=f"http://{hole.target}")
-        server = ec2_server(tmp_path, endpoint, extra=["--workers", str(workers)])  # type: ignore[arg-type]
+        flags = ["--workers", str(workers), *extra]
+        server = ec2_server(tmp_path, endpoint, extra=flags)  # type: ignore[arg-type]
         try:
             with grpc.insecure_channel(server.target) as channel:
                 yield hole, server, Api(channel)
@@ -1740,6 +1741,34 @@ def test_a_hung_endpoint_is_unavailable_within_the_deadline_and_frees_the_worker
                 "BACKEND_UNAVAILABLE",
             ), (deadline, took, f)
             assert took < deadline
+
+
+def test_one_users_calls_to_a_hung_endpoint_leave_workers_for_the_others(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """Six calls of one user to an endpoint that stopped answering took every worker (each
+    holds one until its backend budget runs out, about its deadline): another user's call
+    to a healthy cloud waited behind them. With --calls-per-scope 2, the user holds two of
+    the three workers, the others wait their turn, and the other call is answered at once;
+    the waiting calls are still answered, within their deadline."""
+    with behind_a_blackhole(moto, tmp_path, 3, "--calls-per-scope", "2") as (hole, _, api):
+        request = realm_pb2.ListRealmsRequest()
+        assert api.realms.ListRealms(request, metadata=EC2, timeout=10).realms
+        hole.hang()
+        started = time.monotonic()
+        hung = [api.realms.ListRealms.future(request, metadata=EC2, timeout=12) for _ in range(6)]
+        time.sleep(1.0)  # two on workers, waiting on the silent endpoint; four in line
+        mock = metadata("mockuser", "mockpassword", driver="mock")
+        other = key_pb2.CreateKeyRequest(name="while-one-user-hangs")
+        assert api.keys.CreateKey(other, metadata=mock, timeout=3).id == other.name
+        for future in hung:
+            error = future.exception(timeout=30)
+            assert isinstance(error, grpc.RpcError)
+            assert error.code() in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ), error
+        assert time.monotonic() - started < 12 + 5
 
 
 def test_watches_on_a_hung_endpoint_do_not_take_the_workers_other_calls_need(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
@@ -184,44 +183,12 @@ def _take(chunks: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
     return b"".join(parts), True
 
 
-class _Slot:
-    def __init__(self, limit: int) -> None:
-        self.semaphore = asyncio.Semaphore(limit)
-        self.users = 0
-
-
-class _Turns:
-    """Transfers in progress, per scope and kind: at most ``limit`` at once, the others wait
-    their turn (in order). A user whose uploads stall holds at most that many upload workers,
-    and one whose downloads are never read holds at most that many pieces in memory."""
-
-    def __init__(self) -> None:
-        self._slots: dict[str, _Slot] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, key: str, limit: int) -> AsyncIterator[None]:
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = _Slot(limit)
-        slot.users += 1
-        try:
-            async with slot.semaphore:
-                yield
-        finally:
-            slot.users -= 1
-            if not slot.users:
-                del self._slots[key]
-
-
 class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._turns = _Turns()
-
     def _turn(self, call: Call, kind: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """This call's turn among its scope's transfers of ``kind``."""
-        limit = self.gateway.config.transfers_per_scope
-        return self._turns.turn(f"{kind}/{self.events.key_of(call)}", limit)
+        """This call's turn among its scope's transfers of ``kind``: at most
+        --transfers-per-scope at once, so one user's stalled uploads cannot take every
+        upload worker, nor downloads never read hold memory without bound."""
+        return call.turn(kind, self.gateway.config.transfers_per_scope)
 
     @unary
     async def ListBuckets(
