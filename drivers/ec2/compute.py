@@ -27,6 +27,7 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
+from . import names
 from .errors import translated
 from .session import EC2Base, tag
 
@@ -274,6 +275,8 @@ class Compute(EC2Base, abstract=True):
         )
 
     def create_image(self, ctx: CallContext, opts: m.CreateImage) -> m.Image:
+        if opts.name:
+            names.check_image_name(opts.name)
         name = opts.name or f"{opts.instance_id}-{int(time.time())}"
         params: dict[str, Any] = {"InstanceId": opts.instance_id, "Name": name}
         if opts.description:
@@ -373,6 +376,7 @@ class Compute(EC2Base, abstract=True):
         )
 
     def create_instance(self, ctx: CallContext, opts: m.CreateInstance) -> list[m.Instance]:
+        names.check_tag_value("name", opts.name)
         image = self.get_image(ctx, opts.image_id)
         profile_id = opts.hardware_profile_id or self.default_hardware_profile_id(ctx, image.id)
         profile = self.get_hardware_profile(ctx, profile_id)
@@ -492,6 +496,7 @@ class Compute(EC2Base, abstract=True):
         return filter_on(keys, filters, *COLLECTIONS["keys"].filters)
 
     def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
+        names.existing_key(key_id)
         with translated("key", key_id):
             pairs = self.ec2(ctx).describe_key_pairs(KeyNames=[key_id], IncludePublicKey=True)[
                 "KeyPairs"
@@ -511,8 +516,7 @@ class Compute(EC2Base, abstract=True):
         )
 
     def create_key(self, ctx: CallContext, opts: m.CreateKey) -> m.Key:
-        if not opts.name or len(opts.name) > 255:
-            raise ValidationError("a key name has 1 to 255 characters")
+        names.check_key_name(opts.name)
         ec2 = self.ec2(ctx)
         with translated("key", opts.name):
             if opts.public_key.strip():
@@ -563,6 +567,8 @@ class Compute(EC2Base, abstract=True):
     def create_storage_volume(
         self, ctx: CallContext, opts: m.CreateStorageVolume
     ) -> m.StorageVolume:
+        names.check_tag_value("name", opts.name)
+        names.check_tag_value("description", opts.description)
         params: dict[str, Any] = {}
         if opts.capacity_gb:
             params["Size"] = max(1, int(-(-opts.capacity_gb // 1)))
@@ -664,6 +670,7 @@ class Compute(EC2Base, abstract=True):
     def create_storage_snapshot(
         self, ctx: CallContext, opts: m.CreateStorageSnapshot
     ) -> m.StorageSnapshot:
+        names.check_tag_value("name", opts.name)
         params: dict[str, Any] = {"VolumeId": opts.storage_volume_id}
         if opts.description:
             params["Description"] = opts.description
@@ -843,6 +850,7 @@ class Compute(EC2Base, abstract=True):
     def create_firewall(self, ctx: CallContext, opts: m.CreateFirewall) -> m.Firewall:
         if not opts.name or not opts.description:
             raise ValidationError("a firewall needs a name and a description")
+        names.check_firewall(opts.name, opts.description)
         with translated("firewall", opts.name):
             group_id = self.ec2(ctx).create_security_group(
                 GroupName=opts.name, Description=opts.description

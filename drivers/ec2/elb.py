@@ -16,6 +16,7 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
+from . import names
 from .errors import translated
 from .session import EC2Base
 
@@ -52,6 +53,7 @@ class LoadBalancing(EC2Base, abstract=True):
         return filter_on(found, filters, *COLLECTIONS["load_balancers"].filters)
 
     def get_load_balancer(self, ctx: CallContext, lb_id: str) -> m.LoadBalancer:
+        names.existing_load_balancer(lb_id)
         with translated("load_balancer", lb_id):
             found = self.elb(ctx).describe_load_balancers(LoadBalancerNames=[lb_id])
         descriptions = found.get("LoadBalancerDescriptions", [])
@@ -60,6 +62,7 @@ class LoadBalancing(EC2Base, abstract=True):
         return self._balancer(descriptions[0])
 
     def create_load_balancer(self, ctx: CallContext, opts: m.CreateLoadBalancer) -> m.LoadBalancer:
+        names.check_load_balancer_name(opts.name)
         if not opts.listeners:
             raise ValidationError("a load balancer needs at least one listener")
         realms = list(dict.fromkeys(opts.realm_ids))

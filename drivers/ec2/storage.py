@@ -15,7 +15,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-from botocore.handlers import VALID_S3_ARN  # type: ignore[import-untyped]
 
 from deltacloud.drivers import (
     COLLECTIONS,
@@ -28,6 +27,7 @@ from deltacloud.drivers import (
 )
 from deltacloud.drivers import models as m
 
+from . import names
 from .errors import (
     AUTH_CODES,
     PERMISSION_CODES,
@@ -53,26 +53,8 @@ ANSWER_MARGIN = 0.2
 METADATA_ATTEMPTS = 3
 #: What S3 calls an object stored without a content type.
 S3_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
-#: The bucket names botocore sends (besides access point ARNs): it refuses any other
-#: before sending, with a text of its own. No bucket has such a name.
-_SENDABLE_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 #: What a refused HEAD request's answer (no body, so no error code) says instead.
 _BODILESS_CODES = frozenset({"", "400", "403", "BadRequest", "Forbidden"})
-
-
-def _clip(value: str, limit: int = 64) -> str:
-    return value if len(value) <= limit else value[:limit] + "..."
-
-
-def _sendable(bucket_id: str) -> bool:
-    return bool(_SENDABLE_BUCKET.fullmatch(bucket_id) or VALID_S3_ARN.fullmatch(bucket_id))
-
-
-def _existing(bucket_id: str) -> None:
-    """A lookup of a bucket no bucket can be named as is NOT_FOUND: not botocore's text
-    about its regular expression."""
-    if not _sendable(bucket_id):
-        raise NotFoundError("bucket", bucket_id)
 
 
 @contextlib.contextmanager
@@ -155,21 +137,16 @@ class Storage(EC2Base, abstract=True):
         return filter_on(buckets, filters, *COLLECTIONS["buckets"].filters)
 
     def get_bucket(self, ctx: CallContext, bucket_id: str) -> m.Bucket:
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
         head = _head(self.s3(ctx), bucket_id, "head_bucket", "bucket", bucket_id)
         return m.Bucket(id=bucket_id, name=bucket_id, location=head.get("BucketRegion", ""))
 
     def create_bucket(self, ctx: CallContext, opts: m.CreateBucket) -> m.Bucket:
+        names.check_bucket_name(opts.name)
         location = opts.location or self.region
         if not _REGION_NAME.fullmatch(location):
             raise ValidationError(
                 f"location {location!r} is not a region name", metadata={"option": "location"}
-            )
-        if not _sendable(opts.name):
-            raise ValidationError(
-                f"name {_clip(opts.name)!r} is not a valid bucket name (S3: 3 to 63 "
-                "lower-case letters, digits, dots and hyphens)",
-                metadata={"option": "name", "value": _clip(opts.name)},
             )
         params: dict[str, Any] = {"Bucket": opts.name}
         if location != "us-east-1":
@@ -181,14 +158,14 @@ class Storage(EC2Base, abstract=True):
         return m.Bucket(id=opts.name, name=opts.name, location=location)
 
     def delete_bucket(self, ctx: CallContext, bucket_id: str) -> None:
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
         with translated("bucket", bucket_id):
             self.s3(ctx).delete_bucket(Bucket=bucket_id)
 
     # ---- blobs ---------------------------------------------------------------------------
 
     def list_blobs(self, ctx: CallContext, bucket_id: str, filters: Filters) -> list[m.Blob]:
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
         params: dict[str, Any] = {"Bucket": bucket_id}
         prefix = str(filters.get("prefix") or "")
         if prefix:
@@ -206,7 +183,7 @@ class Storage(EC2Base, abstract=True):
         token (the cursor), in S3's order of keys: a page of a bucket of millions is one
         request."""
         bucket_id = str(filters.get("bucket_id") or "")
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
         params: dict[str, Any] = {"Bucket": bucket_id, "MaxKeys": page_size}
         prefix = str(filters.get("prefix") or "")
         if prefix:
@@ -229,7 +206,8 @@ class Storage(EC2Base, abstract=True):
         )
 
     def get_blob(self, ctx: CallContext, bucket_id: str, blob_id: str) -> m.Blob:
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
+        names.existing_blob(blob_id)
         return self._blob(bucket_id, blob_id, _head_blob(self.s3(ctx), bucket_id, blob_id))
 
     @staticmethod
@@ -244,7 +222,8 @@ class Storage(EC2Base, abstract=True):
         )
 
     def put_blob(self, ctx: CallContext, opts: m.PutBlob) -> m.Blob:
-        _existing(opts.bucket_id)
+        names.existing_bucket(opts.bucket_id)
+        names.check_blob_key(opts.blob_id)
         _check_headers(opts.user_metadata, opts.content_type)
         s3 = self.s3(ctx)
         extra: dict[str, Any] = {}
@@ -398,7 +377,8 @@ class Storage(EC2Base, abstract=True):
         """One GetObject: its answer describes the object (as HeadObject would) of the body
         it streams, so a replace meanwhile cannot mix two versions, and a download costs
         one request to S3, not two."""
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
+        names.existing_blob(blob_id)
         with _blob_translated(bucket_id, blob_id):
             answer = self.s3(ctx).get_object(Bucket=bucket_id, Key=blob_id)
         body = answer["Body"]
@@ -417,7 +397,8 @@ class Storage(EC2Base, abstract=True):
         the condition that it is still the version looked at (CopySourceIfMatch): the copy
         keeps that version's content type, which another's must not get. A version
         replaced in between is looked at again."""
-        _existing(bucket_id)
+        names.existing_bucket(bucket_id)
+        names.existing_blob(blob_id)
         _check_headers(metadata)
         s3 = self.s3(ctx)
         for _ in range(METADATA_ATTEMPTS):
@@ -454,30 +435,20 @@ class Storage(EC2Base, abstract=True):
         )
 
 
-#: A header name's characters (RFC 9110 token): what an S3 metadata key may hold.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
 def _check_headers(metadata: dict[str, str], content_type: str = "") -> None:
-    """S3 keeps metadata and the content type as HTTP headers: a key must be a header
-    name, and a value must not hold a line break or other control character (http.client
-    refuses to send it) or begin or end with white space (HTTP drops it: S3 would keep
-    another value than the one answered). Metadata values must be ASCII (S3 keeps no
-    other; botocore refuses them before sending)."""
+    """S3 keeps metadata and the content type as HTTP headers: the keys are checked by
+    :func:`.names.check_user_metadata`; a value must not hold a line break or other control
+    character (http.client refuses to send it) or begin or end with white space (HTTP drops
+    it: S3 would keep another value than the one answered). Metadata values must be ASCII
+    (S3 keeps no other; botocore refuses them before sending)."""
+    names.check_user_metadata(metadata)
     for key, value in metadata.items():
-        if not _TOKEN.fullmatch(key):
-            raise ValidationError(
-                f"metadata key {_clip(key)!r} is not an HTTP header name (letters, digits and "
-                "!#$%&'*+-.^_`|~), as S3 needs",
-                reason="INVALID_METADATA_KEY",
-                metadata={"option": "user_metadata"},
-            )
         if not value.isascii():
             raise ValidationError(
-                f"user_metadata value of {_clip(key)!r} holds characters other than ASCII, "
+                f"user_metadata value of {names.clip(key)!r} holds characters other than ASCII, "
                 "which S3 cannot store",
                 reason="INVALID_HEADER_VALUE",
-                metadata={"option": "user_metadata", "key": _clip(key)},
+                metadata={"option": "user_metadata", "key": names.clip(key)},
             )
         _check_header_value(value, f"metadata value of {key!r}")
     if content_type:
