@@ -99,6 +99,20 @@ def _level(value: str) -> str:
     return value.upper()
 
 
+#: The progress intervals a watch may ask for, and the server's default may be (seconds).
+MIN_PROGRESS, MAX_PROGRESS = 0.1, 300.0
+
+
+def _progress(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not MIN_PROGRESS <= seconds <= MAX_PROGRESS:  # nan too
+        raise argparse.ArgumentTypeError(f"{value!r}: {MIN_PROGRESS} to {MAX_PROGRESS:g} seconds")
+    return seconds
+
+
 def _scheme(value: str) -> str:
     if value not in ("http", "https"):
         raise argparse.ArgumentTypeError(f"{value!r}: http or https")
@@ -214,9 +228,9 @@ FLAGS = [
     Flag(
         "--watch-progress-interval",
         "5",
-        "default seconds between progress messages of an idle watch",
-        float,
-        positive=True,
+        "default seconds between progress messages of an idle watch (0.1 to 300, as a "
+        "watch may ask for)",
+        _progress,
     ),
     Flag(
         "--watch-buffer",

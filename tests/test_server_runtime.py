@@ -154,6 +154,9 @@ def test_malformed_driver_options_fail_at_start_with_one_clear_line(
         (["--request-id-retention", "nan"], "--request-id-retention must be a positive number"),
         (["--watch-poll-interval", "inf"], "--watch-poll-interval must be a positive number"),
         (["--shutdown-grace", "-1"], "--shutdown-grace must be a number of seconds >= 0"),
+        # Taken: an idle watch then got about 426 progress messages a second.
+        (["--watch-progress-interval", "0.0001"], "'0.0001': 0.1 to 300 seconds"),
+        (["--watch-progress-interval", "nan"], "'nan': 0.1 to 300 seconds"),
         # Found after the server listened: "serving", then a traceback.
         (["--port-file", "/nonexistent-dir/port"], "--port-file /nonexistent-dir/port:"),
     ],

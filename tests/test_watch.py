@@ -22,7 +22,7 @@ from watching import Watcher, transitions
 
 from deltacloud.server.events.hub import POLL_PACE
 from deltacloud.v1 import common_pb2, instance_pb2, realm_pb2
-from support import ALICE, EXTRA_USERS, MD, failure, metadata
+from support import ALICE, EXTRA_USERS, MD, MOCK_USER, failure, metadata
 
 Request = instance_pb2.WatchInstanceEventsRequest
 Response = instance_pb2.WatchInstanceEventsResponse
@@ -560,6 +560,125 @@ def test_hundred_concurrent_subscribers_all_receive_every_event(
         watcher.cancel()
     for channel in channels:
         channel.close()
+
+
+def test_a_write_of_more_events_than_the_buffer_cuts_no_subscriber_that_keeps_up(
+    tmp_path: Path,
+) -> None:
+    """One write (a create of many instances) bringing more events than --watch-buffer cut
+    every live subscriber, though each had read everything before it: the ring was trimmed
+    to the buffer before anyone could read the new events. Now a reading subscriber gets
+    them all, twice over, and no error."""
+    server = start(tmp_path, "--watch-buffer", "5")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            watcher = Watcher(channel, MD)
+            watcher.wait_for_kind(Response.KIND_PROGRESS)  # subscribed, at the head
+            seen = 0
+            for _ in range(2):
+                created = api.instances.CreateInstance(
+                    instance_pb2.CreateInstanceRequest(image_id="img1", instance_count=12),
+                    metadata=MD,
+                ).instances
+                assert len(created) == 12
+                # 12 creates, and 12 runs (in one poll's write or several).
+                seen += 24
+                watcher.wait_for_events(seen, timeout=30)
+            assert watcher.error is None, watcher.error
+            assert_consecutive(watcher.events, watcher.events[0].revision)
+            watcher.cancel()
+    finally:
+        server.kill()
+
+
+def test_an_action_on_an_instance_not_seen_yet_reports_it_from_start_first(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Two servers on one cloud: an instance made through one and stopped through the
+    other before that one polled came to its watchers as RUNNING->STOPPING with nothing
+    before it, though every new instance comes from START. Now START->RUNNING (OBSERVED)
+    first, then the stop."""
+    slow = ["--watch-poll-interval", "60", "--watch-progress-interval", "0.5"]
+    here = ServerProcess(tmp_path_factory.mktemp("here"), extra_args=slow).start()
+    cloud = ["--driver-option", f"mock.data_dir={here.data_dir / 'mock'}"]
+    there = ServerProcess(tmp_path_factory.mktemp("there"), extra_args=cloud).start()
+    try:
+        with (
+            grpc.insecure_channel(here.target) as here_channel,
+            grpc.insecure_channel(there.target) as there_channel,
+        ):
+            watcher = Watcher(here_channel, MD, Request(initial_snapshot=True))
+            watcher.wait_for_kind(Response.KIND_SNAPSHOT_COMPLETE)
+            there_api = Api(there_channel)
+            made = create(there_api)
+            deadline = time.monotonic() + 20
+            while (
+                there_api.instances.GetInstance(
+                    instance_pb2.GetInstanceRequest(id=made), metadata=MD
+                ).state
+                != RUNNING
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            Api(here_channel).instances.StopInstance(
+                instance_pb2.StopInstanceRequest(id=made), metadata=MD
+            )
+            watcher.wait_until(
+                lambda w: (made, "RUNNING->STOPPING", "STOP") in transitions(w.events),
+                timeout=20,
+            )
+            watcher.cancel()
+        mine = [t for t in transitions(watcher.events) if t[0] == made]
+        assert mine[:2] == [
+            (made, "START->RUNNING", "OBSERVED"),
+            (made, "RUNNING->STOPPING", "STOP"),
+        ], mine
+    finally:
+        here.kill()
+        there.kill()
+
+
+def test_a_watch_names_at_most_a_thousand_instance_ids_of_256_characters(api: Api) -> None:
+    """A watch holds its request while it runs: 190,000 ids (a 4 MB request) held 11 MB of
+    the server per watch, without limit. Now at most 1,000 ids of at most 256 characters."""
+    ok = Watcher(api.channel, MD, Request(instance_ids=[f"i{n}" for n in range(1000)]))
+    ok.wait_for_kind(Response.KIND_PROGRESS)
+    ok.cancel()
+    for ids, reason in [
+        ([f"i{n}" for n in range(1001)], "TOO_MANY_INSTANCE_IDS"),
+        (["inst0", "x" * 257], "INVALID_INSTANCE_ID"),
+    ]:
+        call = api.instances.WatchInstanceEvents(Request(instance_ids=ids), metadata=MD)
+        with pytest.raises(grpc.RpcError) as caught:
+            next(iter(call))
+        f = failure(caught.value)
+        assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason), f.message
+
+
+def test_an_event_larger_than_the_largest_message_is_not_resumed_for_ever(
+    tmp_path: Path,
+) -> None:
+    """An event that does not fit in --max-message-bytes was RESOURCE_EXHAUSTED, which the
+    clients resume after: each resume met the same event, for ever. It is
+    FAILED_PRECONDITION now, and the Python client's watch raises it at once."""
+    from deltacloud.client import Client, FailedPrecondition
+
+    server = start(tmp_path, "--max-message-bytes", "200")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            # Its answer takes 179 bytes; its event, which carries more, 267.
+            named = instance_pb2.CreateInstanceRequest(image_id="img1", name="n" * 64)
+            Api(channel).instances.CreateInstance(named, metadata=MD)
+        with Client(server.target, username=MOCK_USER[0], password=MOCK_USER[1]) as client:
+            started = time.monotonic()
+            with pytest.raises(FailedPrecondition) as raised:
+                for _ in client.watch(after_revision=0, timeout=20):
+                    pass
+            assert raised.value.reason == "EVENT_TOO_LARGE"
+            assert time.monotonic() - started < 10
+    finally:
+        server.kill()
 
 
 def test_slow_subscriber_is_cut_resumably_while_others_keep_pace(tmp_path: Path) -> None:

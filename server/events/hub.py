@@ -381,7 +381,11 @@ class ScopeHub:
             self.ring.extend(stored)
             self.head = stored[-1].revision
             if len(self.ring) > 2 * self.hub.settings.buffer:
-                del self.ring[: len(self.ring) - self.hub.settings.buffer]
+                # This write's events stay, however many: a subscriber that had read
+                # everything before it is not behind, even when one write (a create of many
+                # instances, a poll finding many) brings more than the buffer holds.
+                keep = max(self.hub.settings.buffer, len(stored))
+                del self.ring[: len(self.ring) - keep]
                 self._cut_laggards()
             self.wake()
         return stored
@@ -462,6 +466,10 @@ class ScopeHub:
                     events.append(
                         _event(_with_state(after, before, self.machine), known.state, cause)
                     )
+                elif known is None and before != START and self.baselined:
+                    # An instance no poll has shown us yet (another server, or the cloud's
+                    # console, made it since): it comes from START, as every new one does.
+                    events.append(_event(_with_state(after, before, self.machine), START, OBSERVED))
                 events.append(_event(after, before, CAUSE_OF_ACTION[action]))
                 changes[after.id] = after
             await self._append(events, changes, self.baselined)
@@ -484,6 +492,10 @@ class ScopeHub:
                     continue
                 if instance.id in self._acting:
                     self._resync = self._look_again = True
+                    if instance.id not in self.known:
+                        # Not a baseline without it: an action recording it next would take
+                        # it for an instance made since, and report it from START.
+                        complete = False
                     continue
                 known = self.known.get(instance.id)
                 if instance.state != FINISH:

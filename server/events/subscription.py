@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
 
 from deltacloud.v1 import common_pb2, instance_pb2
 
+from ..config import MAX_PROGRESS, MIN_PROGRESS
 from ..convert import enum_name
 from ..errors import ApiError, invalid_argument
 from ..gateway import Call
@@ -24,7 +25,6 @@ from .hub import EventHub, ScopeHub
 BATCH = 256
 #: How long a snapshot waits for creates under way in a scope not yet baselined.
 SNAPSHOT_WAIT = 10.0
-MIN_PROGRESS, MAX_PROGRESS = 0.1, 300.0
 
 Response = instance_pb2.WatchInstanceEventsResponse
 SNAPSHOT = instance_pb2.EVENT_CAUSE_SNAPSHOT
@@ -71,6 +71,29 @@ def _too_slow(cursor: int | None, buffer: int) -> ApiError:
 
 #: Longest journal_id a request may carry (the server's are 16 characters).
 MAX_JOURNAL_ID = 64
+#: Most instance ids a watch may name, and the longest each may be: a watch holds its
+#: request for as long as it runs (190,000 ids held 11 MB per watch).
+MAX_WATCHED_IDS = 1000
+MAX_WATCHED_ID_LENGTH = 256
+
+
+def _check_ids(ids: Sequence[str]) -> None:
+    if len(ids) > MAX_WATCHED_IDS:
+        raise invalid_argument(
+            "TOO_MANY_INSTANCE_IDS",
+            f"a watch names at most {MAX_WATCHED_IDS} instance ids, got {len(ids)}; watch "
+            "all of the scope's instances (instance_ids empty) instead",
+            limit=MAX_WATCHED_IDS,
+            count=len(ids),
+        )
+    longest = max(map(len, ids), default=0)
+    if longest > MAX_WATCHED_ID_LENGTH:
+        raise invalid_argument(
+            "INVALID_INSTANCE_ID",
+            f"instance ids are at most {MAX_WATCHED_ID_LENGTH} characters; one of "
+            f"instance_ids has {longest}",
+            limit=MAX_WATCHED_ID_LENGTH,
+        )
 
 
 def _other_journal(requested: str, scope: ScopeHub) -> ApiError:
@@ -125,6 +148,7 @@ class Subscription:
         self.call = call
         self.request = request
         self.context = context
+        _check_ids(request.instance_ids)
         self.ids = set(request.instance_ids)
         self.states = _states(request.states)
         self.interval = self._interval()
@@ -198,8 +222,10 @@ class Subscription:
             events = events[: len(events) // 2]
             data = encode(events)
         if len(data) > limit:
+            # Not RESOURCE_EXHAUSTED, which clients resume after: a resume meets the same
+            # event again, for ever. The server's --max-message-bytes must grow.
             raise ApiError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.FAILED_PRECONDITION,
                 "EVENT_TOO_LARGE",
                 f"the event at revision {events[0].revision} takes {len(data)} bytes, more "
                 f"than the server's largest message ({limit} bytes, --max-message-bytes)",

@@ -194,6 +194,10 @@ class InstanceServiceServicer:
         UNAVAILABLE (SERVER_SHUTTING_DOWN) when the server stops. These last two carry the
         last revision delivered in ErrorInfo metadata last_revision: resume after it (none
         when the stream was cut during its initial snapshot: watch again as at first).
+        INVALID_ARGUMENT for a request outside these rules (TOO_MANY_INSTANCE_IDS,
+        INVALID_INSTANCE_ID, INVALID_WATCH_REQUEST, ...); FAILED_PRECONDITION (EVENT_TOO_LARGE,
+        not resumable: a resume meets the same event) if an event does not fit in the
+        server's largest message (its --max-message-bytes is set too low).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
