@@ -681,6 +681,38 @@ def test_an_event_larger_than_the_largest_message_is_not_resumed_for_ever(
         server.kill()
 
 
+def test_snapshot_watches_opened_at_once_share_their_listing_of_the_cloud(
+    tmp_path: Path,
+) -> None:
+    """Each snapshot lists the cloud afresh (a poll): 200 opened at once made 224 listings
+    (on ec2, DescribeInstances with the user's keys) and slowed every other call. Opened
+    together they now share a poll that began after they asked."""
+    server = start(tmp_path, "--log-level", "DEBUG", "--watch-poll-interval", "30")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel)
+            for _ in range(3):
+                api.instances.CreateInstance(
+                    instance_pb2.CreateInstanceRequest(image_id="img1", instance_count=100),
+                    metadata=MD,
+                )
+            time.sleep(PENDING_DELAY + 1)  # all running: no fast polls
+            before = server.log().count('"message": "observed"')
+            watchers = [Watcher(channel, MD, Request(initial_snapshot=True)) for _ in range(40)]
+            for watcher in watchers:
+                done = watcher.wait_for_kind(Response.KIND_SNAPSHOT_COMPLETE, timeout=60)
+                assert done.revision > 0
+                assert len(watcher.events) == 304  # the four fixtures' and the 300 made
+                watcher.cancel()
+            # One listing per watch before (44 here, with the monitor's); now those that
+            # ask while one is under way share the next (10 to 15 measured: the watches
+            # open one after another, over several listings).
+            polls = server.log().count('"message": "observed"') - before
+            assert 1 <= polls <= 25, polls
+    finally:
+        server.kill()
+
+
 def test_slow_subscriber_is_cut_resumably_while_others_keep_pace(tmp_path: Path) -> None:
     server = start(tmp_path, "--watch-buffer", "5")
     try:

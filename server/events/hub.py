@@ -205,6 +205,8 @@ class ScopeHub:
         self._monitor: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._poll: tuple[BaseDriver, CallContext] | None = None
+        #: The poll fresh_poll callers share: when it began, and its task.
+        self._shared_poll: tuple[float, asyncio.Task[list[instance_pb2.Instance]]] | None = None
         # Actions under way: an observation must not report their effect before the action
         # itself is recorded (it would be attributed to no one, or to the wrong cause).
         self._acting: dict[str, int] = {}
@@ -574,11 +576,39 @@ class ScopeHub:
             log.debug("observed", extra={"fields": fields})
         return listed
 
+    async def fresh_poll(self) -> list[instance_pb2.Instance]:
+        """poll_once, shared by the callers it is fresh enough for: one that began after
+        they asked. 200 snapshot watches opened at once made 224 listings of the cloud (on
+        ec2, DescribeInstances with the user's keys) and slowed every other call; they now
+        share one or two. A poll under way that began before the caller asked may have
+        missed what the caller must see: it waits for that one, then shares the next."""
+        asked = time.monotonic()
+        while True:
+            shared = self._shared_poll
+            if shared is None or shared[1].done():
+                task = asyncio.get_running_loop().create_task(self.poll_once())
+                task.add_done_callback(self._shared_poll_done)
+                self._shared_poll = shared = (time.monotonic(), task)
+            began, task = shared
+            if began >= asked:
+                # Shielded: a caller that leaves does not cancel the others' poll.
+                return await asyncio.shield(task)
+            await asyncio.wait({task})
+
+    def _shared_poll_done(self, task: asyncio.Task[list[instance_pb2.Instance]]) -> None:
+        # Its callers may all have left: its outcome is retrieved all the same, and the hub
+        # it kept in memory (it records through it) may leave now.
+        if not task.cancelled():
+            task.exception()
+        self.hub.evict_if_idle(self)
+
     def idle(self) -> bool:
         """Nothing refers to this hub: it may leave memory (its state is in the journal)."""
         monitor = self._monitor
+        shared = self._shared_poll
         return (
             self.users == 0
+            and (shared is None or shared[1].done())
             and not self.subscriptions
             and (monitor is None or monitor.done() or monitor is asyncio.current_task())
             and not self._acting

@@ -289,7 +289,7 @@ class Subscription:
             self.cursor = after
             return
         if request.initial_snapshot:
-            listed = await scope.poll_once()
+            listed = await scope.fresh_poll()
             # A poll while a create is under way passes over every instance it does not
             # know yet (one may be the create's), and a scope's first poll knows none: the
             # snapshot would miss them all, and no later event tells of them. Poll again
@@ -298,7 +298,7 @@ class Subscription:
             while not scope.baselined and time.monotonic() < waited:
                 while scope.creating and time.monotonic() < waited:
                     await asyncio.sleep(0.02)
-                listed = await scope.poll_once()
+                listed = await scope.fresh_poll()
             async with scope.lock:
                 self.cursor = scope.head
                 current = dict(scope.known)
