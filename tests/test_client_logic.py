@@ -17,6 +17,7 @@ from deltacloud.client import (
     Client,
     InstanceGone,
     NotFound,
+    ResourceExhausted,
     RevisionCompacted,
     Settings,
     Unavailable,
@@ -127,6 +128,22 @@ def test_watch_resumes_after_the_last_revision_and_drops_duplicates() -> None:
 def test_watch_resumes_after_a_dropped_stream(code: grpc.StatusCode, reason: str) -> None:
     state = WatchState()
     assert state.resume_after(FakeError(code, reason)) >= 0
+
+
+def test_a_message_over_the_channels_receive_limit_is_raised_not_resumed() -> None:
+    """gRPC's own RESOURCE_EXHAUSTED (a message larger than the channel may receive: a
+    server whose --max-message-bytes is over the client's limit) came again at each resume,
+    for ever; only the server's SUBSCRIBER_TOO_SLOW is resumed."""
+
+    class Plain(FakeError):
+        def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+            return ()  # gRPC's status: no google.rpc.Status, no ErrorInfo
+
+    state = WatchState()
+    with pytest.raises(ResourceExhausted):
+        state.resume_after(Plain(grpc.StatusCode.RESOURCE_EXHAUSTED))
+    with pytest.raises(ResourceExhausted):
+        state.resume_after(FakeError(grpc.StatusCode.RESOURCE_EXHAUSTED, "QUOTA_EXCEEDED"))
 
 
 def test_watch_raises_revision_compacted_instead_of_resuming() -> None:

@@ -13,9 +13,9 @@ NODE_CLIENT = Path(__file__).resolve().parent.parent / "clients" / "node"
 
 
 def test_node_client_suite_passes_against_a_live_server(fresh_server: ServerProcess) -> None:
-    # Four tests against the live server (one an upload and download of 3 MiB), thirteen of
-    # watch()'s resume logic (twelve on fake streams, one the encoding check of a real
-    # client), two of what util.inspect and JSON.stringify show of a client (no
-    # credentials), two of deadlines (unary calls, uploads) against a server that never
-    # answers.
-    passes_against(NODE_CLIENT, fresh_server, NODE_CLIENT / "node_modules" / ".installed", 21)
+    # Four tests against the live server (one an upload and download of 3 MiB, one the
+    # ErrorInfo of a failure), fourteen of watch()'s resume logic (thirteen on fake streams,
+    # one the encoding check of a real client), two of what util.inspect and JSON.stringify
+    # show of a client (no credentials), two of deadlines (unary calls, uploads) against a
+    # server that never answers.
+    passes_against(NODE_CLIENT, fresh_server, NODE_CLIENT / "node_modules" / ".installed", 22)

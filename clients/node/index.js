@@ -7,6 +7,7 @@ const path = require('node:path');
 const util = require('node:util');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
 
 const PROTO_ROOT = path.resolve(__dirname, '..', '..', 'protos');
 
@@ -126,13 +127,51 @@ class Client {
 // Stream failures a watch resumes after: the server restarting or shutting down, a slow
 // subscriber cut, a proxy or the network cutting the stream, and a connection broken
 // mid-stream (which grpc-js reports as INTERNAL, or UNKNOWN through some proxies).
-const RESUMABLE = new Set([
-  grpc.status.UNAVAILABLE,
-  grpc.status.RESOURCE_EXHAUSTED,
-  grpc.status.CANCELLED,
-  grpc.status.INTERNAL,
-  grpc.status.UNKNOWN,
-]);
+// A slow subscriber cut (RESOURCE_EXHAUSTED, reason SUBSCRIBER_TOO_SLOW) is resumed too;
+// gRPC's own RESOURCE_EXHAUSTED (a message over the client's receive limit) is not: it would
+// come again at each resume.
+const RESUMABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.INTERNAL, grpc.status.UNKNOWN]);
+
+function resumable(error) {
+  if (RESUMABLE.has(error.code)) return true;
+  return error.code === grpc.status.RESOURCE_EXHAUSTED && errorInfo(error)?.reason === 'SUBSCRIBER_TOO_SLOW';
+}
+
+// google.rpc.Status and ErrorInfo, the error details every failure of the server carries
+// (in the grpc-status-details-bin trailer).
+const RPC = protobuf.Root.fromJSON({
+  nested: {
+    Status: {
+      fields: { code: { type: 'int32', id: 1 }, message: { type: 'string', id: 2 }, details: { rule: 'repeated', type: 'Any', id: 3 } },
+    },
+    Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },
+    ErrorInfo: {
+      fields: {
+        reason: { type: 'string', id: 1 },
+        domain: { type: 'string', id: 2 },
+        metadata: { keyType: 'string', type: 'string', id: 3 },
+      },
+    },
+  },
+});
+const ERROR_INFO_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
+
+// The google.rpc.ErrorInfo of a failed call: { reason, domain, metadata }, or undefined for
+// an error that is not the server's (a connection failure, gRPC's own limits).
+//   catch (error) { if (errorInfo(error)?.reason === 'RESOURCE_NOT_FOUND') ... }
+function errorInfo(error) {
+  const [details] = error?.metadata?.get?.('grpc-status-details-bin') ?? [];
+  if (!details) return undefined;
+  try {
+    const status = RPC.lookupType('Status').decode(details);
+    const any = status.details.find((detail) => detail.type_url === ERROR_INFO_URL);
+    if (!any) return undefined;
+    const info = RPC.lookupType('ErrorInfo').decode(any.value);
+    return { reason: info.reason, domain: info.domain, metadata: { ...info.metadata } };
+  } catch {
+    return undefined; // not a google.rpc.Status: not the server's
+  }
+}
 
 // The resume logic on its own (open(request) returns a stream of
 // WatchInstanceEventsResponse), so it can be tested without a server. The iterator's
@@ -207,7 +246,7 @@ async function* watchLoop(open, request, { signal, maxResumes = Infinity, backof
         state.journal = undefined;
         snapshotDone = false;
         seen.clear();
-      } else if (!RESUMABLE.has(error.code) || resumes >= maxResumes) {
+      } else if (!resumable(error) || resumes >= maxResumes) {
         throw error;
       }
     } finally {
@@ -300,6 +339,7 @@ module.exports = {
   Client,
   DEFAULT_TIMEOUT_MS,
   KEEPALIVE_OPTIONS,
+  errorInfo,
   loadPackage,
   metadataFor,
   watchEvents,

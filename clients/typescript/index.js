@@ -96,9 +96,16 @@ function withDefaultTimeout(client, service, timeoutMs = DEFAULT_TIMEOUT_MS) {
   return client;
 }
 
-// Stream failures a watch resumes after: the server restarting or shutting down, a slow
-// subscriber cut, a proxy or the network cutting the stream, a connection broken mid-stream.
-const RESUMABLE = new Set([Code.Unavailable, Code.ResourceExhausted, Code.Canceled, Code.Internal, Code.Unknown]);
+// Stream failures a watch resumes after: the server restarting or shutting down, a proxy or
+// the network cutting the stream, a connection broken mid-stream; and a slow subscriber cut
+// (RESOURCE_EXHAUSTED with reason SUBSCRIBER_TOO_SLOW only: gRPC's own, a message over the
+// client's receive limit, would come again at each resume).
+const RESUMABLE = new Set([Code.Unavailable, Code.Canceled, Code.Internal, Code.Unknown]);
+
+function resumable(failure) {
+  if (RESUMABLE.has(failure.code)) return true;
+  return failure.code === Code.ResourceExhausted && errorInfo(failure)?.reason === 'SUBSCRIBER_TOO_SLOW';
+}
 
 // Instance events of the caller's scope, as an async iterator that resumes by itself after
 // a dropped stream, from the last revision seen in the same journal, without repeating an
@@ -165,7 +172,7 @@ export function watch(open, request = {}, { signal, maxResumes = Infinity, backo
           state.revision = state.journalId = undefined;
           snapshotDone = false;
           seen.clear();
-        } else if (!RESUMABLE.has(failure.code) || resumes >= maxResumes) {
+        } else if (!resumable(failure) || resumes >= maxResumes) {
           throw failure;
         }
       } finally {

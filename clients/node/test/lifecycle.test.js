@@ -4,7 +4,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { Client } = require('../index.js');
+const { Client, errorInfo } = require('../index.js');
 
 const target = process.env.DELTACLOUD_TARGET;
 
@@ -70,7 +70,10 @@ test('a failed call carries the status code and the ErrorInfo reason', async () 
   try {
     await assert.rejects(dc.instances.GetInstance({ id: 'no-such-instance' }), (error) => {
       assert.equal(error.code, 5); // NOT_FOUND
-      assert.ok(error.metadata.get('grpc-status-details-bin').length > 0);
+      const info = errorInfo(error);
+      assert.equal(info.reason, 'RESOURCE_NOT_FOUND');
+      assert.equal(info.domain, 'deltacloud');
+      assert.equal(info.metadata.resource_id, 'no-such-instance');
       return true;
     });
   } finally {

@@ -6,6 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Readable } = require('node:stream');
+const protobuf = require('protobufjs');
 const { Client, watchEvents, grpc } = require('../index.js');
 
 function event(revision, id = `e${revision}`) {
@@ -17,6 +18,7 @@ function fakeStream(messages, code) {
   const stream = new Readable({ objectMode: true, read() {} });
   for (const message of messages) stream.push(message);
   if (code === undefined) stream.push(null);
+  else if (code instanceof Error) setImmediate(() => stream.destroy(code));
   else setImmediate(() => stream.destroy(Object.assign(new Error('dropped'), { code })));
   stream.cancel = () => {};
   return stream;
@@ -125,7 +127,11 @@ test('a snapshot cut short is asked for again; position() says where a watch sta
 
 test('progress messages move the resume position too', async () => {
   const { got, requests, error } = await runScripts([
-    () => fakeStream([{ events: [], revision: 7, kind: 'KIND_PROGRESS' }], grpc.status.RESOURCE_EXHAUSTED),
+    () =>
+      fakeStream(
+        [{ events: [], revision: 7, kind: 'KIND_PROGRESS' }],
+        serverError(grpc.status.RESOURCE_EXHAUSTED, 'SUBSCRIBER_TOO_SLOW'),
+      ),
     () => fakeStream([{ events: [event(8)], revision: 8 }], grpc.status.OUT_OF_RANGE),
   ]);
   assert.equal(error?.code, grpc.status.OUT_OF_RANGE);
@@ -282,4 +288,34 @@ test("Client.watch encodes with the stub's serializer before it opens a stream",
   } finally {
     dc.close();
   }
+});
+
+// An error as the server sends it: its google.rpc.Status (with an ErrorInfo of `reason`) in
+// the grpc-status-details-bin trailer, encoded here from the protos' field numbers.
+function serverError(code, reason) {
+  const writer = protobuf.Writer.create();
+  const info = protobuf.Writer.create().uint32(10).string(reason).uint32(18).string('deltacloud').finish();
+  const any = protobuf.Writer.create()
+    .uint32(10)
+    .string('type.googleapis.com/google.rpc.ErrorInfo')
+    .uint32(18)
+    .bytes(info)
+    .finish();
+  const status = writer.uint32(8).int32(code).uint32(18).string(reason).uint32(26).bytes(any).finish();
+  const metadata = new grpc.Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(status));
+  return Object.assign(new Error(reason), { code, metadata });
+}
+
+test('RESOURCE_EXHAUSTED is resumed when the server cut a slow subscriber, not when gRPC refused a message', async () => {
+  const { got, requests, error } = await runScripts([
+    () => fakeStream([{ events: [event(1)], revision: 1 }], serverError(grpc.status.RESOURCE_EXHAUSTED, 'SUBSCRIBER_TOO_SLOW')),
+    // gRPC's own: a message larger than the client may receive, no ErrorInfo. It would come again.
+    () => fakeStream([{ events: [event(2)], revision: 2 }], grpc.status.RESOURCE_EXHAUSTED),
+    () => fakeStream([], grpc.status.INVALID_ARGUMENT),
+  ]);
+  assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(requests.length, 2);
+  assert.equal(requests[1].after_revision, 1);
 });

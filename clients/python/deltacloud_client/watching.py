@@ -20,17 +20,18 @@ Response = instance_pb2.WatchInstanceEventsResponse
 Event = instance_pb2.InstanceEvent
 
 #: A dropped stream is resumed after these (UNAVAILABLE: the server restarts or shuts down;
-#: RESOURCE_EXHAUSTED: SUBSCRIBER_TOO_SLOW; CANCELLED: a proxy or the network cut it;
-#: INTERNAL/UNKNOWN: a broken connection mid-stream).
+#: CANCELLED: a proxy or the network cut it; INTERNAL/UNKNOWN: a broken connection
+#: mid-stream), and after RESOURCE_EXHAUSTED with reason SUBSCRIBER_TOO_SLOW only: gRPC's
+#: own (a message over this channel's receive limit) would come again at each resume.
 RESUMABLE = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.CANCELLED,
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.UNKNOWN,
     }
 )
+TOO_SLOW = "SUBSCRIBER_TOO_SLOW"
 #: Event ids remembered to drop a re-sent event; a resume re-sends at most a few.
 SEEN_WINDOW = 10_000
 
@@ -114,7 +115,8 @@ class WatchState:
             self._seen.clear()  # a new view: its snapshot is news, whatever came before
             self.relists += 1
             return self.next_delay(failure)
-        if failure.code not in RESUMABLE:
+        too_slow = failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED and failure.reason == TOO_SLOW
+        if failure.code not in RESUMABLE and not too_slow:
             raise failure
         return self.next_delay(failure)
 

@@ -8,6 +8,7 @@ import test from 'node:test';
 
 import { Code, ConnectError, watch } from '../index.js';
 import { WatchInstanceEventsResponse_Kind as Kind } from '../gen/deltacloud/v1/instance_pb.js';
+import { ErrorInfoSchema } from '../gen/google/rpc/error_details_pb.js';
 
 const event = (revision, id = `e${revision}`) => ({ revision: BigInt(revision), eventId: id });
 const events = (journalId, ...list) => ({
@@ -26,6 +27,7 @@ async function run(scripts, request = {}) {
     const [messages, code] = scripts[requests.length - 1];
     return (async function* () {
       yield* messages;
+      if (code instanceof Error) throw code;
       if (code !== undefined) throw new ConnectError('dropped', code);
     })();
   };
@@ -162,4 +164,21 @@ test('leaving the iteration ends the stream (its signal is aborted)', async () =
   }
   assert.equal(signals.length, 1);
   assert.ok(signals[0].aborted, 'the stream was left open on the server');
+});
+
+test('RESOURCE_EXHAUSTED is resumed when the server cut a slow subscriber, not when gRPC refused a message', async () => {
+  const tooSlow = new ConnectError('fell behind', Code.ResourceExhausted, undefined, [
+    { desc: ErrorInfoSchema, value: { reason: 'SUBSCRIBER_TOO_SLOW', domain: 'deltacloud' } },
+  ]);
+  const { got, requests, error } = await run([
+    [[events('j1', event(1))], tooSlow],
+    // gRPC's own: a message larger than the client may receive. It would come again.
+    [[events('j1', event(2))], Code.ResourceExhausted],
+    [[], Code.Unavailable],
+    [[], Code.InvalidArgument],
+  ]);
+  assert.equal(error.code, Code.ResourceExhausted);
+  assert.deepEqual(got, ['e1', 'e2']);
+  assert.equal(requests.length, 2);
+  assert.equal(requests[1].afterRevision, 1n);
 });
