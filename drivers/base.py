@@ -12,6 +12,7 @@ they never see protobuf or gRPC.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +32,9 @@ from .errors import (
 from .filters import filter_on
 from .hardware import HardwareProfile, ProfileCatalog
 from .state_machine import StateMachine
+
+#: The instance operations that are actions of the state machine.
+INSTANCE_ACTIONS = frozenset({"start", "stop", "reboot", "destroy"})
 
 Filters = Mapping[str, object]
 T = TypeVar("T")
@@ -171,6 +175,7 @@ class BaseDriver:
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _default_gets_follow_their_lists(cls)
         if not abstract:
             _validate_driver_class(cls)
 
@@ -212,7 +217,14 @@ class BaseDriver:
         if spec is None or collection not in cls.collections:
             return False
         method = spec.operations.get(operation)
-        return method is not None and _overrides(cls, method)
+        if method is None or not _overrides(cls, method):
+            return False
+        if collection == "instances" and operation in INSTANCE_ACTIONS:
+            # An action the machine never allows is not offered, implemented or not (a
+            # subclass that narrows its machine inherits the methods): UNIMPLEMENTED.
+            machine = cls.instance_states
+            return machine is not None and operation in machine.actions
+        return True
 
     @classmethod
     def operations(cls, collection: str) -> list[str]:
@@ -275,6 +287,7 @@ class BaseDriver:
 
     # ---- hardware profiles ----------------------------------------------------------
 
+    @nonblocking
     def list_hardware_profiles(self, ctx: CallContext, filters: Filters) -> list[HardwareProfile]:
         """The class-level profiles; override when the cloud lists them at run time."""
         return list(self.hardware_profiles)
@@ -528,6 +541,51 @@ def _overrides(cls: type, method: str) -> bool:
         return True
     impl = getattr(cls, method, None)
     return impl is not None and impl is not getattr(BaseDriver, method, None)
+
+
+#: The get methods whose default (BaseDriver's) finds the item in its list method's answer.
+_DEFAULT_GETS = {
+    "get_realm": "list_realms",
+    "get_hardware_profile": "list_hardware_profiles",
+    "get_image": "list_images",
+    "get_instance": "list_instances",
+    "get_key": "list_keys",
+    "get_storage_volume": "list_storage_volumes",
+    "get_storage_snapshot": "list_storage_snapshots",
+    "get_bucket": "list_buckets",
+    "get_address": "list_addresses",
+    "get_firewall": "list_firewalls",
+    "get_load_balancer": "list_load_balancers",
+}
+_FOLLOWS_LIST = "__deltacloud_default_get__"
+
+
+def _default_gets_follow_their_lists(cls: type[BaseDriver]) -> None:
+    """A get a driver leaves to BaseDriver calls its list method: it is @nonblocking when
+    that list is (a driver marking its lists need not override every get to mark it),
+    and stops being so in a subclass whose list blocks."""
+    for get_name, list_name in _DEFAULT_GETS.items():
+        current = getattr(cls, get_name)
+        base = BaseDriver.__dict__[get_name]
+        if current is not base and not getattr(current, _FOLLOWS_LIST, False):
+            continue  # the driver's own get: marked or not, as it says
+        if not is_nonblocking(getattr(cls, list_name)):
+            if current is not base:
+                setattr(cls, get_name, base)
+            continue
+        if current is base:
+            setattr(cls, get_name, _following(base))
+
+
+def _following(base: Callable[..., Any]) -> Callable[..., Any]:
+    """BaseDriver's get ``base``, marked @nonblocking for a class whose list is."""
+
+    @functools.wraps(base)
+    def get(self: BaseDriver, ctx: CallContext, item_id: str) -> Any:
+        return base(self, ctx, item_id)
+
+    setattr(get, _FOLLOWS_LIST, True)
+    return nonblocking(get)
 
 
 def _validate_driver_class(cls: type[BaseDriver]) -> None:

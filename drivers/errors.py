@@ -50,6 +50,9 @@ class PropertyValidationError(ValidationError):
     reason = "INVALID_HARDWARE_PROFILE_OVERRIDE"
 
     def __init__(self, profile_id: str, prop: str, value: object, allowed: str) -> None:
+        # A whole number as the client wrote it: 30, not the 30.0 the wire's double gives.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         super().__init__(
             f"hardware profile {profile_id!r}: {prop}={value!r} is not allowed; allowed: {allowed}",
             metadata={

@@ -10,6 +10,28 @@ from datetime import datetime
 from .hardware import HardwareOverrides
 from .state_machine import InstanceAction, InstanceState, StateMachine
 
+#: The states each model may be in (the wire's enums, without their STATE_ prefix). A
+#: model made with another fails where the driver makes it (TypeError), as an Instance
+#: does: a cloud's own word ("attached-not") was sent as an unspecified state, unnoticed.
+#: Case and "-" for "_" are forgiven ("in-use" is IN_USE).
+REALM_STATES = ("AVAILABLE", "UNAVAILABLE")
+IMAGE_STATES = ("AVAILABLE", "PENDING", "UNAVAILABLE", "ERROR")
+KEY_STATES = ("AVAILABLE", "UNAVAILABLE")
+STORAGE_VOLUME_STATES = ("CREATING", "AVAILABLE", "IN_USE", "ATTACHING", "DELETING", "ERROR")
+STORAGE_SNAPSHOT_STATES = ("PENDING", "COMPLETED", "ERROR")
+
+
+def _state(model: object, value: object, allowed: tuple[str, ...]) -> str:
+    if value in allowed:
+        return value
+    name = str(value).upper().replace("-", "_")
+    if name not in allowed:
+        raise TypeError(
+            f"{type(model).__name__} {getattr(model, 'id', '')!r}: state {value!r} is not "
+            f"one of {', '.join(allowed)} (map the cloud's states onto them)"
+        )
+    return name
+
 
 @dataclass
 class Provider:
@@ -29,6 +51,9 @@ class Realm:
     state: str = "AVAILABLE"  # AVAILABLE or UNAVAILABLE
     limit: str = ""
 
+    def __post_init__(self) -> None:
+        self.state = _state(self, self.state, REALM_STATES)
+
 
 @dataclass
 class Image:
@@ -37,10 +62,13 @@ class Image:
     owner_id: str = ""
     description: str = ""
     architecture: str = ""
-    state: str = "AVAILABLE"  # AVAILABLE, PENDING, UNAVAILABLE
+    state: str = "AVAILABLE"  # one of IMAGE_STATES
     hardware_profile_ids: list[str] = field(default_factory=list)
     create_time: datetime | None = None
     root_type: str = ""
+
+    def __post_init__(self) -> None:
+        self.state = _state(self, self.state, IMAGE_STATES)
 
 
 @dataclass
@@ -102,6 +130,9 @@ class Key:
     public_key: str = ""
     state: str = "AVAILABLE"
 
+    def __post_init__(self) -> None:
+        self.state = _state(self, self.state, KEY_STATES)
+
 
 @dataclass
 class StorageVolume:
@@ -109,12 +140,15 @@ class StorageVolume:
     name: str = ""
     description: str = ""
     create_time: datetime | None = None
-    state: str = "AVAILABLE"  # AVAILABLE, IN_USE, CREATING, DELETING, ERROR
+    state: str = "AVAILABLE"  # one of STORAGE_VOLUME_STATES
     capacity_gb: float = 0
     instance_id: str = ""
     device: str = ""
     realm_id: str = ""
     kind: str = ""
+
+    def __post_init__(self) -> None:
+        self.state = _state(self, self.state, STORAGE_VOLUME_STATES)
 
 
 @dataclass
@@ -123,8 +157,11 @@ class StorageSnapshot:
     storage_volume_id: str = ""
     name: str = ""
     description: str = ""
-    state: str = "COMPLETED"  # COMPLETED, PENDING, ERROR
+    state: str = "COMPLETED"  # one of STORAGE_SNAPSHOT_STATES
     create_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.state = _state(self, self.state, STORAGE_SNAPSHOT_STATES)
 
 
 @dataclass

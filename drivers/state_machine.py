@@ -81,6 +81,10 @@ class StateMachine:
         self._automatic = {
             state: tuple(t.target for t in out if t.automatic) for state, out in self._from.items()
         }
+        #: The actions some state allows (their values: "start", "stop", ...).
+        self.actions: frozenset[str] = frozenset(
+            t.action.value for t in transitions if t.action is not None
+        )
 
     @property
     def states(self) -> list[InstanceState]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
+
+import pytest
 
 from deltacloud.drivers import InstanceState, StateMachine
 from deltacloud.drivers import models as m
 from deltacloud.drivers.mock import MockDriver
 from deltacloud.server import convert
+from deltacloud.v1 import image_pb2, key_pb2, realm_pb2, storage_snapshot_pb2, storage_volume_pb2
 
 MACHINE = MockDriver.instance_states
 assert MACHINE is not None
@@ -35,3 +39,27 @@ def test_the_message_of_a_model_handed_out_again_is_made_once() -> None:
     offered = convert.instance_kept(model, other)
     assert offered is not first and offered == convert.instance(model, other)
     assert list(offered.actions) != list(first.actions)
+
+
+@pytest.mark.parametrize(
+    ("model", "allowed", "enum"),
+    [
+        (m.Realm, m.REALM_STATES, realm_pb2.Realm.State),
+        (m.Image, m.IMAGE_STATES, image_pb2.Image.State),
+        (m.Key, m.KEY_STATES, key_pb2.Key.State),
+        (m.StorageVolume, m.STORAGE_VOLUME_STATES, storage_volume_pb2.StorageVolume.State),
+        (m.StorageSnapshot, m.STORAGE_SNAPSHOT_STATES, storage_snapshot_pb2.StorageSnapshot.State),
+    ],
+)
+def test_a_models_state_is_one_the_wire_has_or_it_is_refused_where_made(
+    model: Any, allowed: tuple[str, ...], enum: Any
+) -> None:
+    """A state string no enum value has ("attached-not") went out as STATE_UNSPECIFIED,
+    unnoticed, and "in-use" was IN_USE on the wire but not to filter_on. Now the models
+    take the wire's states only (case and "-" forgiven) and refuse others where made."""
+    wire = {name.removeprefix("STATE_") for name in enum.keys()} - {"UNSPECIFIED"}  # noqa: SIM118
+    assert set(allowed) == wire
+    for state in allowed:
+        assert model(id="x", state=state.lower().replace("_", "-")).state == state
+    with pytest.raises(TypeError, match="'attached-not' is not one of"):
+        model(id="x", state="attached-not")

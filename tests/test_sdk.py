@@ -149,6 +149,8 @@ def test_profile_records_only_overrides_that_differ_from_defaults() -> None:
     [
         (HardwareOverrides(cpu=7), "cpu", "7", "1..6"),
         (HardwareOverrides(memory=100), "memory", "100", "7680..15360"),
+        # The wire's double: 100 as the client wrote it, not 100.0.
+        (HardwareOverrides(memory=100.0), "memory", "100", "7680..15360"),
         (HardwareOverrides(storage=900), "storage", "900", "one of 850, 1024"),
         (HardwareOverrides(architecture="i386"), "architecture", "i386", "only x86_64"),
     ],
@@ -165,6 +167,7 @@ def test_profile_override_error_names_property_value_and_what_is_allowed(
         "allowed": allowed,
     }
     assert prop in str(caught.value) and allowed in str(caught.value)
+    assert f"{prop}={value!r}" in str(caught.value) or f"{prop}={value} " in str(caught.value)
 
 
 def test_opaque_profile_refuses_any_override() -> None:
@@ -324,6 +327,28 @@ def test_supports_reflects_implemented_operations() -> None:
     assert Foo.operations("keys") == ["list"]
 
 
+def test_an_action_its_machine_never_allows_is_not_offered_though_implemented() -> None:
+    """A driver narrowing an inherited machine keeps the action methods: it was offered
+    (GetCapabilities listed RebootInstance) and answered FAILED_PRECONDITION "not allowed
+    (allowed: destroy)" where the guide promises UNIMPLEMENTED."""
+    from deltacloud.drivers.mock.driver import MockDriver
+
+    class Narrow(MockDriver):
+        name = "narrow"
+        instance_states = StateMachine(
+            """
+            start -> running on create
+            running -> finish on destroy
+            """
+        )
+
+    assert MockDriver.operations("instances") == [
+        "list", "create", "start", "stop", "reboot", "destroy"
+    ]  # fmt: skip
+    assert Narrow.operations("instances") == ["list", "create", "destroy"]
+    assert not Narrow.supports("instances", "reboot")
+
+
 # ---- create options --------------------------------------------------------------------
 
 
@@ -421,6 +446,37 @@ def test_constraints_that_capabilities_could_not_carry_are_refused(
 
 def _ctx() -> CallContext:
     return CallContext(credentials=Credentials("u", "p"), provider="default")
+
+
+def test_a_get_left_to_the_sdk_is_nonblocking_exactly_when_its_list_is(tmp_path: Path) -> None:
+    """A driver marking its lists @nonblocking had its gets (BaseDriver's, which call the
+    lists) sent to the worker pool all the same, unless it overrode each one to mark it."""
+    from deltacloud.drivers.base import is_nonblocking, nonblocking
+
+    class Fast(Minimal):
+        collections = frozenset({"realms", "keys"})
+
+        @nonblocking
+        def list_keys(self, ctx: CallContext, filters: object) -> list[m.Key]:
+            return [m.Key("k1")]
+
+    class Slow(Fast):  # its list blocks again: so does its get
+        def list_keys(self, ctx: CallContext, filters: object) -> list[m.Key]:
+            return [m.Key("k2")]
+
+    class Own(Fast):  # its own get: as it says
+        def get_key(self, ctx: CallContext, key_id: str) -> m.Key:
+            return m.Key(key_id)
+
+    assert is_nonblocking(Fast.get_key) and is_nonblocking(Fast.get_hardware_profile)
+    assert not is_nonblocking(Fast.get_realm)  # Minimal's list_realms is not marked
+    assert not is_nonblocking(Slow.get_key) and not is_nonblocking(Own.get_key)
+    assert not is_nonblocking(BaseDriver.get_key)
+    config = DriverConfig(data_dir=tmp_path)
+    assert Fast("default", config).get_key(_ctx(), "k1").id == "k1"
+    assert Slow("default", config).get_key(_ctx(), "k2").id == "k2"
+    with pytest.raises(NotFoundError):
+        Fast("default", config).get_key(_ctx(), "k2")
 
 
 def test_the_generic_getters_find_nothing_for_an_empty_id(tmp_path: Path) -> None:
