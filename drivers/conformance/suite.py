@@ -352,6 +352,11 @@ class DriverConformance:
     #: Credentials of a test account.
     username: ClassVar[str] = ""
     password: ClassVar[str] = ""
+    #: Credentials of a second account that shares nothing with the first, if there is
+    #: one: the kit then checks that neither sees the other's instances and keys (a
+    #: driver that ignores whose they are would pass every other check).
+    other_username: ClassVar[str] = ""
+    other_password: ClassVar[str] = ""
     #: Extra deltacloud-server flags (driver options, endpoints, ...).
     server_args: ClassVar[Sequence[str]] = ()
     #: Extra environment of the server.
@@ -427,13 +432,19 @@ class DriverConformance:
         finally:
             channel.close()
 
-    def _list_all(self, api: Api, collection: str, **filters: Any) -> list[Any]:
+    def _list_all(
+        self,
+        api: Api,
+        collection: str,
+        md: Sequence[tuple[str, str]] | None = None,
+        **filters: Any,
+    ) -> list[Any]:
         stub, rpc, request_type, field = LISTS[collection]
         items: list[Any] = []
         token = ""
         while True:
             request = request_type(page_size=1000, page_token=token, **filters)
-            answer = getattr(getattr(api, stub), rpc)(request, metadata=self.md, timeout=60)
+            answer = getattr(getattr(api, stub), rpc)(request, metadata=md or self.md, timeout=60)
             items.extend(getattr(answer, field))
             token = answer.next_page_token
             if not token:
@@ -837,6 +848,34 @@ class DriverConformance:
         kit_api.keys.DeleteKey(key_pb2.DeleteKeyRequest(id=key.id), metadata=self.md)
         f = _refusal(kit_api.keys.GetKey, key_pb2.GetKeyRequest(id=key.id), self.md)
         assert f.code == grpc.StatusCode.NOT_FOUND
+
+    def test_one_account_sees_nothing_of_anothers(self, kit_api: Api) -> None:
+        if not self.other_username:
+            pytest.skip("no second account given (other_username, other_password)")
+        other = metadata(
+            self.other_username,
+            self.other_password,
+            driver=self.driver,
+            provider=self.provider or None,
+        )
+        cls = self.driver_class()
+        if cls.supports("instances"):
+            mine = {i.id for i in self._list_all(kit_api, "instances")}
+            theirs = {i.id for i in self._list_all(kit_api, "instances", md=other)}
+            assert not mine & theirs, f"both accounts list the instances {sorted(mine & theirs)}"
+            for instance_id in sorted(mine)[: self.max_gets]:
+                request = instance_pb2.GetInstanceRequest(id=instance_id)
+                f = _refusal(kit_api.instances.GetInstance, request, other)
+                assert f.code == grpc.StatusCode.NOT_FOUND, (instance_id, f.code)
+        if cls.supports("keys", "create") and cls.supports("keys", "destroy"):
+            name = f"conformance-{secrets.token_hex(4)}"
+            key = kit_api.keys.CreateKey(key_pb2.CreateKeyRequest(name=name), metadata=self.md)
+            try:
+                assert key.id not in [k.id for k in self._list_all(kit_api, "keys", md=other)]
+                f = _refusal(kit_api.keys.GetKey, key_pb2.GetKeyRequest(id=key.id), other)
+                assert f.code == grpc.StatusCode.NOT_FOUND, f.code
+            finally:
+                kit_api.keys.DeleteKey(key_pb2.DeleteKeyRequest(id=key.id), metadata=self.md)
 
     def _new_bucket_for_blobs(self, kit_api: Api) -> bucket_pb2.Bucket:
         """A new bucket, or a skip when the driver does not do buckets and blobs."""
