@@ -705,10 +705,12 @@ def test_snapshot_watches_opened_at_once_share_their_listing_of_the_cloud(
                 assert len(watcher.events) == 304  # the four fixtures' and the 300 made
                 watcher.cancel()
             # One listing per watch before (44 here, with the monitor's); now those that
-            # ask while one is under way share the next (10 to 15 measured: the watches
-            # open one after another, over several listings).
+            # ask while one is under way share the next: 10 to 15 measured alone, up to 33
+            # with the suite's other workers busy on the same two cores (the watches open
+            # one after another, over more listings when each takes longer). Fewer listings
+            # than watches can only come from sharing.
             polls = server.log().count('"message": "observed"') - before
-            assert 1 <= polls <= 25, polls
+            assert 1 <= polls < len(watchers), polls
     finally:
         server.kill()
 
