@@ -346,10 +346,6 @@ def rule_source(s: m.RuleSource) -> firewall_pb2.FirewallRuleSource:
     return firewall_pb2.FirewallRuleSource(cidr=s.cidr)
 
 
-def rule_source_from_proto(s: firewall_pb2.FirewallRuleSource) -> m.RuleSource:
-    return m.RuleSource(cidr=s.cidr, firewall_id=s.firewall_id)
-
-
 def firewall(f: m.Firewall) -> firewall_pb2.Firewall:
     return firewall_pb2.Firewall(
         id=f.id,

@@ -945,8 +945,8 @@ def test_firewall_rule_refusals_name_the_source_and_check_icmp_types(ec2_api: Ap
             rule(protocol="icmp", port_from=port_from, port_to=port_to),
         )
         assert f.code == grpc.StatusCode.INVALID_ARGUMENT, (port_from, port_to)
-    # Destination unreachable (3), fragmentation needed (4). (The server refuses a type
-    # above its code, such as echo request 8/0, whatever the protocol.)
+    # Destination unreachable (3), fragmentation needed (4): for icmp a type and a code, not
+    # a range (echo request, 8/0, is taken too).
     made = ec2_api.firewalls.CreateFirewallRule(
         rule(protocol="icmp", port_from=3, port_to=4), metadata=EC2
     )

@@ -322,7 +322,7 @@ def test_an_identical_rule_is_already_exists(api: Api) -> None:
                 "port_to": 2,
                 "sources": [Source(cidr="10.0.0/33")],
             },
-            "VALIDATION_FAILED",
+            "INVALID_CIDR",
         ),
         # No sources: it became 0.0.0.0/0, open to the whole internet, though the contract
         # says at least one is required.
@@ -548,7 +548,7 @@ def test_register_an_instance_of_a_realm_the_balancer_does_not_serve_is_refused(
         ([listener(instance_port=65536)], "INVALID_PORT"),
         ([listener(), listener(lb_port=-80)], "INVALID_PORT"),
         ([listener(protocol="")], "MISSING_FIELD"),
-        ([listener(protocol="FTP")], "VALIDATION_FAILED"),
+        ([listener(protocol="FTP")], "INVALID_PROTOCOL"),
         ([], "MISSING_FIELD"),
         ([listener(), listener()], "DUPLICATE_LISTENER"),
         ([listener(), listener(protocol="TCP", instance_port=9090)], "DUPLICATE_LISTENER"),

@@ -14,6 +14,7 @@ from typing import Any
 from deltacloud.drivers import (
     COLLECTIONS,
     ActionNotAllowedError,
+    AlreadyExistsError,
     CallContext,
     ConflictError,
     Filters,
@@ -858,9 +859,51 @@ class Compute(EC2Base, abstract=True):
         return self.get_firewall(ctx, group_id)
 
     def delete_firewall(self, ctx: CallContext, firewall_id: str) -> None:
-        self._group(ctx, firewall_id)
+        group = self._group(ctx, firewall_id)
+        if group.get("GroupName") == "default":
+            # EC2 answers CannotDelete; moto deleted it.
+            raise ConflictError(
+                f"firewall {firewall_id!r} is its network's default security group, which "
+                "EC2 never deletes",
+                reason="DEFAULT_FIREWALL",
+                metadata={"firewall_id": firewall_id},
+            )
+        self._check_unused(ctx, firewall_id)
         with translated("firewall", firewall_id):
             self.ec2(ctx).delete_security_group(GroupId=firewall_id)
+
+    def _check_unused(self, ctx: CallContext, firewall_id: str) -> None:
+        """FAILED_PRECONDITION (FIREWALL_IN_USE), as the mock and the proto say, if an
+        instance or another group's rule still uses the group. EC2 answers
+        DependencyViolation (reason IN_USE, naming nothing); moto deleted the group, and
+        the instances and rules kept naming it."""
+        ec2 = self.ec2(ctx)
+        using = [
+            {"Name": "instance.group-id", "Values": [firewall_id]},
+            {"Name": "instance-state-name", "Values": [*LIVE_STATES, "shutting-down"]},
+        ]
+        with translated("firewall", firewall_id):
+            reservations = _pages(ec2, "describe_instances", "Reservations", Filters=using)
+        users = sorted({i["InstanceId"] for r in reservations for i in r.get("Instances", [])})
+        if users:
+            raise ConflictError(
+                f"firewall {firewall_id!r} is used by instances",
+                reason="FIREWALL_IN_USE",
+                metadata={"firewall_id": firewall_id, "instance_ids": users},
+            )
+        referrers: set[str] = set()
+        for key in ("ip-permission.group-id", "egress.ip-permission.group-id"):
+            refers = [{"Name": key, "Values": [firewall_id]}]
+            with translated("firewall", firewall_id):
+                groups = _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=refers)
+            # A group naming itself does not keep itself: EC2 deletes it with its rules.
+            referrers |= {g["GroupId"] for g in groups if g["GroupId"] != firewall_id}
+        if referrers:
+            raise ConflictError(
+                f"firewall {firewall_id!r} is a rule source of other firewalls",
+                reason="FIREWALL_IN_USE",
+                metadata={"firewall_id": firewall_id, "firewall_ids": sorted(referrers)},
+            )
 
     def create_firewall_rule(
         self, ctx: CallContext, firewall_id: str, opts: m.CreateFirewallRule
@@ -905,12 +948,23 @@ class Compute(EC2Base, abstract=True):
         perm["UserIdGroupPairs"] = [{"GroupId": s.firewall_id} for s in sources if s.firewall_id]
         self._group(ctx, firewall_id)
         ec2 = self.ec2(ctx)
+        direction = "EGRESS" if opts.direction.upper() == "EGRESS" else "INGRESS"
         try:
             with translated("firewall", firewall_id):
-                if opts.direction.upper() == "EGRESS":
+                if direction == "EGRESS":
                     ec2.authorize_security_group_egress(GroupId=firewall_id, IpPermissions=[perm])
                 else:
                     ec2.authorize_security_group_ingress(GroupId=firewall_id, IpPermissions=[perm])
+        except AlreadyExistsError as error:
+            # InvalidPermission.Duplicate: a source is allowed already, by the rule of the
+            # same direction, protocol and ports (EC2 keeps one per those): name it, as
+            # the mock does (translate could not, and named rule '?').
+            raise AlreadyExistsError(
+                "firewall_rule",
+                self._rule_id(direction, perm),
+                firewall_id=firewall_id,
+                backend_code=error.metadata.get("backend_code", ""),
+            ) from None
         except NotFoundError as error:
             # The rule's firewall was found above: a missing firewall is a source. EC2's
             # message quotes it, but an id not shaped like one ("vol-1") is not taken from

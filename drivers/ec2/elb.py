@@ -29,7 +29,8 @@ class LoadBalancing(EC2Base, abstract=True):
     def _balancer(d: dict[str, Any]) -> m.LoadBalancer:
         listeners = [
             m.Listener(
-                protocol=str(ld["Listener"]["Protocol"]).lower(),
+                # In capitals, as the contract and ELB name them (they were lowered).
+                protocol=str(ld["Listener"]["Protocol"]).upper(),
                 load_balancer_port=int(ld["Listener"]["LoadBalancerPort"]),
                 instance_port=int(ld["Listener"]["InstancePort"]),
             )
@@ -40,7 +41,8 @@ class LoadBalancing(EC2Base, abstract=True):
             name=d["LoadBalancerName"],
             realm_ids=list(d.get("AvailabilityZones", [])),
             listeners=listeners,
-            instance_ids=[i["InstanceId"] for i in d.get("Instances", [])],
+            # Once each: moto lists an instance once per registration.
+            instance_ids=list(dict.fromkeys(i["InstanceId"] for i in d.get("Instances", []))),
             public_addresses=[d["DNSName"]] if d.get("DNSName") else [],
             create_time=d.get("CreatedTime"),
         )
@@ -105,6 +107,8 @@ class LoadBalancing(EC2Base, abstract=True):
                     "realm_ids": balancer.realm_ids,
                 },
             )
+        if instance_id in balancer.instance_ids:
+            return balancer  # registered already: nothing to change, as on the mock
         self._register_instances(ctx, lb_id, [instance_id])
         return self.get_load_balancer(ctx, lb_id)
 

@@ -156,6 +156,12 @@ def _check_label(option: str, value: str, max_length: int = 255) -> None:
         )
 
 
+def _permissions(rule: Record) -> set[tuple[object, ...]]:
+    """What a firewall rule record allows, one (direction, protocol, ports, source) each."""
+    head = (rule.get("direction", "INGRESS"), rule["protocol"], rule["port_from"], rule["port_to"])
+    return {(*head, s.get("cidr", ""), s.get("firewall_id", "")) for s in rule["sources"]}
+
+
 def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(CHUNK_SIZE):
@@ -1243,8 +1249,11 @@ class MockDriver(BaseDriver):
                     self._firewall_rec(tx, owner, source.firewall_id)
             n = int(rec.get("next_rule", 1))
             new = records.firewall_rule_record(f"rule{n}", rule)
+            allowed = _permissions(new)
             for existing in rec["rules"]:
-                if {**existing, "id": new["id"]} == new:
+                # As on EC2, whose rule that allows one of them already refuses the whole
+                # rule: the same sources in another order, or one source more, were new.
+                if _permissions(existing) & allowed:
                     raise AlreadyExistsError(
                         "firewall_rule", existing["id"], firewall_id=firewall_id
                     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
+
 from google.protobuf import empty_pb2
 
 from deltacloud.drivers import models as m
@@ -13,6 +17,57 @@ from ..errors import invalid_argument
 from ..rpc import Context, Servicer, check_text, require, unary
 
 PROTOCOLS = ("tcp", "udp", "icmp")
+#: An address, "/" and a prefix length in decimal without a sign or leading zero: what
+#: every cloud takes. ipaddress alone also takes a bare address, a netmask ("/255.0.0.0"),
+#: a leading zero ("/08") and a scoped IPv6 address ("fe80::1%eth0/64"), which the mock
+#: took and EC2 refuses (or stored, as moto did the scoped one).
+_CIDR = re.compile(r"[0-9A-Fa-f.:]+/(?:0|[1-9][0-9]{0,2})")
+
+
+def _network(number: int, cidr: str) -> str:
+    """``cidr`` as the network it stands for (host bits cleared, IPv6 compressed), so that
+    every driver keeps and compares the same text; INVALID_ARGUMENT if it is not one."""
+    network = None
+    if _CIDR.fullmatch(cidr):
+        with contextlib.suppress(ValueError):  # 300.1.1.1/8, 10.0.0.1/33
+            network = ipaddress.ip_network(cidr, strict=False)
+    if network is None:
+        raise invalid_argument(
+            "INVALID_CIDR",
+            f"sources[{number}].cidr {cidr!r} is not a CIDR block: an IPv4 or IPv6 address, "
+            "'/' and a prefix length (0-32 or 0-128), e.g. 10.0.0.0/8 or 2001:db8::/32",
+            field="sources",
+            cidr=cidr,
+        )
+    return str(network)
+
+
+def _sources(request: pb.CreateFirewallRuleRequest) -> list[m.RuleSource]:
+    """The rule's sources, CIDR blocks as networks; each set, valid, and named once."""
+    sources: list[m.RuleSource] = []
+    seen: set[tuple[str, str]] = set()  # a set: a rule may name thousands
+    for number, source in enumerate(request.sources):
+        if not getattr(source, source.WhichOneof("source") or "cidr"):
+            # A rule with it was stored as nothing (ec2) or open to all (earlier).
+            raise invalid_argument(
+                "INVALID_SOURCE",
+                f"sources[{number}] sets neither cidr nor firewall_id",
+                field="sources",
+            )
+        if source.WhichOneof("source") == "cidr":
+            new = m.RuleSource(cidr=_network(number, source.cidr))
+        else:
+            new = m.RuleSource(firewall_id=source.firewall_id)
+        if (new.cidr, new.firewall_id) in seen:
+            # EC2 refuses the whole rule (naming no rule); the mock stored it twice.
+            raise invalid_argument(
+                "DUPLICATE_SOURCE",
+                f"sources[{number}] ({new.cidr or new.firewall_id}) is named twice",
+                field="sources",
+            )
+        seen.add((new.cidr, new.firewall_id))
+        sources.append(new)
+    return sources
 
 
 class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
@@ -69,14 +124,7 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
                 f"protocol {request.protocol!r} is not one of {', '.join(PROTOCOLS)}",
                 protocol=request.protocol,
             )
-        for number, source in enumerate(request.sources):
-            if not getattr(source, source.WhichOneof("source") or "cidr"):
-                # A rule with it was stored as nothing (ec2) or open to all (earlier).
-                raise invalid_argument(
-                    "INVALID_SOURCE",
-                    f"sources[{number}] sets neither cidr nor firewall_id",
-                    field="sources",
-                )
+        sources = _sources(request)
         if protocol == "icmp":
             # ICMP type and code, as the contract says: -1 (all) to 255 each, and all types
             # take all codes. Echo request is type 8, code 0: no range, no order.
@@ -110,7 +158,7 @@ class FirewallServicer(Servicer, pb_grpc.FirewallServiceServicer):
             protocol=protocol,
             port_from=request.port_from,
             port_to=request.port_to,
-            sources=[convert.rule_source_from_proto(s) for s in request.sources],
+            sources=sources,
             direction=convert.direction_from_proto(request.direction),
         )
         firewall = await call.run(call.driver.create_firewall_rule, request.firewall_id, opts)

@@ -12,6 +12,9 @@ from .. import convert
 from ..errors import invalid_argument
 from ..rpc import Context, Servicer, check_text, require, unary
 
+#: What a listener speaks, as the contract names them (in any case on the way in).
+LISTENER_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "SSL")
+
 
 class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
     @unary
@@ -47,6 +50,11 @@ class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
     ) -> pb.LoadBalancer:
         require(request, "name", "realm_ids", "listeners")
         check_text(request, names=["name"])
+        for number, realm_id in enumerate(request.realm_ids):
+            if not realm_id:  # not a realm that is missing: no realm has this id
+                raise invalid_argument(
+                    "MISSING_FIELD", f"realm_ids[{number}] is empty", field="realm_ids"
+                )
         for listener in request.listeners:
             for name in ("load_balancer_port", "instance_port"):
                 port = getattr(listener, name)
@@ -58,21 +66,33 @@ class LoadBalancerServicer(Servicer, pb_grpc.LoadBalancerServiceServicer):
                 raise invalid_argument(
                     "MISSING_FIELD", "every listener needs a protocol", field="protocol"
                 )
-        ports = [listener.load_balancer_port for listener in request.listeners]
-        for port in ports:
-            if ports.count(port) > 1:  # which listener would answer it?
+            # ASCII first: "\u017fsl".upper() is "SSL". moto makes a balancer of any
+            # protocol; the mock refused them as VALIDATION_FAILED.
+            protocol = listener.protocol.upper() if listener.protocol.isascii() else ""
+            if protocol not in LISTENER_PROTOCOLS:
+                raise invalid_argument(
+                    "INVALID_PROTOCOL",
+                    f"listener protocol {listener.protocol!r} is not one of "
+                    f"{', '.join(LISTENER_PROTOCOLS)}",
+                    field="protocol",
+                    protocol=listener.protocol,
+                )
+        ports: set[int] = set()  # a set: counting each in a list held the server (quadratic)
+        for port in (listener.load_balancer_port for listener in request.listeners):
+            if port in ports:  # which listener would answer it?
                 raise invalid_argument(
                     "DUPLICATE_LISTENER",
                     f"two listeners listen on load_balancer_port {port}",
                     field="listeners",
                     load_balancer_port=port,
                 )
+            ports.add(port)
         call = await self.gateway.open(context, "load_balancers", "create")
         opts = m.CreateLoadBalancer(
             name=request.name,
             realm_ids=list(request.realm_ids),
             listeners=[
-                m.Listener(li.protocol, li.load_balancer_port, li.instance_port)
+                m.Listener(li.protocol.upper(), li.load_balancer_port, li.instance_port)
                 for li in request.listeners
             ],
         )

@@ -811,7 +811,10 @@ class SyncMethods(SyncTransport):
         timeout: float | None = None,
     ) -> None:
         """FirewallService.DeleteFirewall: Deletes a firewall. NOT_FOUND if no firewall has this
-        id; FAILED_PRECONDITION if instances or other firewalls' rules still use it.
+        id; FAILED_PRECONDITION (reason FIREWALL_IN_USE, naming them in instance_ids or
+        firewall_ids) if instances or other firewalls' rules still use it (a firewall naming
+        itself as a source does not keep itself); FAILED_PRECONDITION (DEFAULT_FIREWALL) for a
+        network's default firewall, on clouds that have one (EC2's "default" security group).
         """
         self._call(DELETE_FIREWALL, build(firewall_pb2.DeleteFirewallRequest, id=id), timeout)
 
@@ -828,8 +831,11 @@ class SyncMethods(SyncTransport):
     ) -> firewall_pb2.Firewall:
         """FirewallService.CreateFirewallRule: Adds a rule to a firewall and returns the firewall.
         NOT_FOUND if the firewall (or a source firewall) does not exist; INVALID_ARGUMENT for an
-        unknown protocol, bad ports, an invalid CIDR or no sources; ALREADY_EXISTS if an
-        identical rule exists.
+        unknown protocol (INVALID_PROTOCOL), bad ports (INVALID_PORT, INVALID_PORT_RANGE), no
+        sources (MISSING_FIELD), a source setting neither field (INVALID_SOURCE), a CIDR block
+        that is not one (INVALID_CIDR) or a source named twice (DUPLICATE_SOURCE);
+        ALREADY_EXISTS, naming the rule in resource_id, if a rule of the same direction,
+        protocol and ports allows one of the sources already (the firewall is left as it was).
         """
         return self._call(
             CREATE_FIREWALL_RULE,
@@ -1207,7 +1213,8 @@ class SyncMethods(SyncTransport):
         timeout: float | None = None,
     ) -> load_balancer_pb2.LoadBalancer:
         """LoadBalancerService.CreateLoadBalancer: Creates a load balancer. INVALID_ARGUMENT if
-        name, realm_ids or listeners is empty, a listener is malformed, or two listen on one
+        name, realm_ids or listeners is empty, or a realm id (MISSING_FIELD), a listener is
+        malformed (INVALID_PORT, MISSING_FIELD, INVALID_PROTOCOL), or two listen on one
         load_balancer_port (DUPLICATE_LISTENER); NOT_FOUND if a realm does not exist;
         ALREADY_EXISTS if the name is taken.
         """
@@ -1244,7 +1251,8 @@ class SyncMethods(SyncTransport):
     ) -> load_balancer_pb2.LoadBalancer:
         """LoadBalancerService.RegisterInstance: Registers an instance with a load balancer and
         returns the load balancer. NOT_FOUND if the load balancer or instance does not exist;
-        FAILED_PRECONDITION if the instance is in a realm the load balancer does not serve.
+        FAILED_PRECONDITION (REALM_MISMATCH) if the instance is in a realm the load balancer
+        does not serve. Registering an instance registered already changes nothing.
         """
         return self._call(
             REGISTER_INSTANCE,
@@ -1833,7 +1841,10 @@ class AsyncMethods(AsyncTransport):
         timeout: float | None = None,
     ) -> None:
         """FirewallService.DeleteFirewall: Deletes a firewall. NOT_FOUND if no firewall has this
-        id; FAILED_PRECONDITION if instances or other firewalls' rules still use it.
+        id; FAILED_PRECONDITION (reason FIREWALL_IN_USE, naming them in instance_ids or
+        firewall_ids) if instances or other firewalls' rules still use it (a firewall naming
+        itself as a source does not keep itself); FAILED_PRECONDITION (DEFAULT_FIREWALL) for a
+        network's default firewall, on clouds that have one (EC2's "default" security group).
         """
         await self._call(DELETE_FIREWALL, build(firewall_pb2.DeleteFirewallRequest, id=id), timeout)
 
@@ -1850,8 +1861,11 @@ class AsyncMethods(AsyncTransport):
     ) -> firewall_pb2.Firewall:
         """FirewallService.CreateFirewallRule: Adds a rule to a firewall and returns the firewall.
         NOT_FOUND if the firewall (or a source firewall) does not exist; INVALID_ARGUMENT for an
-        unknown protocol, bad ports, an invalid CIDR or no sources; ALREADY_EXISTS if an
-        identical rule exists.
+        unknown protocol (INVALID_PROTOCOL), bad ports (INVALID_PORT, INVALID_PORT_RANGE), no
+        sources (MISSING_FIELD), a source setting neither field (INVALID_SOURCE), a CIDR block
+        that is not one (INVALID_CIDR) or a source named twice (DUPLICATE_SOURCE);
+        ALREADY_EXISTS, naming the rule in resource_id, if a rule of the same direction,
+        protocol and ports allows one of the sources already (the firewall is left as it was).
         """
         return await self._call(
             CREATE_FIREWALL_RULE,
@@ -2235,7 +2249,8 @@ class AsyncMethods(AsyncTransport):
         timeout: float | None = None,
     ) -> load_balancer_pb2.LoadBalancer:
         """LoadBalancerService.CreateLoadBalancer: Creates a load balancer. INVALID_ARGUMENT if
-        name, realm_ids or listeners is empty, a listener is malformed, or two listen on one
+        name, realm_ids or listeners is empty, or a realm id (MISSING_FIELD), a listener is
+        malformed (INVALID_PORT, MISSING_FIELD, INVALID_PROTOCOL), or two listen on one
         load_balancer_port (DUPLICATE_LISTENER); NOT_FOUND if a realm does not exist;
         ALREADY_EXISTS if the name is taken.
         """
@@ -2272,7 +2287,8 @@ class AsyncMethods(AsyncTransport):
     ) -> load_balancer_pb2.LoadBalancer:
         """LoadBalancerService.RegisterInstance: Registers an instance with a load balancer and
         returns the load balancer. NOT_FOUND if the load balancer or instance does not exist;
-        FAILED_PRECONDITION if the instance is in a realm the load balancer does not serve.
+        FAILED_PRECONDITION (REALM_MISMATCH) if the instance is in a realm the load balancer
+        does not serve. Registering an instance registered already changes nothing.
         """
         return await self._call(
             REGISTER_INSTANCE,

@@ -95,8 +95,11 @@ class FirewallServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteFirewall(self, request, context):
-        """Deletes a firewall. NOT_FOUND if no firewall has this id; FAILED_PRECONDITION if
-        instances or other firewalls' rules still use it.
+        """Deletes a firewall. NOT_FOUND if no firewall has this id; FAILED_PRECONDITION (reason
+        FIREWALL_IN_USE, naming them in instance_ids or firewall_ids) if instances or other
+        firewalls' rules still use it (a firewall naming itself as a source does not keep
+        itself); FAILED_PRECONDITION (DEFAULT_FIREWALL) for a network's default firewall, on
+        clouds that have one (EC2's "default" security group).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,8 +107,12 @@ class FirewallServiceServicer:
 
     def CreateFirewallRule(self, request, context):
         """Adds a rule to a firewall and returns the firewall. NOT_FOUND if the firewall (or a
-        source firewall) does not exist; INVALID_ARGUMENT for an unknown protocol, bad ports,
-        an invalid CIDR or no sources; ALREADY_EXISTS if an identical rule exists.
+        source firewall) does not exist; INVALID_ARGUMENT for an unknown protocol
+        (INVALID_PROTOCOL), bad ports (INVALID_PORT, INVALID_PORT_RANGE), no sources
+        (MISSING_FIELD), a source setting neither field (INVALID_SOURCE), a CIDR block that
+        is not one (INVALID_CIDR) or a source named twice (DUPLICATE_SOURCE); ALREADY_EXISTS,
+        naming the rule in resource_id, if a rule of the same direction, protocol and ports
+        allows one of the sources already (the firewall is left as it was).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

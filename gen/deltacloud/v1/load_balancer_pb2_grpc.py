@@ -89,8 +89,9 @@ class LoadBalancerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateLoadBalancer(self, request, context):
-        """Creates a load balancer. INVALID_ARGUMENT if name, realm_ids or listeners is empty, a
-        listener is malformed, or two listen on one load_balancer_port (DUPLICATE_LISTENER);
+        """Creates a load balancer. INVALID_ARGUMENT if name, realm_ids or listeners is empty,
+        or a realm id (MISSING_FIELD), a listener is malformed (INVALID_PORT, MISSING_FIELD,
+        INVALID_PROTOCOL), or two listen on one load_balancer_port (DUPLICATE_LISTENER);
         NOT_FOUND if a realm does not exist; ALREADY_EXISTS if the name is taken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -106,8 +107,9 @@ class LoadBalancerServiceServicer:
 
     def RegisterInstance(self, request, context):
         """Registers an instance with a load balancer and returns the load balancer. NOT_FOUND if
-        the load balancer or instance does not exist; FAILED_PRECONDITION if the instance is
-        in a realm the load balancer does not serve.
+        the load balancer or instance does not exist; FAILED_PRECONDITION (REALM_MISMATCH) if
+        the instance is in a realm the load balancer does not serve. Registering an instance
+        registered already changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
