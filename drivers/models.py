@@ -33,6 +33,24 @@ def _state(model: object, value: object, allowed: tuple[str, ...]) -> str:
     return name
 
 
+def _whole_gb(model: object, value: object) -> int:
+    """A size in whole GB, as the wire carries it: 30.0 is taken as 30, while 1.5 or a
+    negative size fails where the driver makes the model (TypeError) instead of reaching
+    the client truncated to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        whole = None
+    elif isinstance(value, int):
+        whole = value
+    else:
+        whole = int(value) if value.is_integer() else None
+    if whole is None or whole < 0:
+        raise TypeError(
+            f"{type(model).__name__} {getattr(model, 'id', '')!r}: capacity_gb {value!r} is "
+            "not a whole, non-negative number of GB (the wire carries whole GB)"
+        )
+    return whole
+
+
 @dataclass
 class Provider:
     """Where a driver can point: a region, an endpoint URL, a datacenter."""
@@ -141,7 +159,7 @@ class StorageVolume:
     description: str = ""
     create_time: datetime | None = None
     state: str = "AVAILABLE"  # one of STORAGE_VOLUME_STATES
-    capacity_gb: float = 0
+    capacity_gb: int = 0  # whole GB (30.0 is taken as 30; 1.5 is a TypeError)
     instance_id: str = ""
     device: str = ""
     realm_id: str = ""
@@ -149,6 +167,7 @@ class StorageVolume:
 
     def __post_init__(self) -> None:
         self.state = _state(self, self.state, STORAGE_VOLUME_STATES)
+        self.capacity_gb = _whole_gb(self, self.capacity_gb)
 
 
 @dataclass
@@ -267,7 +286,7 @@ class CreateKey:
 
 @dataclass
 class CreateStorageVolume:
-    capacity_gb: float = 0
+    capacity_gb: int = 0  # whole GB; 0 with snapshot_id: the snapshot's size
     realm_id: str = ""
     name: str = ""
     description: str = ""

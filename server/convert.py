@@ -288,7 +288,7 @@ def storage_volume(v: m.StorageVolume) -> storage_volume_pb2.StorageVolume:
         description=v.description,
         create_time=timestamp(v.create_time),
         state=_enum(storage_volume_pb2.StorageVolume.State, "STATE_", v.state),
-        capacity_gb=int(v.capacity_gb),
+        capacity_gb=v.capacity_gb,
         instance_id=v.instance_id,
         device=v.device,
         realm_id=v.realm_id,

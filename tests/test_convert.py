@@ -63,3 +63,15 @@ def test_a_models_state_is_one_the_wire_has_or_it_is_refused_where_made(
         assert model(id="x", state=state.lower().replace("_", "-")).state == state
     with pytest.raises(TypeError, match="'attached-not' is not one of"):
         model(id="x", state="attached-not")
+
+
+def test_a_volumes_capacity_is_whole_gb_as_on_the_wire_or_it_is_refused_where_made() -> None:
+    """capacity_gb was a float in the model and an int64 on the wire: a driver's 1.5 GB
+    reached the client as 1, unnoticed. Whole sizes given as floats (a cloud's JSON) are
+    taken; anything else fails where the model is made."""
+    volume = m.StorageVolume(id="v", capacity_gb=30.0)  # type: ignore[arg-type]
+    assert volume.capacity_gb == 30 and type(volume.capacity_gb) is int
+    assert convert.storage_volume(volume).capacity_gb == 30
+    for wrong in (1.5, -1, "5", None, True, float("nan")):
+        with pytest.raises(TypeError, match=r"StorageVolume 'v': capacity_gb .* whole"):
+            m.StorageVolume(id="v", capacity_gb=wrong)  # type: ignore[arg-type]

@@ -52,6 +52,9 @@ VOLUME_STATES = {
     "deleted": "DELETING",
     "error": "ERROR",
 }
+#: Attachment states of a volume being attached or detached: the volume's own State says
+#: available (attaching) or in-use (detaching) meanwhile; the API's word is ATTACHING.
+MOVING_ATTACHMENTS = frozenset({"attaching", "detaching"})
 SNAPSHOT_STATES = {"pending": "PENDING", "completed": "COMPLETED", "error": "ERROR"}
 IMAGE_STATES = {"available": "AVAILABLE", "pending": "PENDING"}
 
@@ -551,14 +554,19 @@ class Compute(EC2Base, abstract=True):
 
     @staticmethod
     def _volume(v: dict[str, Any]) -> m.StorageVolume:
-        attached = (v.get("Attachments") or [{}])[0]
+        # An attachment that ended ("detached") may still be described for a while.
+        attachments = [a for a in v.get("Attachments") or [] if a.get("State") != "detached"]
+        attached = attachments[0] if attachments else {}
+        state = VOLUME_STATES.get(v.get("State", ""), "ERROR")
+        if state in ("AVAILABLE", "IN_USE") and attached.get("State") in MOVING_ATTACHMENTS:
+            state = "ATTACHING"
         return m.StorageVolume(
             id=v["VolumeId"],
             name=tag(v.get("Tags"), "Name"),
             description=tag(v.get("Tags"), "Description"),
             create_time=_when(v.get("CreateTime")),
-            state=VOLUME_STATES.get(v.get("State", ""), "ERROR"),
-            capacity_gb=float(v.get("Size", 0)),
+            state=state,
+            capacity_gb=int(v.get("Size", 0)),
             instance_id=attached.get("InstanceId", ""),
             device=attached.get("Device", ""),
             realm_id=v.get("AvailabilityZone", ""),
@@ -572,7 +580,7 @@ class Compute(EC2Base, abstract=True):
         names.check_tag_value("description", opts.description)
         params: dict[str, Any] = {}
         if opts.capacity_gb:
-            params["Size"] = max(1, int(-(-opts.capacity_gb // 1)))
+            params["Size"] = opts.capacity_gb
         elif not opts.snapshot_id:
             raise ValidationError("capacity_gb (or snapshot_id) is required")
         if opts.realm_id:

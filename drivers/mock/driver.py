@@ -778,15 +778,15 @@ class MockDriver(BaseDriver):
                 if size is None:  # a snapshot of a directory from before sizes were kept
                     source = tx.get("volume", owner, snap["storage_volume_id"])
                     size = source["capacity_gb"] if source is not None else None
-                if size is not None and capacity and capacity < float(size):
+                if size is not None and capacity and capacity < int(size):
                     raise ValidationError(
-                        f"snapshot {opts.snapshot_id!r} holds {float(size):g} GB; a volume "
-                        f"made of it needs at least that (capacity_gb {capacity:g})",
+                        f"snapshot {opts.snapshot_id!r} holds {int(size)} GB; a volume "
+                        f"made of it needs at least that (capacity_gb {capacity})",
                         reason="INVALID_CAPACITY",
                         metadata={"option": "capacity_gb", "snapshot_capacity_gb": size},
                     )
                 if not capacity and size is not None:
-                    capacity = float(size)
+                    capacity = int(size)
             volume_id = tx.fresh_id("volume", "vol")
             rec: Record = {
                 "id": volume_id,
@@ -794,7 +794,7 @@ class MockDriver(BaseDriver):
                 "description": opts.description,
                 "create_time": records.now_iso(),
                 "state": "AVAILABLE",
-                "capacity_gb": float(capacity or 1.0),
+                "capacity_gb": int(capacity or 1),
                 "instance_id": "",
                 "device": "",
                 "realm_id": realm_id,
@@ -906,7 +906,7 @@ class MockDriver(BaseDriver):
                 "storage_volume_id": opts.storage_volume_id,
                 # The size taken, which a volume made of the snapshot gets (the volume may
                 # be resized or gone by then).
-                "capacity_gb": float(volume["capacity_gb"]),
+                "capacity_gb": int(volume["capacity_gb"]),
                 "name": opts.name or snapshot_id,
                 "description": opts.description,
                 "state": "COMPLETED",

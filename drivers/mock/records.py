@@ -110,7 +110,7 @@ def volume(rec: Record) -> m.StorageVolume:
         description=rec.get("description", ""),
         create_time=parse_time(rec.get("create_time")),
         state=rec.get("state", "AVAILABLE"),
-        capacity_gb=float(rec.get("capacity_gb", 0)),
+        capacity_gb=int(rec.get("capacity_gb", 0)),
         instance_id=rec.get("instance_id", ""),
         device=rec.get("device", ""),
         realm_id=rec.get("realm_id", ""),
