@@ -11,10 +11,11 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
+from .logs import redact
 from .metrics import split_listen
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -82,10 +83,12 @@ def _parse_options(items: Sequence[str]) -> dict[str, str]:
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise argparse.ArgumentTypeError(
-                f"driver option {item.split('=', 1)[0]!r}: expected DRIVER.KEY=VALUE"
-            )
+        driver, dot, name = key.strip().partition(".")
+        if not sep or not dot or not driver or not name:
+            # Without "=" the item may be a value (a user list split at a space,
+            # "alice:secret"): named up to its first ":" only, never echoed whole.
+            shown = key if sep else key.split(":", 1)[0] + ("..." if ":" in key else "")
+            raise argparse.ArgumentTypeError(f"driver option {shown!r}: expected DRIVER.KEY=VALUE")
         options[key.strip()] = value.strip()
     return options
 
@@ -119,6 +122,60 @@ def _scheme(value: str) -> str:
     return value
 
 
+def _path(value: str) -> Path:
+    # Path("") is ".": --data-dir "" kept the journal and keys in the working directory.
+    if not value.strip():
+        raise argparse.ArgumentTypeError("expected a path, not an empty string")
+    return Path(value)
+
+
+#: gRPC takes its sizes and times (milliseconds) as C ints.
+INT_MAX = 2**31 - 1
+
+
+def listen_error(flag: str, listen: str) -> str | None:
+    """Why ``listen`` (``HOST:PORT``, ``[IPV6]:PORT``, or for --listen ``unix:PATH``) is
+    not an address to listen on, or None."""
+    if flag == "--listen" and listen.startswith("unix:"):
+        if not listen.removeprefix("unix:").removeprefix("//"):
+            # gRPC bound an abstract socket of a name of its own: nobody could connect.
+            return f"{flag} {listen!r}: expected unix:PATH, the socket's path"
+        return None
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        return f"{flag} {listen!r}: expected HOST:PORT, the port 0 to 65535"
+    if not host.removeprefix("[").removesuffix("]"):
+        return (
+            f"{flag} {listen!r}: expected HOST:PORT with a host (0.0.0.0 or [::] for "
+            "every interface)"
+        )
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        return f"{flag} {listen!r}: an IPv6 address goes in brackets, e.g. [::1]:{port}"
+    return None
+
+
+def _same_address(listen: str, other: str) -> bool:
+    """Whether two HOST:PORT addresses (already checked) name one listening socket."""
+    if listen.startswith("unix:") or other.startswith("unix:"):
+        return False
+    (host, _, port), (other_host, _, other_port) = listen.rpartition(":"), other.rpartition(":")
+    if int(port) == 0 or int(port) != int(other_port):
+        return False
+    hosts = {h.lower().removeprefix("[").removesuffix("]") for h in (host, other_host)}
+    return len(hosts) == 1 or bool(hosts & {"0.0.0.0", "::"})
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, in a journal too: argparse put 30 lines of usage before it.
+        # Masked as a log line is (a value quoted back may hold a password).
+        self.exit(2, f"{self.prog}: error: {redact(message)} (--help lists the flags)\n")
+
+
 @dataclass(frozen=True)
 class Flag:
     """One server flag; its environment variable is DELTACLOUD_ + the flag's name."""
@@ -128,6 +185,9 @@ class Flag:
     help: str
     type: Callable[[str], Any] = str
     positive: bool = False
+    #: The range gRPC takes (it converts to a C int: milliseconds for seconds flags).
+    least: float | None = None
+    most: float | None = None
     #: The default as --help shows it, when it is not a value (worked out at start).
     shown: str | None = None
 
@@ -137,9 +197,16 @@ class Flag:
 
 
 MIB = 1024 * 1024
+#: Seconds gRPC's keepalive options take: whole milliseconds, in a C int.
+KEEPALIVE_LEAST, KEEPALIVE_MOST = 0.001, INT_MAX // 1000
 
 FLAGS = [
-    Flag("--listen", DEFAULT_LISTEN, "HOST:PORT to listen on; port 0 picks a free one"),
+    Flag(
+        "--listen",
+        DEFAULT_LISTEN,
+        "HOST:PORT to listen on ([::1]:PORT for IPv6; port 0 picks a free one), or "
+        "unix:PATH for a unix socket",
+    ),
     Flag("--driver", "mock", "default driver"),
     Flag(
         "--provider",
@@ -151,7 +218,7 @@ FLAGS = [
         "--data-dir",
         None,
         "where the mock driver and the event journal keep state",
-        Path,
+        _path,
         shown="$XDG_DATA_HOME/deltacloud, or ~/.local/share/deltacloud",
     ),
     Flag("--workers", "32", "threads running driver calls", int, positive=True),
@@ -204,13 +271,24 @@ FLAGS = [
         int,
         positive=True,
     ),
-    Flag("--max-message-bytes", str(4 * MIB), "largest message", int, positive=True),
-    Flag("--shutdown-grace", "5", "seconds in-flight calls get on SIGTERM/SIGINT", float),
-    Flag("--log-level", "INFO", "DEBUG, INFO, WARNING or ERROR", _level),
-    Flag("--port-file", None, "write the bound port here once serving (handy with port 0)", Path),
-    Flag("--tls-cert", None, "server certificate chain (PEM); enables TLS", Path),
-    Flag("--tls-key", None, "server private key (PEM)", Path),
-    Flag("--tls-client-ca", None, "require client certificates signed by this CA (mTLS)", Path),
+    Flag("--max-message-bytes", str(4 * MIB), "largest message", int, positive=True, most=INT_MAX),
+    Flag(
+        "--shutdown-grace",
+        "5",
+        "seconds in-flight calls get on SIGTERM/SIGINT (a second signal ends them at once)",
+        float,
+    ),
+    Flag("--log-level", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", _level),
+    Flag(
+        "--port-file",
+        None,
+        "write the bound port here once serving, removed at shutdown (handy with port 0; "
+        "not with a unix: socket)",
+        _path,
+    ),
+    Flag("--tls-cert", None, "server certificate chain (PEM); enables TLS", _path),
+    Flag("--tls-key", None, "server private key (PEM)", _path),
+    Flag("--tls-client-ca", None, "require client certificates signed by this CA (mTLS)", _path),
     Flag(
         "--watch-poll-interval",
         "2",
@@ -256,6 +334,8 @@ FLAGS = [
         "that vanished without closing it loses its connection, and its watches end)",
         float,
         positive=True,
+        least=KEEPALIVE_LEAST,
+        most=KEEPALIVE_MOST,
     ),
     Flag(
         "--keepalive-timeout",
@@ -263,6 +343,8 @@ FLAGS = [
         "seconds the server waits for a ping's answer before closing the connection",
         float,
         positive=True,
+        least=KEEPALIVE_LEAST,
+        most=KEEPALIVE_MOST,
     ),
     Flag(
         "--keepalive-min-client-interval",
@@ -271,6 +353,8 @@ FLAGS = [
         "pinging more often is sent GOAWAY (too_many_pings)",
         float,
         positive=True,
+        least=KEEPALIVE_LEAST,
+        most=KEEPALIVE_MOST,
     ),
     Flag(
         "--request-id-retention",
@@ -284,7 +368,7 @@ FLAGS = [
         None,
         "file holding the key that signs page tokens (at least 16 bytes); give every server "
         "behind one address the same, so a list's next page may be asked of any of them",
-        Path,
+        _path,
         shown="<data-dir>/page-token.key, made at first start",
     ),
     Flag(
@@ -328,7 +412,7 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """Flags with defaults from DELTACLOUD_* variables; argparse converts (and refuses,
     with a usage error) environment values exactly like command-line ones."""
     env = os.environ if environ is None else environ
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="deltacloud-server",
         description="Serve the Deltacloud gRPC API. Every flag falls back to the "
         "DELTACLOUD_<FLAG> environment variable (e.g. DELTACLOUD_LISTEN).",
@@ -379,14 +463,26 @@ def load(
         # not (v > 0) refuses NaN too; inf would be "never" (a poll interval) or unbounded.
         if flag.positive and not (math.isfinite(value) and value > 0):
             p.error(f"{flag.name} must be a positive number (got {value})")
+        # Past a C int, gRPC refused the option at start with "value too large to convert
+        # to int"; a positive keepalive under a millisecond became 0.
+        least, most = flag.least, flag.most
+        if (least is not None and value < least) or (most is not None and value > most):
+            unit = " seconds" if flag.type is float else ""
+            span = f"{_number(least or 1)} to {_number(most or math.inf)}{unit}"
+            p.error(f"{flag.name} must be {span} (got {value})")
     if not (math.isfinite(args.shutdown_grace) and args.shutdown_grace >= 0):
         p.error(f"--shutdown-grace must be a number of seconds >= 0 (got {args.shutdown_grace})")
-    if not args.listen.startswith("unix:"):
-        _host, sep, port = args.listen.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            p.error(f"--listen {args.listen!r}: expected HOST:PORT, the port 0 to 65535")
-    if args.port_file is not None and not args.port_file.parent.is_dir():
-        p.error(f"--port-file {args.port_file}: {args.port_file.parent} is not a directory")
+    problem = listen_error("--listen", args.listen)
+    if problem:
+        p.error(problem)
+    if args.port_file is not None:
+        if not args.port_file.parent.is_dir():
+            p.error(f"--port-file {args.port_file}: {args.port_file.parent} is not a directory")
+        if args.port_file.is_dir():
+            p.error(f"--port-file {args.port_file}: is a directory; name a file in it")
+        if args.listen.startswith("unix:"):
+            # It was written "1".
+            p.error("--port-file needs a HOST:PORT --listen: a unix: socket has no port")
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
@@ -394,10 +490,18 @@ def load(
     if args.metrics_scheme == "https" and args.tls_cert is None:
         p.error("--metrics-scheme https needs --tls-cert and --tls-key")
     if args.metrics_listen:
+        problem = listen_error("--metrics-listen", args.metrics_listen)
+        if problem:
+            p.error(problem)
         try:
             split_listen(args.metrics_listen)
         except ValueError as exc:
             p.error(str(exc))
+        if _same_address(args.listen, args.metrics_listen):
+            p.error(
+                f"--metrics-listen {args.metrics_listen!r} is the address of --listen "
+                f"{args.listen!r}: give the metrics a port of their own"
+            )
     values = {
         flag.name[2:].replace("-", "_"): getattr(args, flag.name[2:].replace("-", "_"))
         for flag in FLAGS

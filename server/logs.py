@@ -16,12 +16,18 @@ _SECRET = re.compile(
     r"|()\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"  # AWS access key ids
     r"|(://)[^/\s:@\"']*:[^/\s@\"']*@"  # user:password@ in a URL (an ec2 provider's)
 )
-#: Libraries whose debug logs print requests with their signing headers: never below this.
+#: Libraries whose debug logs print requests with their signing headers, or flood: never
+#: below this.
 _CHATTY = {
     "botocore": logging.WARNING,
     "boto3": logging.WARNING,
     "s3transfer": logging.WARNING,
     "urllib3": logging.WARNING,
+    # Not credentials, noise: at DEBUG, gRPC's "[_cygrpc] Loaded running loop" twice per
+    # call and some seventy at start, burying the one `call` line docs/operations.md
+    # promises; asyncio's "Using selector". Their warnings and errors still show.
+    "grpc._cython.cygrpc": logging.INFO,
+    "asyncio": logging.INFO,
 }
 
 

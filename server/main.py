@@ -13,12 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import config as config_module
-from . import logs
-from .app import serve
-
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        # Loaded here, not at the top: a Ctrl-C while they load (the first third of a
+        # second) ended in a KeyboardInterrupt traceback.
+        from . import config as config_module
+        from . import logs
+        from .app import serve
+    except KeyboardInterrupt:
+        return 0  # as for a signal at any time: nothing was served
     config = config_module.load(argv)
     logs.configure(config.log_level)
     try:
@@ -26,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         abandoned = 0
     except Exception as exc:  # start-up failures: one clear line, no traceback
-        print(f"deltacloud-server: {exc}", file=sys.stderr)
+        # Masked as a log line is: a driver refusing an option quotes it, and an endpoint
+        # URL may hold user:password@.
+        reason = logs.redact(" ".join(str(exc).split()) or type(exc).__name__)
+        print(f"deltacloud-server: {reason}", file=sys.stderr)
         return 1
     if abandoned:
         # Python joins worker threads at exit: a driver call blocked on a silent backend

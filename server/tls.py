@@ -11,6 +11,7 @@ The metrics endpoint asks :meth:`CertificateFiles.ssl_context` the same way, per
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -33,7 +34,10 @@ class CertificateFiles:
 
     def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
         self.cert, self.key, self.client_ca = cert, key, client_ca
-        self._served = self._stamp()
+        try:
+            self._served = self._stamp()
+        except OSError:  # credentials() says which file, and why
+            self._served = ()
         self._seen = self._served
         self._seen_at = time.monotonic()
         self._warned: Stamp | None = None
@@ -83,9 +87,31 @@ class CertificateFiles:
             root_certificates=self.client_ca.read_bytes() if self.client_ca else None,
         )
 
+    def check_each(self) -> None:
+        """ValueError naming the flag of the first file that cannot be read or holds no PEM
+        block of its kind: a file missing said "[Errno 2] No such file or directory", and
+        a certificate and key swapped, or a key given as the client CA, OpenSSL's
+        "[SSL] PEM lib" or NO_CERTIFICATE_OR_CRL_FOUND, blaming the certificate and key."""
+        for flag, path, kind, block in (
+            ("--tls-cert", self.cert, "certificate", "CERTIFICATE"),
+            ("--tls-key", self.key, "private key", "PRIVATE KEY"),
+            ("--tls-client-ca", self.client_ca, "CA certificate", "CERTIFICATE"),
+        ):
+            if path is None:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"{flag} {path}: {exc.strerror or exc}") from None
+            if not re.search(rb"-----BEGIN [A-Z0-9 ]*" + block.encode() + b"-----", data):
+                raise ValueError(
+                    f"{flag} {path} holds no PEM {kind} (a -----BEGIN {block}----- block)"
+                )
+
     def credentials(self) -> grpc.ServerCredentials:
         """The server's credentials; ValueError naming the problem when the files are not
         a usable certificate and key."""
+        self.check_each()
         try:
             initial = self.configuration()
         except ssl.SSLError as exc:

@@ -281,6 +281,185 @@ def test_signal_shuts_down_gracefully_and_exits_zero(tmp_path: Path, sig: signal
         server.kill()
 
 
+def test_a_second_signal_ends_the_grace_period_at_once(tmp_path: Path) -> None:
+    """The second SIGTERM or SIGINT (an operator's second Ctrl-C) was ignored: the server
+    waited out the whole grace period for a call that would not finish. Now it answers the
+    calls still running UNAVAILABLE at once and exits 0, saying so."""
+    server = ServerProcess(tmp_path, extra_args=["--shutdown-grace", "30"]).start()
+    try:
+        channel = grpc.insecure_channel(server.target)
+        outcome: dict[str, object] = {}
+
+        def hang() -> None:
+            try:
+                Api(channel).realms.GetRealm(realm_pb2.GetRealmRequest(id="hang"), metadata=MD)
+            except grpc.RpcError as error:
+                outcome["code"] = error.code()
+
+        caller = threading.Thread(target=hang)
+        caller.start()
+        time.sleep(0.5)  # the call is on its worker (it blocks for 30 s)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert server.process.poll() is None, "the first signal gives the grace period"
+        again = time.monotonic()
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(10) == 0
+        assert time.monotonic() - again < 5
+        caller.join(5)
+        channel.close()
+        assert outcome.get("code") == grpc.StatusCode.UNAVAILABLE
+        records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        messages = [r["message"] for r in records]
+        assert "second signal: ending the grace period now" in messages
+        assert messages[-1] == "stopped"
+    finally:
+        server.kill()
+
+
+#: A driver whose building takes 3 s, saying when it begins: a start that takes a while.
+SLOW_DRIVER = """
+import time
+from pathlib import Path
+from deltacloud.drivers.mock import MockDriver
+
+class SlowDriver(MockDriver):
+    name = "slow"
+
+    def __init__(self, *args, **kwargs):
+        Path(__file__).with_name("building").touch()
+        time.sleep(3)
+        super().__init__(*args, **kwargs)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_start_ends_it_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    """The handlers were installed once the server served: a SIGTERM during the start
+    killed the process (exit -15, no log), and a SIGINT after the gRPC server was made
+    went on to serve without a graceful stop (gRPC's traceback at exit). Now the start is
+    abandoned, and the process says so and exits 0."""
+    (tmp_path / "slowdriver.py").write_text(SLOW_DRIVER)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deltacloud.server.main", "--listen", "127.0.0.1:0",
+         "--data-dir", str(tmp_path / "data"), "--driver-class", "slowdriver:SlowDriver",
+         "--driver", "slow"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "building").exists():
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the driver was never built"
+            time.sleep(0.02)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    records = [json.loads(line) for line in err.splitlines()]
+    assert [(r["message"], r.get("during_start")) for r in records] == [("stopped", True)]
+
+
+def test_the_port_file_is_there_only_while_the_server_serves(tmp_path: Path) -> None:
+    """A port file left by the last run (its port gone) was there from the start on, so a
+    script waiting for it went to a dead port; and a stopped server left its own behind."""
+    (tmp_path / "slowdriver.py").write_text(SLOW_DRIVER)
+    port_file = tmp_path / "port"
+    port_file.write_text("1\n")  # the last run's
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deltacloud.server.main", "--listen", "127.0.0.1:0",
+         "--data-dir", str(tmp_path / "data"), "--driver-class", "slowdriver:SlowDriver",
+         "--driver", "slow", "--port-file", str(port_file)],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "building").exists():  # starting, not serving
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert not port_file.exists(), "the last run's port file, while starting"
+        while not port_file.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        port = int(port_file.read_text())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = Api(channel).health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=15)
+        assert process.returncode == 0, err
+        assert not port_file.exists(), "left behind by the stopped server"
+    finally:
+        process.kill()
+
+
+def test_a_client_watching_health_does_not_hold_the_shutdown(tmp_path: Path) -> None:
+    """A health Watch stream (gRPC's client-side health checking keeps one on every
+    connection) is told NOT_SERVING and then ends UNAVAILABLE: it never finished by itself,
+    so with nothing else in flight the server took the whole grace period to stop."""
+    server = ServerProcess(tmp_path, extra_args=["--shutdown-grace", "30"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            watch = Api(channel).health.Watch(health_pb2.HealthCheckRequest(service=""))
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            assert server.process is not None
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            with pytest.raises(grpc.RpcError) as ended:
+                next(watch)
+            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert server.process.wait(10) == 0
+            assert time.monotonic() - signalled < 5, "the health watch held the shutdown"
+    finally:
+        server.kill()
+
+
+def test_debug_logs_are_the_servers_lines_not_grpcs_noise(tmp_path: Path) -> None:
+    """--log-level DEBUG adds one `call` line per RPC (docs/operations.md); it also let
+    through gRPC's "[_cygrpc] Loaded running loop", two per call and some seventy at start,
+    and asyncio's "Using selector"."""
+    server = ServerProcess(tmp_path, extra_args=["--log-level", "DEBUG"]).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            for _ in range(3):
+                Api(channel).realms.ListRealms(realm_pb2.ListRealmsRequest(), metadata=MD)
+        assert server.stop() == 0
+    finally:
+        server.kill()
+    records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    calls = [r for r in records if r["message"] == "call" and r["method"] == "ListRealms"]
+    assert len(calls) == 3
+    foreign = [
+        r for r in records if r["level"] == "DEBUG" and r["logger"].split(".")[0] != "deltacloud"
+    ]
+    assert foreign == [], foreign[:3]
+
+
+def test_a_per_scope_limit_not_under_its_pool_is_warned_of_at_start(tmp_path: Path) -> None:
+    """--workers 4 alone left --calls-per-scope at 16: one user's stalled cloud could take
+    every worker, which the limit exists to prevent, without a word."""
+    server = ServerProcess(tmp_path, extra_args=["--workers", "4", "--upload-workers", "8"])
+    for _ in _run(server):
+        records = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
+        warned = [r["message"] for r in records if r["level"] == "WARNING"]
+        assert warned == [
+            "--calls-per-scope 16 is not under --workers 4: one scope may take every worker",
+            "--transfers-per-scope 16 is not under --upload-workers 8: one scope may take "
+            "every worker",
+        ]
+
+
+def test_the_defaults_are_warned_of_nothing(server: ServerProcess) -> None:
+    records = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
+    assert [r for r in records if r["level"] != "INFO"] == []
+
+
 def test_a_driver_call_outliving_the_grace_period_does_not_hold_the_process(
     tmp_path: Path,
 ) -> None:
@@ -558,10 +737,12 @@ def test_credentials_never_appear_in_logs_or_errors(tmp_path: Path) -> None:
 
 
 def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) -> None:
-    result = start_server(server.data_dir)
+    port_file = server.data_dir / "port"
+    result = start_server(server.data_dir, "--port-file", str(port_file))
     assert result.returncode == 1
     assert "is in use by another deltacloud-server" in result.stderr
     assert "Traceback" not in result.stderr
+    assert port_file.read_text().strip() == str(server.port)  # the first one's, kept
 
 
 def test_a_listen_address_held_by_another_process_stops_the_start(tmp_path: Path) -> None:
@@ -573,7 +754,7 @@ def test_a_listen_address_held_by_another_process_stops_the_start(tmp_path: Path
         result = start_server(tmp_path, "--listen", f"localhost:{port}")
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"deltacloud-server: cannot listen on localhost:{port}: 127.0.0.1:{port} in use"
+        f"deltacloud-server: cannot listen on localhost:{port} (--listen): 127.0.0.1:{port} in use"
     ]
 
 
