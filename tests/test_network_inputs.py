@@ -411,6 +411,22 @@ def test_registering_an_instance_twice_changes_nothing(cloud: Cloud) -> None:
     assert list(out.instance_ids) == []
 
 
+def test_unregistering_an_instance_not_registered_names_the_balancer(cloud: Cloud) -> None:
+    """NOT_FOUND for the instance with the balancer's id on every driver: the mock looked
+    the instance up first, so an unknown one came without load_balancer_id."""
+    balancer = create_lb(cloud)
+    instance = new_instance(cloud)
+    unregister = cloud.api.load_balancers.UnregisterInstance
+    for instance_id in (instance.id, "i-0123456789abcdef0"):
+        request = lb_pb.UnregisterInstanceRequest(id=balancer.id, instance_id=instance_id)
+        f = refused(cloud, unregister, request)
+        assert (f.code, f.metadata.get("resource_id"), f.metadata.get("load_balancer_id")) == (
+            grpc.StatusCode.NOT_FOUND,
+            instance_id,
+            balancer.id,
+        ), instance_id
+
+
 def test_listeners_are_checked_in_linear_time(mock_cloud: Cloud) -> None:
     """Each listener's port was counted in the list of all of them: 40,000 listeners (about
     600 KiB) held the server's event loop, and every other call with it, for 20 s."""

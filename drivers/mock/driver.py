@@ -1412,7 +1412,8 @@ class MockDriver(BaseDriver):
         owner = self._owner(ctx)
         with self._store.transaction() as tx:
             rec = self._lb_rec(tx, owner, lb_id)
-            self._instance_rec(tx, owner, instance_id)
+            # An instance not registered, unknown ones included, names the balancer (as on
+            # ec2): an unknown one was NOT_FOUND without it.
             if instance_id not in rec["instance_ids"]:
                 raise NotFoundError("instance", instance_id, load_balancer_id=lb_id)
             rec["instance_ids"].remove(instance_id)
