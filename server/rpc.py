@@ -9,7 +9,7 @@ import importlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
@@ -97,6 +97,7 @@ class Servicer:
         paged by the driver when it pages this collection natively, else by the server over
         the driver's whole list; cut short, with a token for the rest, when the messages
         would not fit in one response."""
+        check_filter_ids(filters)
         if collection in call.driver_class.pages_natively:
             return await self._native_page(
                 call, collection, request, filters, message, filter_attrs
@@ -234,10 +235,27 @@ def _known_if_whole(token: str, kept: Sequence[Any], count: int) -> str | None:
 
 
 def require(request: Any, *fields: str) -> None:
-    """INVALID_ARGUMENT naming the first required field left empty."""
+    """INVALID_ARGUMENT naming the first required field left empty, or (an id) holding a
+    control character (INVALID_TEXT, as :func:`check_text`)."""
     for name in fields:
-        if not getattr(request, name):
+        value = getattr(request, name)
+        if not value:
             raise invalid_argument("MISSING_FIELD", f"{name} is required", field=name)
+        if _is_id(name):
+            _check_one(name, value, _NOT_IN_NAMES)
+
+
+def _is_id(name: str) -> bool:
+    return name == "id" or name.endswith("_id")
+
+
+def check_filter_ids(filters: Mapping[str, object]) -> None:
+    """INVALID_ARGUMENT (INVALID_TEXT) if a list's id filter holds a control character: no
+    object has such an id, and a cloud answering in XML cannot even say so (ec2 on one
+    answered UNAVAILABLE BACKEND_ERROR, which clients retry)."""
+    for name, value in filters.items():
+        if isinstance(value, str) and value and _is_id(name):
+            _check_one(name, value, _NOT_IN_NAMES)
 
 
 #: Characters no name may hold: C0 controls, DEL, and the noncharacters U+FFFE/U+FFFF.
@@ -253,14 +271,18 @@ def check_text(request: Any, names: Sequence[str] = (), texts: Sequence[str] = (
     character, or of ``texts`` (descriptions) one other than a line break or tab."""
     for fields, pattern in ((names, _NOT_IN_NAMES), (texts, _NOT_IN_TEXT)):
         for name in fields:
-            found = pattern.search(getattr(request, name))
-            if found is not None:
-                raise invalid_argument(
-                    "INVALID_TEXT",
-                    f"{name} must not contain control characters (U+{ord(found.group()):04X} "
-                    f"at position {found.start()})",
-                    field=name,
-                )
+            _check_one(name, getattr(request, name), pattern)
+
+
+def _check_one(name: str, value: str, pattern: re.Pattern[str]) -> None:
+    found = pattern.search(value)
+    if found is not None:
+        raise invalid_argument(
+            "INVALID_TEXT",
+            f"{name} must not contain control characters (U+{ord(found.group()):04X} "
+            f"at position {found.start()})",
+            field=name,
+        )
 
 
 def _scope_metadata() -> dict[str, str]:

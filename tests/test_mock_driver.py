@@ -737,7 +737,7 @@ def test_generated_key_returns_the_private_key_only_once(driver: MockDriver) -> 
 def test_imported_key_is_stored_with_its_md5_fingerprint(driver: MockDriver) -> None:
     import base64
 
-    blob = b"\x00\x00\x00\x07ssh-rsa" + bytes(range(64))
+    blob = b"\x00\x00\x00\x07ssh-rsa\x00\x00\x00\x03\x01\x00\x01\x00\x00\x00\x40" + bytes(range(64))
     public = f"ssh-rsa {base64.b64encode(blob).decode()} me@host"
     key = driver.create_key(MOCK, m.CreateKey("mine", public_key=public))
     digest = hashlib.md5(blob).hexdigest()

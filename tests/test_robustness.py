@@ -292,7 +292,12 @@ def test_errors_carry_error_info_even_for_unexpected_input(proc: ServerProcess) 
         with pytest.raises(grpc.RpcError) as caught:
             api.instances.GetInstance(instance_pb2.GetInstanceRequest(id="\x00" * 10), metadata=MD)
         f = failure(caught.value)
-        assert f.code == grpc.StatusCode.NOT_FOUND and f.domain == "deltacloud"
+        # No object has such an id (it was NOT_FOUND; ec2 answered UNAVAILABLE).
+        assert (f.code, f.reason, f.domain) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_TEXT",
+            "deltacloud",
+        )
 
 
 def test_an_error_echoing_a_huge_id_still_carries_error_info(proc: ServerProcess) -> None:

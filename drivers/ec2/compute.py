@@ -27,6 +27,7 @@ from deltacloud.drivers import (
     fixed,
 )
 from deltacloud.drivers import models as m
+from deltacloud.drivers.public_keys import check_public_key
 
 from . import names
 from .errors import translated
@@ -521,6 +522,8 @@ class Compute(EC2Base, abstract=True):
 
     def create_key(self, ctx: CallContext, opts: m.CreateKey) -> m.Key:
         names.check_key_name(opts.name)
+        if opts.public_key.strip():
+            check_public_key(opts.public_key)
         ec2 = self.ec2(ctx)
         with translated("key", opts.name):
             if opts.public_key.strip():

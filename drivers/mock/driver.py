@@ -64,12 +64,13 @@ from ..errors import (
 )
 from ..filters import filter_on, natural_key
 from ..hardware import HardwareProfile
+from ..public_keys import check_public_key
 from ..state_machine import InstanceAction, InstanceState, StateMachine
 from . import records, tokens
 from .failures import raise_if_failing
 from .fixtures import HARDWARE_PROFILES, MOCK_PASSWORD, MOCK_USER, REALMS, instance_addresses
 from .fixtures import seed as seed_fixtures
-from .keys import KEY_TYPES, fake_key_pair, fingerprint, is_openssh_public_key
+from .keys import fake_key_pair, fingerprint
 from .store import Record, Snapshot, Store, Tx
 
 #: Size of the chunks get_blob_content yields.
@@ -699,12 +700,7 @@ class MockDriver(BaseDriver):
         private_pem = ""
         public_key = opts.public_key.strip()
         if public_key:
-            if len(public_key) > 16384 or not is_openssh_public_key(public_key):
-                raise ValidationError(
-                    "public_key is not an OpenSSH public key (TYPE BASE64 [COMMENT], the type "
-                    f"one of {', '.join(sorted(KEY_TYPES))})",
-                    metadata={"option": "public_key"},
-                )
+            check_public_key(public_key)
         else:
             # No key given: generate a pair; the private half is returned once, here.
             private_pem, public_key = fake_key_pair(opts.name)

@@ -46,32 +46,3 @@ def fingerprint(public_key: str) -> str:
             material = base64.b64decode(words[1], validate=True)
     digest = hashlib.md5(material, usedforsecurity=False).hexdigest()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-#: Key types EC2 imports (and OpenSSH writes).
-KEY_TYPES = frozenset(
-    {
-        "ssh-rsa",
-        "ssh-ed25519",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-    }
-)
-
-
-def is_openssh_public_key(text: str) -> bool:
-    """Whether ``text`` is one OpenSSH public key line: a known type, then base64 whose
-    decoded blob starts with that type's name (as ssh-keygen and EC2 check); a comment may
-    follow."""
-    words = text.split()
-    if len(words) < 2 or words[0] not in KEY_TYPES or "\n" in text.strip():
-        return False
-    try:
-        blob = base64.b64decode(words[1], validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    if len(blob) < 4:
-        return False
-    (length,) = struct.unpack(">I", blob[:4])
-    return blob[4 : 4 + length] == words[0].encode("ascii")

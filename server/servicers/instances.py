@@ -6,6 +6,8 @@ instance's current state, before the driver is called.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from deltacloud.drivers import (
     ActionNotAllowedError,
     HardwareOverrides,
@@ -28,6 +30,22 @@ from ..gateway import Call
 from ..rpc import Context, Servicer, check_text, require, unary
 
 MAX_INSTANCE_COUNT = 100
+#: The requests of the instance actions (each names the instance by ``id``).
+_Action = (
+    pb.StartInstanceRequest
+    | pb.StopInstanceRequest
+    | pb.RebootInstanceRequest
+    | pb.DeleteInstanceRequest
+)
+#: The fields of CreateInstanceRequest refused with a control character (INVALID_TEXT).
+_CHECKED_TEXT = (
+    "name",
+    "image_id",
+    "realm_id",
+    "hardware_profile_id",
+    "key_name",
+    "load_balancer_id",
+)
 
 
 def _machine(call: Call) -> StateMachine:
@@ -77,7 +95,11 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         self, request: pb.CreateInstanceRequest, context: Context
     ) -> pb.CreateInstanceResponse:
         require(request, "image_id")
-        check_text(request, names=["name"])
+        # The ids too: an EC2 endpoint answered one holding a control character with a
+        # reply that is not XML (UNAVAILABLE, which clients retry), the mock NOT_FOUND.
+        check_text(request, names=_CHECKED_TEXT)
+        for firewall_id in request.firewall_ids:
+            _check_firewall_id(firewall_id)
         if not 0 <= request.instance_count <= MAX_INSTANCE_COUNT:
             raise invalid_argument(
                 "INVALID_INSTANCE_COUNT",
@@ -160,9 +182,9 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
             ) from None
         return profile.id, profile.resolve(overrides)
 
-    async def _act(self, request_id: str, context: Context, action: InstanceAction) -> pb.Instance:
-        if not request_id:
-            raise invalid_argument("MISSING_FIELD", "id is required", field="id")
+    async def _act(self, request: _Action, context: Context, action: InstanceAction) -> pb.Instance:
+        require(request, "id")
+        request_id = request.id
         call = await self.gateway.open(context, "instances", action.value)
         machine = _machine(call)
         method = {
@@ -189,23 +211,23 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
     async def StartInstance(
         self, request: pb.StartInstanceRequest, context: Context
     ) -> pb.Instance:
-        return await self._act(request.id, context, InstanceAction.START)
+        return await self._act(request, context, InstanceAction.START)
 
     @unary
     async def StopInstance(self, request: pb.StopInstanceRequest, context: Context) -> pb.Instance:
-        return await self._act(request.id, context, InstanceAction.STOP)
+        return await self._act(request, context, InstanceAction.STOP)
 
     @unary
     async def RebootInstance(
         self, request: pb.RebootInstanceRequest, context: Context
     ) -> pb.Instance:
-        return await self._act(request.id, context, InstanceAction.REBOOT)
+        return await self._act(request, context, InstanceAction.REBOOT)
 
     @unary
     async def DeleteInstance(
         self, request: pb.DeleteInstanceRequest, context: Context
     ) -> pb.Instance:
-        return await self._act(request.id, context, InstanceAction.DESTROY)
+        return await self._act(request, context, InstanceAction.DESTROY)
 
     @unary
     async def ListInstanceStates(
@@ -223,6 +245,14 @@ class InstanceServicer(Servicer, pb_grpc.InstanceServiceServicer):
         await call.echo_first(context)
         async with self.events.use(call) as scope:
             await Subscription(self.events, scope, call, request, context).run()
+
+
+def _check_firewall_id(firewall_id: str) -> None:
+    """An empty id, or one holding a control character, names no firewall of any driver:
+    INVALID_ARGUMENT for all of them (the mock answered NOT_FOUND, ec2 INVALID_ARGUMENT)."""
+    if not firewall_id:
+        raise ValidationError("firewall_ids holds an empty id", metadata={"option": "firewall_ids"})
+    check_text(SimpleNamespace(firewall_ids=firewall_id), names=["firewall_ids"])
 
 
 def _one(call: Call, method: str, instance_id: str, answer: object) -> m.Instance:

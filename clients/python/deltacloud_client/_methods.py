@@ -1027,16 +1027,22 @@ class SyncMethods(SyncTransport):
         timeout: float | None = None,
     ) -> instance_pb2.CreateInstanceResponse:
         """InstanceService.CreateInstance: Creates one or more instances from an image.
-        INVALID_ARGUMENT (VALIDATION_FAILED) if image_id is empty or an argument is malformed;
-        INVALID_ARGUMENT (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does
-        not allow, (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not
-        declare; NOT_FOUND if the image, realm, key, firewall or load balancer does not exist;
-        UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver lacks
-        (name: user_name, user_data: user_data, firewall_ids: firewalls, instance_count > 1:
-        instance_count, load_balancer_id: register_to_load_balancer, key_name:
-        authentication_key); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if the cloud's quota is
-        reached. Without a request_id the client sends a new UUID; every retry of this call (on
-        UNAVAILABLE, per the retry policy) sends the same one, so the server creates once.
+        INVALID_ARGUMENT (MISSING_FIELD) if image_id is empty, (VALIDATION_FAILED) if an
+        argument is malformed (an empty id in firewall_ids: metadata option firewall_ids),
+        (INVALID_TEXT, metadata field) if name or an id (image_id, realm_id,
+        hardware_profile_id, key_name, load_balancer_id, firewall_ids) holds a control
+        character; INVALID_ARGUMENT (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the
+        profile does not allow, (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver
+        does not declare, (ARCHITECTURE_MISMATCH) on drivers that check it (ec2; not the mock,
+        which like Deltacloud's runs any image on any profile) for a profile of another
+        architecture than the image's; NOT_FOUND if the image, realm, key, firewall or load
+        balancer does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a
+        feature the driver lacks (name: user_name, user_data: user_data, firewall_ids:
+        firewalls, instance_count > 1: instance_count, load_balancer_id:
+        register_to_load_balancer, key_name: authentication_key); RESOURCE_EXHAUSTED
+        (QUOTA_EXCEEDED) if the cloud's quota is reached. Without a request_id the client sends
+        a new UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the
+        same one, so the server creates once.
         """
         return self._call(
             CREATE_INSTANCE,
@@ -1159,8 +1165,10 @@ class SyncMethods(SyncTransport):
         """KeyService.CreateKey: Creates a key. Without public_key the cloud generates a key pair
         and the private key is returned in pem_rsa_key of this response only, exactly once; with
         public_key that key is imported (feature import_key, else UNIMPLEMENTED
-        FEATURE_NOT_SUPPORTED). INVALID_ARGUMENT if name is empty or public_key malformed;
-        ALREADY_EXISTS (RESOURCE_ALREADY_EXISTS) if a key with this name exists.
+        FEATURE_NOT_SUPPORTED). INVALID_ARGUMENT if name is empty or not a name the cloud
+        allows, (VALIDATION_FAILED, metadata option public_key) if public_key is not one OpenSSH
+        public key line (see CreateKeyRequest.public_key); ALREADY_EXISTS
+        (RESOURCE_ALREADY_EXISTS) if a key with this name exists.
         """
         return self._call(
             CREATE_KEY, build(key_pb2.CreateKeyRequest, name=name, public_key=public_key), timeout
@@ -2059,16 +2067,22 @@ class AsyncMethods(AsyncTransport):
         timeout: float | None = None,
     ) -> instance_pb2.CreateInstanceResponse:
         """InstanceService.CreateInstance: Creates one or more instances from an image.
-        INVALID_ARGUMENT (VALIDATION_FAILED) if image_id is empty or an argument is malformed;
-        INVALID_ARGUMENT (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does
-        not allow, (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not
-        declare; NOT_FOUND if the image, realm, key, firewall or load balancer does not exist;
-        UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver lacks
-        (name: user_name, user_data: user_data, firewall_ids: firewalls, instance_count > 1:
-        instance_count, load_balancer_id: register_to_load_balancer, key_name:
-        authentication_key); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if the cloud's quota is
-        reached. Without a request_id the client sends a new UUID; every retry of this call (on
-        UNAVAILABLE, per the retry policy) sends the same one, so the server creates once.
+        INVALID_ARGUMENT (MISSING_FIELD) if image_id is empty, (VALIDATION_FAILED) if an
+        argument is malformed (an empty id in firewall_ids: metadata option firewall_ids),
+        (INVALID_TEXT, metadata field) if name or an id (image_id, realm_id,
+        hardware_profile_id, key_name, load_balancer_id, firewall_ids) holds a control
+        character; INVALID_ARGUMENT (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the
+        profile does not allow, (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver
+        does not declare, (ARCHITECTURE_MISMATCH) on drivers that check it (ec2; not the mock,
+        which like Deltacloud's runs any image on any profile) for a profile of another
+        architecture than the image's; NOT_FOUND if the image, realm, key, firewall or load
+        balancer does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a
+        feature the driver lacks (name: user_name, user_data: user_data, firewall_ids:
+        firewalls, instance_count > 1: instance_count, load_balancer_id:
+        register_to_load_balancer, key_name: authentication_key); RESOURCE_EXHAUSTED
+        (QUOTA_EXCEEDED) if the cloud's quota is reached. Without a request_id the client sends
+        a new UUID; every retry of this call (on UNAVAILABLE, per the retry policy) sends the
+        same one, so the server creates once.
         """
         return await self._call(
             CREATE_INSTANCE,
@@ -2195,8 +2209,10 @@ class AsyncMethods(AsyncTransport):
         """KeyService.CreateKey: Creates a key. Without public_key the cloud generates a key pair
         and the private key is returned in pem_rsa_key of this response only, exactly once; with
         public_key that key is imported (feature import_key, else UNIMPLEMENTED
-        FEATURE_NOT_SUPPORTED). INVALID_ARGUMENT if name is empty or public_key malformed;
-        ALREADY_EXISTS (RESOURCE_ALREADY_EXISTS) if a key with this name exists.
+        FEATURE_NOT_SUPPORTED). INVALID_ARGUMENT if name is empty or not a name the cloud
+        allows, (VALIDATION_FAILED, metadata option public_key) if public_key is not one OpenSSH
+        public key line (see CreateKeyRequest.public_key); ALREADY_EXISTS
+        (RESOURCE_ALREADY_EXISTS) if a key with this name exists.
         """
         return await self._call(
             CREATE_KEY, build(key_pb2.CreateKeyRequest, name=name, public_key=public_key), timeout

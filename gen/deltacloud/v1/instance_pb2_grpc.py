@@ -116,11 +116,17 @@ class InstanceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateInstance(self, request, context):
-        """Creates one or more instances from an image. INVALID_ARGUMENT (VALIDATION_FAILED) if
-        image_id is empty or an argument is malformed; INVALID_ARGUMENT
+        """Creates one or more instances from an image. INVALID_ARGUMENT (MISSING_FIELD) if
+        image_id is empty, (VALIDATION_FAILED) if an argument is malformed (an empty id in
+        firewall_ids: metadata option firewall_ids), (INVALID_TEXT, metadata field) if name or
+        an id (image_id, realm_id, hardware_profile_id, key_name, load_balancer_id,
+        firewall_ids) holds a control character; INVALID_ARGUMENT
         (INVALID_HARDWARE_PROFILE_OVERRIDE) for an override the profile does not allow,
-        (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not declare;
-        NOT_FOUND if the image, realm, key, firewall or load balancer does not exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver
+        (UNKNOWN_HARDWARE_PROFILE) for a hardware profile the driver does not declare,
+        (ARCHITECTURE_MISMATCH) on drivers that check it (ec2; not the mock, which like
+        Deltacloud's runs any image on any profile) for a profile of another architecture than
+        the image's; NOT_FOUND if the image, realm, key, firewall or load balancer does not
+        exist; UNIMPLEMENTED (FEATURE_NOT_SUPPORTED) if an option needs a feature the driver
         lacks (name: user_name, user_data: user_data, firewall_ids: firewalls, instance_count
         > 1: instance_count, load_balancer_id: register_to_load_balancer, key_name:
         authentication_key); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if the cloud's quota is reached.

@@ -80,8 +80,10 @@ class KeyServiceServicer:
         """Creates a key. Without public_key the cloud generates a key pair and the private key
         is returned in pem_rsa_key of this response only, exactly once; with public_key that
         key is imported (feature import_key, else UNIMPLEMENTED FEATURE_NOT_SUPPORTED).
-        INVALID_ARGUMENT if name is empty or public_key malformed; ALREADY_EXISTS
-        (RESOURCE_ALREADY_EXISTS) if a key with this name exists.
+        INVALID_ARGUMENT if name is empty or not a name the cloud allows, (VALIDATION_FAILED,
+        metadata option public_key) if public_key is not one OpenSSH public key line (see
+        CreateKeyRequest.public_key); ALREADY_EXISTS (RESOURCE_ALREADY_EXISTS) if a key with
+        this name exists.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
