@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ServerProcess
+from test_client import RepeatedPageToken
 
 from support import MOCK_USER
 
@@ -325,3 +327,93 @@ def test_blob_transfers_have_a_deadline_only_when_given(server: ServerProcess) -
     got = run(server, "blobs", "get", "bucket1", "blob1", "--timeout", "0.000001")
     assert got.returncode == 1 and "DEADLINE_EXCEEDED" in got.stderr, got.stderr
     assert "--timeout" in ok(run(server, "blobs", "get", "--help"))
+
+
+def test_a_list_whose_server_repeats_a_page_token_fails_instead_of_running_for_ever() -> None:
+    """`deltacloud realms list` against a server answering the same next page token again
+    listed for ever (until killed), the same realm each time."""
+    backend = RepeatedPageToken()
+    try:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("DELTACLOUD_")}
+        result = subprocess.run(
+            [DELTACLOUD, "--target", backend.target, "realms", "list"],
+            capture_output=True, text=True, env=environment, timeout=30,
+        )  # fmt: skip
+    finally:
+        backend.server.stop(None)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("deltacloud: error: INTERNAL PAGE_TOKEN_REPEATED"), result
+    assert backend.pages == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--timeout", "0", "realms", "list"], "--timeout"),
+        (["--timeout", "-1", "realms", "list"], "--timeout"),
+        (["instances", "watch", "--timeout", "-1"], "--timeout"),
+        (["instances", "watch", "--count", "0"], "--count"),
+        (["instances", "wait", "inst1", "running", "--timeout", "0"], "--timeout"),
+        (["blobs", "get", "bucket1", "blob1", "--timeout", "-2"], "--timeout"),
+        (["instances", "list", "--page-size", "99999999999"], "--page-size"),
+        (["instances", "create", "--image", "img1", "--instance-count", "-3000000000"],
+         "--instance-count"),
+        (["instances", "create", "--image", "img1", "--cpu", "4294967296"], "--cpu"),
+    ],
+)  # fmt: skip
+def test_bad_option_values_are_refused_as_usage_errors_naming_the_option(
+    server: ServerProcess, args: list[str], flag: str
+) -> None:
+    """A timeout of 0 or less was sent as a deadline already past (DEADLINE_EXCEEDED from
+    the server, status 1; a watch ended at once with status 0), --count 0 printed one
+    event anyway (after waiting for it), and a number too big for its field ended as
+    `error: Value out of range`, naming no option: now each is a usage error (status 2)
+    naming the option."""
+    result = run(server, *args)
+    assert result.returncode == 2, result
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert f"Invalid value for '{flag}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["instances", "watch"], ["instances", "wait", "inst1", "stopped", "--timeout", "60"]]
+)
+def test_ctrl_c_ends_the_command_with_status_130_and_no_traceback(
+    server: ServerProcess, args: list[str]
+) -> None:
+    """Ctrl-C printed click's "Aborted!" with status 1, the status of a failed call: now
+    128 + SIGINT, as a shell reports an interrupted command, with no traceback."""
+    with subprocess.Popen(
+        [DELTACLOUD, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_environment(server),
+        # The default action of SIGINT, as in a terminal (a test runner may ignore it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as proc:
+        time.sleep(1.5)  # well into the call
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr, stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["realms", "list"]])
+def test_output_into_a_closed_pipe_ends_with_status_141_and_nothing_on_stderr(
+    server: ServerProcess, args: list[str]
+) -> None:
+    """`deltacloud --help | head -0`: the top-level --help and --version, which click prints
+    before any command runs, ended with status 1 (a failed call's) where every command's
+    output ended with 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before anything is written
+    try:
+        result = subprocess.run(
+            [DELTACLOUD, *args], stdout=write_end, stderr=subprocess.PIPE, text=True,
+            env=cli_environment(server), timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")

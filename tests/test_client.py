@@ -24,6 +24,7 @@ from deltacloud.client import (
     DeadlineExceeded,
     FailedPrecondition,
     InstanceGone,
+    Internal,
     NotFound,
     RetryPolicy,
     RevisionAhead,
@@ -280,6 +281,65 @@ def test_a_create_is_retried_with_the_request_id_of_its_first_attempt() -> None:
     assert ids[0] == ids[1] and uuid.UUID(ids[0]), "a new UUID, the same for the retry"
     assert ids[2] == ids[3] == chosen, "the caller's own id, as given"
     assert ids[4] == ids[5] and len({ids[0], ids[4]}) == 2, "each create its own id"
+
+
+class RepeatedPageToken:
+    """A gRPC server (in this process, on loopback) whose ListRealms answers every page with
+    one realm and the same next page token (or, ``cycle``, tokens going round ``a``, ``b``),
+    as a misbehaving server or proxy might; it counts the pages asked for."""
+
+    def __init__(self, cycle: bool = False) -> None:
+        self.pages = 0
+        self.cycle = cycle
+        self.server, self.target = _serve_one(
+            "RealmService",
+            "ListRealms",
+            self._list,
+            realm_pb2.ListRealmsRequest,
+            realm_pb2.ListRealmsResponse,
+        )
+
+    def _list(
+        self, request: realm_pb2.ListRealmsRequest, context: grpc.ServicerContext
+    ) -> realm_pb2.ListRealmsResponse:
+        self.pages += 1
+        token = {"": "a", "a": "b", "b": "a"}[request.page_token] if self.cycle else "same"
+        realm = realm_pb2.Realm(id=f"r{self.pages}")
+        return realm_pb2.ListRealmsResponse(realms=[realm], next_page_token=token)
+
+
+@pytest.mark.parametrize("cycle", [False, True])
+def test_a_pager_stops_on_a_page_token_it_has_already_followed(cycle: bool) -> None:
+    """A server answering the same next page token again (or going round a few) had the
+    pager ask for the same page for ever, handing out its items again each time: now the
+    pager raises Internal (reason PAGE_TOKEN_REPEATED) instead of following it, having
+    handed out the items of the pages before that answer once each."""
+    backend = RepeatedPageToken(cycle)
+    pages = 3 if cycle else 2  # "" then "a", "b" (back to "a"); "" then "same" (again)
+
+    async def asynchronously() -> list[str]:
+        got: list[str] = []
+        async with AsyncClient(backend.target, timeout=5) as adc:
+            with pytest.raises(Internal) as raised:
+                async for realm in adc.list_realms():
+                    got.append(realm.id)
+        assert raised.value.reason == "PAGE_TOKEN_REPEATED"
+        return got
+
+    try:
+        got: list[str] = []
+        with Client(backend.target, timeout=5) as dc, pytest.raises(Internal) as raised:
+            for realm in dc.list_realms():
+                got.append(realm.id)
+                assert len(got) < 10, "the pager follows the same page for ever"
+        assert raised.value.reason == "PAGE_TOKEN_REPEATED"
+        assert raised.value.metadata["page_token"] == ("a" if cycle else "same")
+        assert got == [f"r{n}" for n in range(1, pages)] and backend.pages == pages
+        backend.pages = 0
+        got = asyncio.run(asyncio.wait_for(asynchronously(), 10))
+        assert got == [f"r{n}" for n in range(1, pages)] and backend.pages == pages
+    finally:
+        backend.server.stop(None)
 
 
 def test_async_watch_close_ends_the_iteration_quietly(server: ServerProcess) -> None:

@@ -8,17 +8,22 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from .errors import Internal
+
 Item = TypeVar("Item")
 
 
 class PageCursor:
     """Which request comes next: the first one, then the same with the page token of the
-    previous response, until a response has no next page token."""
+    previous response, until a response has no next page token. A response whose next page
+    token was already followed (the same token again, or a cycle of them) raises Internal
+    (reason PAGE_TOKEN_REPEATED): following it would hand out the same items for ever."""
 
     def __init__(self, request: Message, items_field: str) -> None:
         self._request = request
         self._items_field = items_field
         self._token: str | None = ""
+        self._followed: set[str] = set()
 
     def next_request(self) -> Message | None:
         """The request for the next page, or None when the list is exhausted."""
@@ -33,6 +38,14 @@ class PageCursor:
     def advance(self, response: Message) -> list[Any]:
         """Record a response; its items."""
         token: str = response.next_page_token  # type: ignore[attr-defined]
+        if token and token in self._followed:
+            raise Internal(
+                "the server answered a page token this list already followed: "
+                "stopped rather than hand out the same items again",
+                reason="PAGE_TOKEN_REPEATED",
+                metadata={"page_token": token},
+            )
+        self._followed.add(token)
         self._token = token or None
         return list(getattr(response, self._items_field))
 

@@ -64,6 +64,11 @@ ALIASES = {
 }
 
 
+#: A duration in seconds: a timeout of 0 or less is a deadline already past (the server
+#: answered DEADLINE_EXCEEDED; a watch ended at once), refused as a usage error instead.
+SECONDS = click.FloatRange(min=0, min_open=True)
+
+
 class Context:
     """What the global options decided; the client is made on first use."""
 
@@ -85,11 +90,30 @@ def fail(message: str) -> NoReturn:
 
 
 class Cli(click.Group):
-    """Prints a failed call as one line on stderr and exits 1."""
+    """Prints a failed call as one line on stderr and exits 1; Ctrl-C exits 130 (128 +
+    SIGINT, as a shell reports a command it interrupted) without a traceback."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            # `deltacloud --help | head -1`: as a command's output below (click said 1).
+            _discard_stdout()
+            sys.exit(128 + 13)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # click's own handling said "Aborted!" with status 1, that of a failed call:
+            # a script could not tell the user's interrupt from a refusal.
+            sys.exit(128 + 2)
         except DeltacloudError as error:
             fail(str(error))
         except ValueError as error:
@@ -157,7 +181,7 @@ def _discard_stdout() -> None:
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=SECONDS,
     default=30.0,
     show_default=True,
     help="Deadline of each call, in seconds (blob transfers: their own --timeout).",
@@ -265,16 +289,43 @@ def _kv(text: str) -> dict[str, str]:
         raise click.BadParameter(f"expected key=value[,key=value], got {text!r}") from None
 
 
-_INTEGERS = frozenset(
-    {
-        FieldDescriptor.TYPE_INT32,
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT32,
-        FieldDescriptor.TYPE_SINT64,
-    }
-)
+#: The values each integer type of a field holds: an option out of them is a usage error
+#: naming it (protobuf's "Value out of range" named none, with status 1).
+_INTEGER_RANGES = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+}
+_INTEGERS = frozenset(_INTEGER_RANGES)
+
+
+class FieldInteger(click.ParamType[Any, int]):
+    """An integer option of a field: the numbers its protobuf type holds (the range is left
+    out of --help, where int64's bounds say nothing useful)."""
+
+    name = "integer"
+
+    def __init__(self, low: int | None, high: int | None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        number: int = click.INT.convert(value, param, ctx)
+        if self.low is not None and self.high is not None and not self.low <= number <= self.high:
+            self.fail(f"{number} is not in the range {self.low} to {self.high}.", param, ctx)
+        return number
+
+
+def integer_type(field: Any) -> FieldInteger:
+    """The click type of an integer field: the numbers its protobuf type holds."""
+    low, high = _INTEGER_RANGES.get(field.type, (None, None))
+    return FieldInteger(low, high)
 
 
 def _message_from(message_type: type[Message], text: str) -> Message:
@@ -309,7 +360,7 @@ def scalar_type(field: Any) -> click.ParamType[Any, Any]:
         return click.STRING
     if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return click.FLOAT
-    return click.INT
+    return integer_type(field)
 
 
 def parameters(
@@ -361,7 +412,9 @@ def parameters(
         elif field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
             params.append(click.Option([option, *aliases, name], multiple=repeated))
         else:
-            params.append(click.Option([option, *aliases, name], type=int, multiple=repeated))
+            params.append(
+                click.Option([option, *aliases, name], type=integer_type(field), multiple=repeated)
+            )
 
     def request(values: dict[str, Any]) -> Message:
         fields: dict[str, Any] = {}
@@ -460,8 +513,8 @@ def build_commands() -> None:
 )
 @click.option("--snapshot", is_flag=True, help="First one SNAPSHOT event per instance.")
 @click.option("--progress-interval", type=float, help="Seconds between progress messages.")
-@click.option("--timeout", type=float, help="Stop watching after this many seconds.")
-@click.option("--count", type=int, help="Stop after this many events.")
+@click.option("--timeout", type=SECONDS, help="Stop watching after this many seconds.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many events.")
 @json_flag
 @click.pass_obj
 def watch_command(
@@ -519,7 +572,9 @@ def watch_command(
     "state",
     type=click.Choice(short_names(common_pb2.InstanceState.DESCRIPTOR), case_sensitive=False),
 )
-@click.option("--timeout", type=float, default=300.0, show_default=True)
+@click.option(
+    "--timeout", type=SECONDS, default=300.0, show_default=True, help="Give up after this long."
+)
 @json_flag
 @click.pass_obj
 def wait_command(obj: Context, instance_id: str, state: str, timeout: float) -> None:
@@ -530,7 +585,7 @@ def wait_command(obj: Context, instance_id: str, state: str, timeout: float) -> 
 
 TRANSFER_TIMEOUT = click.option(
     "--timeout",
-    type=float,
+    type=SECONDS,
     help="Deadline of the whole transfer, in seconds (default: none; the server ends one "
     "idle for its --transfer-idle-timeout).",
 )
