@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deltacloud_foo.driver import FooDriver
+
 from deltacloud.drivers import (
     CallContext,
     Credentials,
@@ -17,6 +19,7 @@ from deltacloud.drivers import (
     StateMachine,
 )
 from deltacloud.drivers.conformance import DriverConformance
+from deltacloud.drivers.ec2.driver import EC2_MACHINE
 from deltacloud.drivers.mock import MockDriver
 
 
@@ -73,29 +76,11 @@ def test_the_kit_finds_the_way_to_running_on_any_machine() -> None:
     first_step = DriverConformance._first_step
     running, stopped = InstanceState.RUNNING, InstanceState.STOPPED
     # Foo's instances land stopped and must be started.
-    foo = StateMachine(
-        """
-        start    -> pending  on create
-        pending  -> stopped  automatically
-        stopped  -> running  on start
-        running  -> stopping on stop
-        stopping -> stopped  automatically
-        stopped  -> finish   on destroy
-        """
-    )
+    foo = FooDriver.instance_states
+    assert foo is not None
     assert first_step(foo, stopped, running) == InstanceAction.START
     # EC2's start leads to pending, which runs on its own.
-    ec2 = StateMachine(
-        """
-        start    -> pending  on create
-        pending  -> running  automatically
-        running  -> running  on reboot
-        running  -> stopping on stop
-        stopping -> stopped  automatically
-        stopped  -> pending  on start
-        stopped  -> finish   on destroy
-        """
-    )
+    ec2 = EC2_MACHINE
     assert first_step(ec2, stopped, running) == InstanceAction.START
     assert first_step(ec2, InstanceState.START, running) == InstanceAction.CREATE
     # OpenStack-like: once stopped it is on its way out; nothing leads back.

@@ -281,6 +281,23 @@ def test_signal_shuts_down_gracefully_and_exits_zero(tmp_path: Path, sig: signal
         server.kill()
 
 
+def _hanging_call(channel: grpc.Channel) -> tuple[threading.Thread, dict[str, object]]:
+    """A call to the mock's ``hang`` realm (its worker blocks for 30 s, no deadline) from a
+    thread, on its worker once this returns; its status code lands in the dict."""
+    outcome: dict[str, object] = {}
+
+    def hang() -> None:
+        try:
+            Api(channel).realms.GetRealm(realm_pb2.GetRealmRequest(id="hang"), metadata=MD)
+        except grpc.RpcError as error:
+            outcome["code"] = error.code()
+
+    caller = threading.Thread(target=hang)
+    caller.start()
+    time.sleep(0.5)
+    return caller, outcome
+
+
 def test_a_second_signal_ends_the_grace_period_at_once(tmp_path: Path) -> None:
     """The second SIGTERM or SIGINT (an operator's second Ctrl-C) was ignored: the server
     waited out the whole grace period for a call that would not finish. Now it answers the
@@ -288,17 +305,7 @@ def test_a_second_signal_ends_the_grace_period_at_once(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, extra_args=["--shutdown-grace", "30"]).start()
     try:
         channel = grpc.insecure_channel(server.target)
-        outcome: dict[str, object] = {}
-
-        def hang() -> None:
-            try:
-                Api(channel).realms.GetRealm(realm_pb2.GetRealmRequest(id="hang"), metadata=MD)
-            except grpc.RpcError as error:
-                outcome["code"] = error.code()
-
-        caller = threading.Thread(target=hang)
-        caller.start()
-        time.sleep(0.5)  # the call is on its worker (it blocks for 30 s)
+        caller, outcome = _hanging_call(channel)
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         time.sleep(1)
@@ -469,17 +476,7 @@ def test_a_driver_call_outliving_the_grace_period_does_not_hold_the_process(
     server = ServerProcess(tmp_path).start()
     try:
         channel = grpc.insecure_channel(server.target)
-        outcome: dict[str, object] = {}
-
-        def hang() -> None:
-            try:
-                Api(channel).realms.GetRealm(realm_pb2.GetRealmRequest(id="hang"), metadata=MD)
-            except grpc.RpcError as error:
-                outcome["code"] = error.code()
-
-        caller = threading.Thread(target=hang)
-        caller.start()
-        time.sleep(0.5)  # the call is on its worker
+        caller, outcome = _hanging_call(channel)
         assert server.process is not None
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
