@@ -165,10 +165,16 @@ def test_an_unknown_region_is_refused_and_endpoint_providers_need_permission(ec2
         "PROVIDER_ENDPOINT_NOT_ALLOWED",
     )
     # Endpoints no URL parser takes (an unclosed IPv6 bracket raised ValueError: UNKNOWN).
-    for endpoint in ("http://[::1", "http://host:port", "http://:80", "ftp://host"):
+    # A URL carrying a user too (the call's credentials are the only ones; with a password
+    # the server refuses it before the driver, as CREDENTIALS_IN_PROVIDER).
+    for endpoint in ("http://[::1", "http://host:port", "http://:80", "ftp://host", "http://u@h"):
         md = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider=f"us-east-1@{endpoint}")
         f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
         assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")
+    md = metadata(ACCESS_KEY, SECRET_KEY, driver="ec2", provider="us-east-1@http://u:pw@h")
+    f = refusal(ec2_api.realms.ListRealms, realm_pb2.ListRealmsRequest(), md)
+    assert (f.code, f.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CREDENTIALS_IN_PROVIDER")
+    assert "pw" not in f.message + str(f.metadata)
 
 
 def test_missing_credentials_are_unauthenticated(ec2_api: Api) -> None:

@@ -127,6 +127,12 @@ def test_a_refusal_never_echoes_a_credential(tmp_path: Path) -> None:
     assert result.returncode == 1
     line = one_line(result)
     assert "ec2.endpoint_url must be an http:// or https:// URL" in line and secret not in line
+    # An http URL with user:password@ was taken, and botocore would send it on.
+    url = f"http://user:{secret}@127.0.0.1:9"
+    result = run_server(tmp_path, "--driver-option", f"ec2.endpoint_url={url}")
+    assert result.returncode == 1
+    line = one_line(result)
+    assert "ec2.endpoint_url must not carry user:password@" in line and secret not in line
 
 
 # ---- start-up failures: exit status 1, one line "deltacloud-server: ..." ----------------

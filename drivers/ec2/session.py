@@ -89,14 +89,28 @@ def _flag(name: str, text: str | None) -> bool:
     return value in _YES
 
 
-def endpoint_url_ok(url: str) -> bool:
-    """Whether ``url`` is an endpoint boto3 can use: http or https, a host, a numeric port."""
+def endpoint_url_problem(url: str) -> str:
+    """What keeps ``url`` from being an endpoint boto3 can use (http or https, a host, a
+    numeric port, no ``user:password@``), never quoting a password; empty if nothing."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:  # "http://[::1": an unclosed IPv6 bracket
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = url.rpartition("@")[2] if "@" in url else url
+        return f"must be an http:// or https:// URL, not {shown!r}"
+    if parts.username is not None or parts.password is not None:
+        # botocore would send it on as the URL's user information, and logs and the
+        # provider's echo would carry it: the call's credentials are the only ones.
+        return (
+            f"must not carry user:password@ (for {parts.hostname}): the call's credentials are used"
+        )
+    return ""
+
+
+def endpoint_url_ok(url: str) -> bool:
+    return not endpoint_url_problem(url)
 
 
 class EC2Base(BaseDriver, abstract=True):
@@ -158,8 +172,8 @@ class EC2Base(BaseDriver, abstract=True):
         self._allow_provider_urls = _flag("provider_endpoints", options.get("provider_endpoints"))
         self._endpoints = {k: v for k, v in options.items() if k.startswith("endpoint_url")}
         for key, url in self._endpoints.items():
-            if not endpoint_url_ok(url):  # else every call would fail INTERNAL
-                raise ValueError(f"ec2.{key} must be an http:// or https:// URL, not {url!r}")
+            if problem := endpoint_url_problem(url):  # else every call would fail INTERNAL
+                raise ValueError(f"ec2.{key} {problem}")
         self.endpoint = self.endpoint_for(self.region)
         self.image_owners = [
             o.strip() for o in (options.get("image_owners") or "self").split(",") if o.strip()
