@@ -458,7 +458,7 @@ def lost_isolation(config: ServerConfig) -> list[str]:
 
 
 async def serve(config: ServerConfig) -> int:
-    """Serve until SIGTERM/SIGINT; returns how many driver calls were still running on
+    """Serve until SIGTERM/SIGINT/SIGHUP; returns how many driver calls were still running on
     workers when the server stopped (main exits without waiting for them)."""
     open_files = raise_open_files_limit()
     loop = asyncio.get_running_loop()
@@ -481,7 +481,13 @@ async def serve(config: ServerConfig) -> int:
             log.warning("second signal: ending the grace period now")
             hurried.append(loop.create_task(running.server.stop(0)))
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too (a terminal or SSH session closing on `make serve`): by default it ended
+    # the process at once, with no grace for the calls in flight. Unless it is ignored
+    # (nohup): then the terminal's closing must not stop the server either.
+    signals = [signal.SIGTERM, signal.SIGINT]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signals.append(signal.SIGHUP)
+    for sig in signals:
         loop.add_signal_handler(sig, on_signal)
     try:
         running = await starting

@@ -275,7 +275,7 @@ FLAGS = [
     Flag(
         "--shutdown-grace",
         "5",
-        "seconds in-flight calls get on SIGTERM/SIGINT (a second signal ends them at once)",
+        "seconds in-flight calls get on SIGTERM/SIGINT/SIGHUP (a second signal ends them)",
         float,
     ),
     Flag("--log-level", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", _level),

@@ -267,8 +267,9 @@ def test_health_reports_every_service_serving(server: ServerProcess) -> None:
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_shuts_down_gracefully_and_exits_zero(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGHUP (a closing terminal) ended the process at once (-1), with no grace."""
     server = ServerProcess(tmp_path).start()
     try:
         assert server.process is not None
@@ -277,6 +278,27 @@ def test_signal_shuts_down_gracefully_and_exits_zero(tmp_path: Path, sig: signal
         log = server.log()
         assert '"message": "shutting down"' in log
         assert '"message": "stopped"' in log
+    finally:
+        server.kill()
+
+
+def test_sighup_ignored_as_under_nohup_stays_ignored(tmp_path: Path) -> None:
+    """A server started with SIGHUP ignored (nohup) keeps serving when the terminal closes;
+    SIGHUP stops it gracefully only where it would otherwise have ended it."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited by the server
+    try:
+        server = ServerProcess(tmp_path).start()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    try:
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert server.process.poll() is None
+        with grpc.insecure_channel(server.target) as channel:
+            answer = Api(channel).health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        assert '"message": "shutting down"' not in server.log()
     finally:
         server.kill()
 
