@@ -340,7 +340,7 @@ def listen_problem(listen: str) -> str | None:
     None when nothing is known to be wrong."""
     if listen.startswith("unix:"):
         return _unix_socket_problem(Path(listen.removeprefix("unix:").removeprefix("//")))
-    host, port = _host_port(listen)
+    host, port = metrics.split_listen(listen)  # checked by config already
     try:
         candidates = _candidates(host, port)
     except socket.gaierror as exc:
@@ -367,7 +367,7 @@ def addresses_in_use(listen: str) -> list[str]:
     Port 0 picks a free port, so nothing is in use."""
     if listen.startswith("unix:"):
         return []
-    host, port = _host_port(listen)
+    host, port = metrics.split_listen(listen)  # checked by config already
     if port == 0:
         return []
     try:
@@ -375,11 +375,6 @@ def addresses_in_use(listen: str) -> list[str]:
     except socket.gaierror:
         return []  # listen_problem says so
     return [text for text, error in _bind_errors(candidates, port) if error == errno.EADDRINUSE]
-
-
-def _host_port(listen: str) -> tuple[str, int]:
-    host, _sep, port = listen.rpartition(":")
-    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def _candidates(host: str, port: int) -> list[tuple[socket.AddressFamily, str]]:

@@ -158,10 +158,10 @@ def _same_address(listen: str, other: str) -> bool:
     """Whether two HOST:PORT addresses (already checked) name one listening socket."""
     if listen.startswith("unix:") or other.startswith("unix:"):
         return False
-    (host, _, port), (other_host, _, other_port) = listen.rpartition(":"), other.rpartition(":")
-    if int(port) == 0 or int(port) != int(other_port):
+    (host, port), (other_host, other_port) = split_listen(listen), split_listen(other)
+    if port == 0 or port != other_port:
         return False
-    hosts = {h.lower().removeprefix("[").removesuffix("]") for h in (host, other_host)}
+    hosts = {host.lower(), other_host.lower()}
     return len(hosts) == 1 or bool(hosts & {"0.0.0.0", "::"})
 
 

@@ -19,6 +19,7 @@ import grpc
 import pytest
 from conftest import Api, ServerProcess
 from grpc_health.v1 import health_pb2
+from test_server_flags import run_server
 
 from deltacloud.server.app import addresses_in_use
 from deltacloud.v1 import (
@@ -82,28 +83,8 @@ def test_flags_override_environment_variables(tmp_path: Path) -> None:
             assert ("x-deltacloud-driver", "mock") in call.trailing_metadata()
 
 
-def start_server(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run deltacloud-server on a free loopback port with ``args``: for servers expected not
-    to start (it returns when the process exits)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deltacloud.server.main",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
 def test_unknown_default_driver_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
-    result = start_server(tmp_path, "--driver", "nimbus")
+    result = run_server(tmp_path, "--driver", "nimbus")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -136,7 +117,7 @@ def test_malformed_driver_options_fail_at_start_with_one_clear_line(
     """Options are checked when the server starts (the default driver and every driver
     given options are built then), not at a client's first call."""
     flags = [arg for option in options for arg in ("--driver-option", option)]
-    result = start_server(tmp_path, *flags)
+    result = run_server(tmp_path, *flags)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deltacloud-server: "), result.stderr
@@ -164,7 +145,7 @@ def test_malformed_driver_options_fail_at_start_with_one_clear_line(
 def test_nonsense_flags_are_refused_at_start_with_one_line(
     tmp_path: Path, flags: list[str], complaint: str
 ) -> None:
-    result = start_server(tmp_path, *flags)
+    result = run_server(tmp_path, *flags)
     assert result.returncode == 2, result.stderr
     assert complaint in result.stderr
     assert "Traceback" not in result.stderr
@@ -189,7 +170,7 @@ def test_a_scope_key_too_short_to_be_one_stops_the_start(tmp_path: Path, size: i
     page-token key is."""
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "scope.key").write_bytes(b"k" * size)
-    result = start_server(tmp_path)
+    result = run_server(tmp_path, "--data-dir", str(tmp_path))
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "scope.key (scope key) holds" in lines[0], result.stderr
@@ -757,7 +738,9 @@ def test_credentials_never_appear_in_logs_or_errors(tmp_path: Path) -> None:
 
 def test_a_second_server_on_the_same_data_dir_is_refused(server: ServerProcess) -> None:
     port_file = server.data_dir / "port"
-    result = start_server(server.data_dir, "--port-file", str(port_file))
+    result = run_server(
+        server.data_dir, "--data-dir", str(server.data_dir), "--port-file", str(port_file)
+    )
     assert result.returncode == 1
     assert "is in use by another deltacloud-server" in result.stderr
     assert "Traceback" not in result.stderr
@@ -770,7 +753,7 @@ def test_a_listen_address_held_by_another_process_stops_the_start(tmp_path: Path
     other process."""
     with socket.create_server(("127.0.0.1", 0)) as other:
         port = other.getsockname()[1]
-        result = start_server(tmp_path, "--listen", f"localhost:{port}")
+        result = run_server(tmp_path, "--listen", f"localhost:{port}")
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"deltacloud-server: cannot listen on localhost:{port} (--listen): 127.0.0.1:{port} in use"
