@@ -234,14 +234,15 @@ def _known_if_whole(token: str, kept: Sequence[Any], count: int) -> str | None:
     return token if count == len(kept) else None
 
 
-def require(request: Any, *fields: str) -> None:
-    """INVALID_ARGUMENT naming the first required field left empty, or (an id) holding a
-    control character (INVALID_TEXT, as :func:`check_text`)."""
+def require(request: Any, *fields: str, ids: bool = True) -> None:
+    """INVALID_ARGUMENT naming the first required field left empty, or (an id, unless
+    ``ids`` is False) holding a control character (INVALID_TEXT, as :func:`check_text`).
+    Blob keys are not ids: S3 keeps a key with a tab, and one stored must stay reachable."""
     for name in fields:
         value = getattr(request, name)
         if not value:
             raise invalid_argument("MISSING_FIELD", f"{name} is required", field=name)
-        if _is_id(name):
+        if ids and _is_id(name):
             _check_one(name, value, _NOT_IN_NAMES)
 
 

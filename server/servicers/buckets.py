@@ -261,7 +261,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
 
     @unary
     async def GetBlob(self, request: pb.GetBlobRequest, context: Context) -> pb.Blob:
-        require(request, "bucket_id", "id")
+        require(request, "bucket_id", "id", ids=False)
         call = await self.gateway.open(context, "buckets", "get_blob")
         return convert.blob(await call.run(call.driver.get_blob, request.bucket_id, request.id))
 
@@ -280,7 +280,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
                 "INVALID_UPLOAD", "the first UploadBlobRequest must carry the header"
             )
         header = first.header
-        require(header, "bucket_id", "blob_id")
+        require(header, "bucket_id", "blob_id", ids=False)
         check_metadata(header.user_metadata)
         if len(header.content_type) > MAX_CONTENT_TYPE:
             raise invalid_argument(
@@ -345,7 +345,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
         # Written with context.write rather than yielded: a write to a stream whose client
         # has gone fails in our code (see rpc.unary) rather than being logged by gRPC as an
         # error of the server.
-        require(request, "bucket_id", "id")
+        require(request, "bucket_id", "id", ids=False)
         call = await self.gateway.open(context, "buckets", "download_blob")
         await call.echo_first(context)
         async with self._turn(call, "download"):
@@ -388,7 +388,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
 
     @unary
     async def DeleteBlob(self, request: pb.DeleteBlobRequest, context: Context) -> empty_pb2.Empty:
-        require(request, "bucket_id", "id")
+        require(request, "bucket_id", "id", ids=False)
         call = await self.gateway.open(context, "buckets", "delete_blob")
         await call.run(call.driver.delete_blob, request.bucket_id, request.id)
         return empty_pb2.Empty()
@@ -397,7 +397,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     async def GetBlobMetadata(
         self, request: pb.GetBlobMetadataRequest, context: Context
     ) -> pb.BlobMetadata:
-        require(request, "bucket_id", "id")
+        require(request, "bucket_id", "id", ids=False)
         call = await self.gateway.open(context, "buckets", "get_blob")
         blob = await call.run(call.driver.get_blob, request.bucket_id, request.id)
         return pb.BlobMetadata(user_metadata=blob.user_metadata)
@@ -408,7 +408,7 @@ class BucketServicer(Servicer, pb_grpc.BucketServiceServicer):
     ) -> pb.BlobMetadata:
         if isinstance(request, TooManyEntries):
             raise request.error
-        require(request, "bucket_id", "id")
+        require(request, "bucket_id", "id", ids=False)
         check_metadata(request.user_metadata)
         self._check_described(request.bucket_id, request.id, request.user_metadata)
         call = await self.gateway.open(context, "buckets", "update_blob_metadata")
